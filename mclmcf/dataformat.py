@@ -1,0 +1,79 @@
+"""The safe on-disk dataset format: arrays in safetensors, everything else in JSON.
+
+An MMSA-style dataset is ``{split: {key: array or list}}``. Pickles of that dict run code when
+loaded, so this project stores datasets as a directory instead:
+
+    DIR/meta.json             {"format": "mclmcf-dataset", "version": 1, "splits": [...],
+                               "info": {...},                 # free-form provenance, feature spec
+                               "lists": {split: {key: [...]}}}  # string lists: id, raw_text
+    DIR/{split}.safetensors   every numeric array of that split under its MMSA key
+
+Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+FORMAT_NAME = "mclmcf-dataset"
+FORMAT_VERSION = 1
+
+
+def save_safe(data: dict[str, dict[str, Any]], out_dir: str | os.PathLike, info: dict | None = None) -> Path:
+    """Write ``{split: {key: array | list[str]}}`` to ``out_dir`` in the safe format."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lists: dict[str, dict[str, list]] = {}
+    for split, fields in data.items():
+        arrays, split_lists = {}, {}
+        for key, value in fields.items():
+            if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+                arrays[key] = np.ascontiguousarray(value)
+            else:
+                split_lists[key] = [str(v) for v in np.asarray(value, dtype=object).reshape(-1)]
+        atomic_write(out / f"{split}.safetensors", lambda p, a=arrays: save_file(a, p))
+        lists[split] = split_lists
+    meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "splits": list(data),
+            "info": info or {}, "lists": lists}
+    atomic_write(out / "meta.json", lambda p: Path(p).write_text(json.dumps(meta, indent=1)))
+    return out
+
+
+def load_safe(path: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], dict]:
+    """Read a dataset written by :func:`save_safe`; returns ``(data, info)``."""
+    root = Path(path)
+    meta_path = root / "meta.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{root}: not a safe-format dataset (no meta.json). "
+                                "Convert a pickle with `python -m mclmcf.data convert IN.pkl OUT_DIR`.")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != FORMAT_NAME or meta.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{meta_path}: format {meta.get('format')!r} v{meta.get('version')!r} is not "
+                         f"{FORMAT_NAME!r} v{FORMAT_VERSION}")
+    data = {}
+    for split in meta["splits"]:
+        arrays = load_file(str(root / f"{split}.safetensors"))
+        fields: dict[str, Any] = dict(arrays)
+        fields.update({k: np.asarray(v, dtype=object) for k, v in meta["lists"].get(split, {}).items()})
+        data[split] = fields
+    return data, meta.get("info", {})
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: never a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
