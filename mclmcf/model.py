@@ -1,0 +1,267 @@
+"""MCL-MCF: unimodal encoders, multi-level contrastive learning (MCL), TCF and the MCF fusion head.
+
+Shapes use B = batch, Dt = text hidden size (768 for BERT-base), Da/Dv = acoustic/visual feature
+sizes, D = config.tcf_dim (512 in the paper). Names follow the paper: h_t, h_a, h_v are the
+unimodal vectors; h'_m their 512-d expansions; "ta", "tv", "av" the pairwise TCF images.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
+from safetensors.torch import load_model
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from .config import AUTHORS_TEMPERATURE, MCLMCFConfig
+from .losses import InfoNCE, LogitScale
+from .text_encoder import build_text_encoder, load_tokenizer
+
+PAIRS = ("ta", "tv", "av")  # TCF images: text x acoustic, text x visual, acoustic x visual
+LEVEL3_PAIRS = (("ta", "tv"), ("tv", "av"), ("ta", "av"))
+LEVEL2_PAIRS = (("ta", "v"), ("tv", "a"), ("av", "t"), ("tav", "a"))
+
+
+@dataclass
+class MCLMCFOutput:
+    score: torch.Tensor                          # (B,) predicted sentiment intensity
+    loss: torch.Tensor | None = None             # L1 + alpha*L_f + beta*L_s + gamma*L_t
+    loss_reg: torch.Tensor | None = None
+    loss_f: torch.Tensor | None = None           # level 1, None when switched off
+    loss_s: torch.Tensor | None = None           # level 2
+    loss_t: torch.Tensor | None = None           # level 3
+    # return_maps=True: TCF images {pair: (B, D, D)} and conv outputs {pair: [(B, C, H, W), ...]}
+    tcf_images: dict[str, torch.Tensor] = field(default_factory=dict)
+    tcf_feature_maps: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+
+
+class Conv1x1(nn.Conv1d):
+    """The paper's Conv1D on a feature vector: kernel 1 over a length-1 sequence, (B, C_in) -> (B, C_out)."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__(in_dim, out_dim, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.unsqueeze(-1)).squeeze(-1)
+
+
+class FeatureStandardizer(nn.Module):
+    """Per-feature (x - mean) / std with statistics from the training split, stored in the checkpoint."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class SequenceEncoder(nn.Module):
+    """Unidirectional 1-layer LSTM over packed sequences; the last valid step -> dropout -> Linear."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float):
+        super().__init__()
+        self.lstm = nn.LSTM(in_dim, hidden, num_layers=1, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(hidden, out_dim)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # x: (B, L, Din); lengths: (B,). A zero length (e.g. no face seen) reads the first step.
+        lengths = lengths.detach().to("cpu", torch.int64).clamp(1, x.shape[1])
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        _, (h_n, _) = self.lstm(packed)          # h_n: (1, B, hidden), in the input's order
+        return self.linear(self.dropout(h_n[-1]))
+
+
+class TCFStack(nn.Module):
+    """One TCF branch: the outer product of two D-d vectors is a (B, 1, D, D) "image"; 3x3 convs + ReLU."""
+
+    def __init__(self, channels: tuple, pool: int):
+        super().__init__()
+        self.pool = pool
+        self.convs = nn.ModuleList(nn.Conv2d(c_in, c_out, kernel_size=3, stride=1) for c_in, c_out in channels)
+
+    def forward(self, u: torch.Tensor, v: torch.Tensor, keep_maps: bool = False):
+        image = torch.einsum("bi,bj->bij", u, v)            # (B, D, D)
+        x = image.unsqueeze(1)                              # (B, 1, D, D)
+        if self.pool > 1:
+            x = F.avg_pool2d(x, self.pool)
+        maps = []
+        for conv in self.convs:
+            x = F.relu(conv(x))                             # each layer: H, W shrink by 2
+            if keep_maps:
+                maps.append(x)
+        return x, image, maps                               # x: (B, 1, H', W')
+
+
+class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
+             tags=["multimodal-sentiment-analysis", "mcl-mcf"], license="mit"):
+    def __init__(self, config: MCLMCFConfig):
+        super().__init__()
+        if isinstance(config, dict):
+            config = MCLMCFConfig.from_dict(config)
+        self.config = config
+        c = config
+        # unimodal encoders (eq. 1-2)
+        self.text_encoder = build_text_encoder(c)          # fills c.text_encoder_config on first build
+        dt = self.text_encoder.config.hidden_size
+        self.audio_norm = FeatureStandardizer(c.audio_dim)
+        self.vision_norm = FeatureStandardizer(c.visual_dim)
+        self.audio_encoder = SequenceEncoder(c.audio_dim, c.lstm_hidden, c.unimodal_dim, c.dropout)
+        self.vision_encoder = SequenceEncoder(c.visual_dim, c.lstm_hidden, c.unimodal_dim, c.dropout)
+        self.text_dropout = nn.Dropout(c.dropout)
+        dims = {"t": dt, "a": c.unimodal_dim, "v": c.unimodal_dim}
+
+        # the 512-d expansions h'_m (eq. 13 / 20), shared by TCF and MCF
+        if c.fusion == "mcf" or c.use_mcl_t:
+            self.expand = nn.ModuleDict({m: Conv1x1(d, c.tcf_dim) for m, d in dims.items()})
+        if c.use_mcl_t:
+            self.tcf = nn.ModuleDict({p: TCFStack(c.tcf_channels, c.tcf_pool if c.tcf_backbone == "pooled_conv3" else 1)
+                                      for p in PAIRS})
+
+        heads = c.with_contrastive_heads
+        if heads and c.uses_contrastive:
+            self.logit_scale = LogitScale(c.temperature, AUTHORS_TEMPERATURE)
+        if heads and c.use_mcl_f:    # level 1 (eq. 3-5)
+            self.level1 = nn.ModuleDict({m + n: InfoNCE(dims[m], dims[n], c.contrastive_dim, c.infonce_variant)
+                                         for m, n in (("t", "a"), ("t", "v"), ("a", "v"))})
+        if heads and c.use_mcl_s:    # level 2 (eq. 6-12)
+            self.level2_fuse = nn.ModuleDict({k: Conv1x1(sum(dims[m] for m in k), c.level2_dim)
+                                              for k in ("ta", "tv", "av", "tav")})
+            self.level2 = nn.ModuleDict({f"{x}_{y}": InfoNCE(c.level2_dim, dims[y], c.contrastive_dim, c.infonce_variant)
+                                         for x, y in LEVEL2_PAIRS})
+        if heads and c.use_mcl_t:    # level 3 (eq. 13-18)
+            d3 = c.tcf_output_size ** 2 if c.tcf_head == "flatten" else c.tcf_head_pool ** 2
+            self.level3 = nn.ModuleDict({f"{x}_{y}": InfoNCE(d3, d3, c.contrastive_dim, c.infonce_variant)
+                                         for x, y in LEVEL3_PAIRS})
+
+        # fusion (eq. 19-21) and the regression head
+        if c.fusion == "mcf":
+            self.fuse_shallow = Conv1x1(sum(dims.values()), c.fusion_dim)        # h'
+            self.fuse_deep = Conv1x1(3 * c.tcf_dim + c.fusion_dim, c.fusion_dim)  # h
+        else:  # w/o MCF: one linear layer over the concatenated unimodal vectors
+            self.fuse_linear = nn.Linear(sum(dims.values()), c.fusion_dim)
+        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.fusion_dim, c.head_hidden), nn.Tanh(),
+                                  nn.Linear(c.head_hidden, 1))
+        self._init_weights()
+        if c.freeze_text_encoder:
+            self.text_encoder.requires_grad_(False)
+
+    def _init_weights(self):
+        """Xavier-normal for everything but the pretrained text encoder (paper Sec. 5.3)."""
+        for name, module in self.named_modules():
+            if name.startswith("text_encoder"):
+                continue
+            if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+                nn.init.xavier_normal_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LSTM):
+                for pname, p in module.named_parameters():
+                    (nn.init.xavier_normal_ if pname.startswith("weight") else nn.init.zeros_)(p)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, audio: torch.Tensor,
+                audio_lengths: torch.Tensor, vision: torch.Tensor, vision_lengths: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                return_maps: bool = False) -> MCLMCFOutput:
+        c = self.config
+        text_out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        h = {"t": self.text_dropout(text_out.last_hidden_state[:, 0]),                        # (B, Dt) [CLS]
+             "a": self.audio_encoder(self.audio_norm(audio), audio_lengths),                  # (B, 64)
+             "v": self.vision_encoder(self.vision_norm(vision), vision_lengths)}              # (B, 64)
+
+        want_losses = labels is not None
+        run_level3 = c.use_mcl_t and (return_maps or (want_losses and hasattr(self, "level3")))
+        expanded = {m: self.expand[m](h[m]) for m in "tav"} if hasattr(self, "expand") else {}  # (B, D) each
+
+        out = MCLMCFOutput(score=self._predict(h, expanded))
+        tcf_out = {}
+        if run_level3:
+            operands = {"ta": ("t", "a"), "tv": ("t", "v"), "av": ("a", "v")}
+            for pair, (m, n) in operands.items():
+                tcf_out[pair], image, maps = self.tcf[pair](expanded[m], expanded[n], keep_maps=return_maps)
+                if return_maps:
+                    out.tcf_images[pair], out.tcf_feature_maps[pair] = image, maps
+        if want_losses:
+            self._add_losses(out, h, tcf_out, labels.to(out.score.dtype).reshape(-1))
+        return out
+
+    def _predict(self, h: dict, expanded: dict) -> torch.Tensor:
+        concat = torch.cat([h["t"], h["a"], h["v"]], dim=-1)                                  # (B, Dt+128)
+        if self.config.fusion == "mcf":
+            shallow = self.fuse_shallow(concat)                                               # h'  (B, 512)
+            fused = self.fuse_deep(torch.cat([expanded["t"], expanded["a"], expanded["v"], shallow], -1))
+        else:
+            fused = self.fuse_linear(concat)
+        return self.head(fused).squeeze(-1)                                                   # (B,)
+
+    def _add_losses(self, out: MCLMCFOutput, h: dict, tcf_out: dict, labels: torch.Tensor) -> None:
+        c = self.config
+        out.loss_reg = F.l1_loss(out.score, labels)
+        out.loss = out.loss_reg
+        if not (c.with_contrastive_heads and c.uses_contrastive):
+            return
+        scale = self.logit_scale()
+
+        def nce(head: InfoNCE, x, y):
+            return head(x, y, scale, labels if c.pair_design != "A" else None, c.pair_design)
+
+        if c.use_mcl_f:
+            out.loss_f = sum(nce(self.level1[m + n], h[m], h[n]) for m, n in (("t", "a"), ("t", "v"), ("a", "v")))
+            out.loss = out.loss + c.alpha * out.loss_f
+        if c.use_mcl_s:
+            fused = {k: self.level2_fuse[k](torch.cat([h[m] for m in k], -1)) for k in ("ta", "tv", "av", "tav")}
+            out.loss_s = sum(nce(self.level2[f"{x}_{y}"], fused[x], h[y]) for x, y in LEVEL2_PAIRS)
+            out.loss = out.loss + c.beta * out.loss_s
+        if c.use_mcl_t:
+            emb = {p: self._level3_embedding(x) for p, x in tcf_out.items()}
+            out.loss_t = sum(nce(self.level3[f"{x}_{y}"], emb[x], emb[y]) for x, y in LEVEL3_PAIRS)
+            out.loss = out.loss + c.gamma * out.loss_t
+
+    def _level3_embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H', W') conv output -> (B, H'*W') for the level-3 InfoNCE."""
+        if self.config.tcf_head == "pool":
+            x = F.adaptive_avg_pool2d(x, self.config.tcf_head_pool)
+        return x.flatten(1)
+
+    # ---- checkpoints -------------------------------------------------------------------------
+
+    def for_inference(self) -> "MCLMCF":
+        """A copy without the training-only contrastive heads (level-2 fusions, InfoNCE projections)."""
+        model = MCLMCF(self.config.replace(with_contrastive_heads=False))
+        kept = model.state_dict()
+        model.load_state_dict({k: v for k, v in self.state_dict().items() if k in kept}, strict=True)
+        return model.to(next(self.parameters()).device).eval()
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        super()._save_pretrained(save_directory)
+        try:  # ship the tokenizer so the checkpoint is self-contained
+            load_tokenizer(self.config.text_encoder).save_pretrained(save_directory)
+        except OSError as err:
+            warnings.warn(f"tokenizer for {self.config.text_encoder!r} not saved with the weights: {err}")
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only,
+                         token, map_location: str = "cpu", strict: bool = True, **model_kwargs):
+        """Load safetensors only (never a pickle) and check every tensor strictly."""
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            model_file = os.path.join(model_id, constants.SAFETENSORS_SINGLE_FILE)
+            if not os.path.isfile(model_file):
+                raise FileNotFoundError(f"{model_id}: no {constants.SAFETENSORS_SINGLE_FILE}; only safetensors "
+                                        "weights are loaded")
+        else:
+            model_file = hf_hub_download(repo_id=model_id, filename=constants.SAFETENSORS_SINGLE_FILE,
+                                         revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                         token=token, local_files_only=local_files_only)
+        missing, unexpected = load_model(model, model_file, strict=False, device=map_location)
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"{model_id}: weights do not match the config: missing {sorted(missing)[:8]}, "
+                               f"unexpected {sorted(unexpected)[:8]}")
+        return model.eval()

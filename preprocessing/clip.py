@@ -1,0 +1,87 @@
+"""One clip -> model-ready features: the single entry point shared by the app and the extraction CLI."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .audio import audio_features
+from .errors import NoFaceError
+from .media import load_media
+from .spec import FeatureSpec
+from .visual import FaceMeshExtractor
+
+DEFAULT_MAX_DURATION_S = 60.0
+
+
+@dataclass
+class ClipFeatures:
+    audio: np.ndarray            # (La, spec.audio_dim) float32
+    vision: np.ndarray           # (Lv, spec.visual_dim) float32, zero rows where no face
+    face_mask: np.ndarray        # (Lv,) bool
+    face_fraction: float         # share of sampled frames with a face
+    waveform: np.ndarray         # (n,) float32 at sample_rate
+    sample_rate: int
+    duration_s: float
+    frame_times: np.ndarray      # (Lv,) float32 seconds
+    key_frame: np.ndarray        # (H, W, 3) uint8 RGB: a frame with a face, for display
+    key_landmarks: np.ndarray    # (478, 3) float32, x and y normalised to the key frame
+    spec: FeatureSpec
+    timings: dict[str, float] = field(default_factory=dict)   # seconds per stage: decode, audio, visual, total
+
+
+_extractors: dict[FeatureSpec, FaceMeshExtractor] = {}
+_extractors_lock = threading.Lock()
+
+
+def face_extractor(spec: FeatureSpec) -> FaceMeshExtractor:
+    """One FaceMesh graph per process and spec (building one takes ~100 ms; they cannot be pickled)."""
+    with _extractors_lock:
+        if spec not in _extractors:
+            _extractors[spec] = FaceMeshExtractor(spec)
+        return _extractors[spec]
+
+
+def extract_clip(path: str | os.PathLike, spec: FeatureSpec = FeatureSpec(),
+                 max_duration_s: float | None = DEFAULT_MAX_DURATION_S, require_face: bool = True) -> ClipFeatures:
+    """Decode ``path`` and compute its audio and visual features. Raises a ``MediaError`` subclass
+    with a user-facing message for anything wrong with the file (``NoFaceError`` if no sampled
+    frame shows a face and ``require_face``)."""
+    t0 = time.perf_counter()
+    media = load_media(path, fps=spec.video_fps, sample_rate=spec.sample_rate, max_duration_s=max_duration_s)
+    t1 = time.perf_counter()
+    audio = audio_features(media.waveform, spec)
+    t2 = time.perf_counter()
+    track = face_extractor(spec)(media.frames)
+    t3 = time.perf_counter()
+    faces = np.flatnonzero(track.mask)
+    if require_face and len(faces) == 0:
+        raise NoFaceError(Path(path).name, len(track.mask))
+    key = int(faces[len(faces) // 2]) if len(faces) else len(track.mask) // 2
+    return ClipFeatures(
+        audio=audio, vision=track.features, face_mask=track.mask, face_fraction=float(track.mask.mean()),
+        waveform=media.waveform, sample_rate=media.sample_rate, duration_s=media.duration_s,
+        frame_times=media.frame_times, key_frame=media.frames[key], key_landmarks=track.landmarks[key],
+        spec=spec, timings={"decode": t1 - t0, "audio": t2 - t1, "visual": t3 - t2, "total": t3 - t0})
+
+
+def draw_face_mesh(image: np.ndarray, landmarks: np.ndarray, color: tuple[int, int, int] = (0, 220, 255)) -> np.ndarray:
+    """Copy of RGB ``image`` with the face mesh drawn: thin tesselation, bold eyes/brows/lips/irises."""
+    from mediapipe.python.solutions import face_mesh_connections as fmc
+    out = np.ascontiguousarray(image).copy()
+    if not np.any(landmarks):
+        return out
+    h, w = out.shape[:2]
+    pts = np.round(landmarks[:, :2] * (w, h)).astype(np.int32)
+    thick = max(1, round(max(h, w) / 400))
+    for edges, col, t in ((fmc.FACEMESH_TESSELATION, (200, 200, 200), 1), (fmc.FACEMESH_CONTOURS, color, thick),
+                          (fmc.FACEMESH_IRISES, (255, 80, 80), thick)):
+        lines = [pts[[a, b]] for a, b in edges]
+        cv2.polylines(out, lines, isClosed=False, color=col, thickness=t, lineType=cv2.LINE_AA)
+    return out

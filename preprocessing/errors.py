@@ -1,0 +1,61 @@
+"""Errors raised while turning a user's clip into features.
+
+Every message says what is wrong with the file and what to do about it: the app shows them
+verbatim to users, so they are written for people, not for stack traces. All of them are
+``ValueError`` subclasses (bad input, not a bug), under one base class ``MediaError``.
+"""
+
+from __future__ import annotations
+
+SUPPORTED_HINT = "MP4, WebM, MOV, MKV or AVI"
+
+
+class MediaError(ValueError):
+    """Base class: the clip cannot be turned into features."""
+
+
+class UnreadableMediaError(MediaError):
+    """The file is missing, truncated or corrupt."""
+
+    def __init__(self, name: str, detail: str = ""):
+        extra = f" ({detail})" if detail else ""
+        super().__init__(f"Could not read '{name}': the file is missing, damaged or not a video{extra}. "
+                         f"Re-export or re-record it as {SUPPORTED_HINT} and upload it again.")
+
+
+class UnsupportedFormatError(MediaError):
+    """The container or codec is not one we can decode."""
+
+    def __init__(self, name: str, what: str):
+        super().__init__(f"'{name}' is in an unsupported format ({what}). "
+                         f"Please convert it to {SUPPORTED_HINT} (H.264, VP8 or VP9 video) and try again.")
+
+
+class NoAudioStreamError(MediaError):
+    def __init__(self, name: str):
+        super().__init__(f"'{name}' has no sound track. The model needs the speaker's voice: "
+                         "record or export the clip with audio (check that the microphone was on).")
+
+
+class NoVideoStreamError(MediaError):
+    def __init__(self, name: str):
+        super().__init__(f"'{name}' has no picture (audio only). The model needs to see the speaker's "
+                         "face: upload a video clip, not a sound file.")
+
+
+class EmptyMediaError(MediaError):
+    def __init__(self, name: str):
+        super().__init__(f"'{name}' is empty (zero length). Record or export a clip of at least one "
+                         "second and try again.")
+
+
+class TooLongError(MediaError):
+    def __init__(self, name: str, duration_s: float, max_duration_s: float):
+        super().__init__(f"'{name}' is {duration_s:.1f} s long; the limit is {max_duration_s:.0f} s. "
+                         "Trim it to a single utterance (a sentence or two) and upload it again.")
+
+
+class NoFaceError(MediaError):
+    def __init__(self, name: str, n_frames: int):
+        super().__init__(f"No face was found in any of the {n_frames} frames looked at in '{name}'. "
+                         "Make sure the speaker's face is visible, well lit and facing the camera.")

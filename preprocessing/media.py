@@ -1,0 +1,108 @@
+"""Decode a clip with PyAV (bundled FFmpeg, no system ffmpeg): 16 kHz mono float32 audio and RGB
+frames sampled at a fixed rate.
+
+Every container PyAV can demux works (mp4, webm, mov, mkv, avi, ...), including browser webcam
+recordings (webm vp8/vp9 + opus, or mp4). Only the sampled frames are converted to RGB: the
+codec still has to decode every frame, but the colour conversion and copy are skipped for the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import (EmptyMediaError, NoAudioStreamError, NoVideoStreamError, TooLongError,
+                     UnreadableMediaError, UnsupportedFormatError)
+
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".webm", ".mov", ".mkv", ".avi", ".mpg", ".mpeg", ".ogv", ".3gp", ".flv", ".wmv", ""}
+
+
+@dataclass
+class Media:
+    waveform: np.ndarray      # (n,) float32 in [-1, 1], mono
+    sample_rate: int
+    frames: np.ndarray        # (Lv, H, W, 3) uint8 RGB, sampled at `fps`
+    frame_times: np.ndarray   # (Lv,) float32 seconds
+    duration_s: float
+
+
+def load_media(path: str | os.PathLike, fps: float = 5.0, sample_rate: int = 16_000,
+               max_duration_s: float | None = 60.0, max_side: int = 640) -> Media:
+    """Decode ``path``; frames are downscaled so the longer side is at most ``max_side``."""
+    path = Path(path)
+    name = path.name
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise UnsupportedFormatError(name, f"'{path.suffix}' files are not video")
+    if not path.is_file():
+        raise UnreadableMediaError(name, "no such file")
+    if path.stat().st_size == 0:
+        raise EmptyMediaError(name)
+    try:
+        container = av.open(str(path))
+    except av.EOFError as e:      # a header and nothing after it
+        raise EmptyMediaError(name) from e
+    except (av.FFmpegError, UnicodeDecodeError) as e:
+        raise UnreadableMediaError(name, type(e).__name__) from e
+    with container:
+        if not container.streams.video:
+            raise NoVideoStreamError(name)
+        if not container.streams.audio:
+            raise NoAudioStreamError(name)
+        vstream, astream = container.streams.video[0], container.streams.audio[0]
+        for s in (vstream, astream):
+            if s.codec_context is None or s.codec_context.name in ("", None):
+                raise UnsupportedFormatError(name, f"no decoder for the {s.type} codec")
+        # the cap gets 0.5 s of grace: containers round durations and codecs pad audio
+        if container.duration and max_duration_s and container.duration / 1e6 > max_duration_s + 0.5:
+            raise TooLongError(name, container.duration / 1e6, max_duration_s)
+        vstream.thread_type = "AUTO"
+        try:
+            frames, times, wave = _decode(container, vstream, astream, fps, sample_rate, max_side,
+                                          max_duration_s, name)
+        except av.FFmpegError as e:
+            raise UnreadableMediaError(name, f"decoding failed: {type(e).__name__}") from e
+    if len(frames) == 0 or len(wave) == 0:
+        raise EmptyMediaError(name)
+    duration = max(len(wave) / sample_rate, float(times[-1]))
+    if max_duration_s and duration > max_duration_s + 0.5:
+        raise TooLongError(name, duration, max_duration_s)
+    return Media(wave, sample_rate, np.stack(frames), np.asarray(times, np.float32), duration)
+
+
+def _decode(container, vstream, astream, fps: float, sample_rate: int, max_side: int,
+            max_duration_s: float | None, name: str):
+    """One demux pass over both streams. Keeps the first video frame at or after each sample time
+    k / fps (relative to the first frame) and resamples all audio to mono float32."""
+    frames, times, chunks = [], [], []
+    start, next_t, n_audio = None, 0.0, 0
+    limit = max_duration_s + 0.5 if max_duration_s else float("inf")
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    for packet in container.demux(vstream, astream):
+        for frame in packet.decode():
+            if packet.stream.type == "audio":
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+                    n_audio += chunks[-1].size
+                continue
+            if frame.time is None:
+                continue
+            start = frame.time if start is None else start
+            t = frame.time - start
+            if t + 1e-3 < next_t:
+                continue
+            scale = min(1.0, max_side / max(frame.width, frame.height))
+            w, h = round(frame.width * scale) // 2 * 2, round(frame.height * scale) // 2 * 2
+            frames.append(frame.to_ndarray(format="rgb24", width=w, height=h))
+            times.append(t)
+            next_t = (int(t * fps + 1e-6) + 1) / fps
+        seen = max(n_audio / sample_rate, times[-1] if times else 0.0)
+        if seen > limit:
+            raise TooLongError(name, seen, max_duration_s)
+    for out in resampler.resample(None):
+        chunks.append(out.to_ndarray().reshape(-1))
+    wave = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return frames, times, np.nan_to_num(wave.astype(np.float32, copy=False))

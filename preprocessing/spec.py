@@ -1,0 +1,136 @@
+"""FeatureSpec: the exact recipe that turns a clip into model inputs, versioned.
+
+A model only works on features computed the way its training features were, so the spec is
+stored in every checkpoint config (``feature_spec``) and every extracted dataset, and checked on
+load. Bump ``SPEC_VERSION`` whenever a change alters feature values (not only their shape).
+
+Audio (``AUDIO_FEATURES``, 48 dims, one row per ``hop_length`` samples at ``sample_rate``):
+  0-12  mfcc_0..12          MFCCs (40 mel bands, n_fft 1024), mfcc_0 is log energy-like
+  13-25 d_mfcc_0..12        first-order deltas (9-frame Savitzky-Golay)
+  26-38 dd_mfcc_0..12       second-order deltas
+  39    log_f0              ln(f0 / Hz) from YIN where voiced, 0 where unvoiced
+  40    voicing             0..1 periodicity (normalised autocorrelation at the YIN period)
+  41    rms_db              frame RMS in dBFS, floored at -100
+  42-44 centroid_khz, bandwidth_khz, rolloff_khz   spectral shape
+  45    flatness            spectral flatness 0..1 (noise-like -> 1)
+  46    zcr                 zero-crossing rate 0..1
+  47    clip_frac           fraction of samples at full scale (clipping)
+Visual (``VISUAL_FEATURES``, 16 dims, one row per sampled frame at ``video_fps``), in head
+coordinates, lengths divided by the inter-ocular distance (so invariant to face size/position):
+  mouth_open, mouth_width, mouth_ratio, smile, jaw_drop, eye_open_l, eye_open_r, brow_raise_l,
+  brow_raise_r, brow_gap, gaze_x, gaze_y, yaw, pitch, roll (radians), lip_asym.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+SPEC_NAME = "mclmcf-av"
+SPEC_VERSION = 1
+TRACKED_LIBRARIES = ("librosa", "mediapipe")
+
+N_MFCC = 13
+AUDIO_FEATURES: tuple[str, ...] = (
+    *(f"mfcc_{i}" for i in range(N_MFCC)), *(f"d_mfcc_{i}" for i in range(N_MFCC)),
+    *(f"dd_mfcc_{i}" for i in range(N_MFCC)),
+    "log_f0", "voicing", "rms_db", "centroid_khz", "bandwidth_khz", "rolloff_khz", "flatness", "zcr",
+    "clip_frac",
+)
+VISUAL_FEATURES: tuple[str, ...] = (
+    "mouth_open", "mouth_width", "mouth_ratio", "smile", "jaw_drop", "eye_open_l", "eye_open_r",
+    "brow_raise_l", "brow_raise_r", "brow_gap", "gaze_x", "gaze_y", "yaw", "pitch", "roll", "lip_asym",
+)
+
+
+class FeatureSpecMismatch(ValueError):
+    """Features from this extractor differ from those a model or dataset was built with."""
+
+    def __init__(self, differences: list[str]):
+        self.differences = differences
+        super().__init__("The feature extractor does not match the one these weights/data were made with:\n  "
+                         + "\n  ".join(differences)
+                         + "\nRe-extract the features (python -m preprocessing.extract) with the matching spec, "
+                           "or use weights trained on features from this version.")
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for lib in TRACKED_LIBRARIES:
+        try:
+            out[lib] = version(lib)
+        except PackageNotFoundError:
+            out[lib] = "missing"
+    return out
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str = SPEC_NAME
+    version: int = SPEC_VERSION
+    # audio
+    sample_rate: int = 16_000
+    hop_length: int = 320          # 20 ms -> 50 audio frames per second
+    n_fft: int = 1024              # 64 ms window: long enough for YIN down to fmin
+    n_mels: int = 40
+    fmin_hz: float = 65.0          # YIN pitch search range (covers adult voices)
+    fmax_hz: float = 500.0
+    audio_features: tuple[str, ...] = AUDIO_FEATURES
+    # visual
+    video_fps: float = 10.0        # face-mesh frames per second: resolves ~4 Hz syllable mouth motion, 0.1x real time
+    min_face_confidence: float = 0.5
+    visual_features: tuple[str, ...] = VISUAL_FEATURES
+    libraries: dict[str, str] = field(default_factory=library_versions, compare=False, hash=False)
+
+    @property
+    def audio_dim(self) -> int:
+        return len(self.audio_features)
+
+    @property
+    def visual_dim(self) -> int:
+        return len(self.visual_features)
+
+    @property
+    def audio_fps(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["audio_features"], d["visual_features"] = list(self.audio_features), list(self.visual_features)
+        d["audio_dim"], d["visual_dim"] = self.audio_dim, self.visual_dim
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FeatureSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        for k in ("audio_features", "visual_features"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
+    def check_compatible(self, other: "dict[str, Any] | FeatureSpec", what: str = "checkpoint") -> None:
+        """Raise FeatureSpecMismatch listing every field where ``other`` differs from this spec.
+
+        Library versions: a different patch release only warns; a different major.minor is an error
+        (feature values may change between minor releases of librosa or mediapipe).
+        """
+        theirs = other.to_dict() if isinstance(other, FeatureSpec) else dict(other)
+        mine = self.to_dict()
+        diffs = [f"{k}: {what} has {theirs.get(k, '<missing>')!r}, extractor has {v!r}"
+                 for k, v in mine.items() if k != "libraries" and theirs.get(k) != v]
+        patch_only = []
+        for lib, v in mine["libraries"].items():
+            w = theirs.get("libraries", {}).get(lib)
+            if w is None or w == v:
+                continue
+            line = f"{lib}: {what} used {w}, extractor has {v}"
+            (patch_only if v.split(".")[:2] == w.split(".")[:2] else diffs).append(line)
+        if diffs:
+            raise FeatureSpecMismatch(diffs)
+        if patch_only:
+            warnings.warn("Feature libraries differ by patch version (features should match): "
+                          + "; ".join(patch_only), stacklevel=2)

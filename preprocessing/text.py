@@ -1,0 +1,31 @@
+"""Tokenisation for the checkpoint's text encoder (BERT input).
+
+Names resolve as the model's text encoder does (mclmcf.text_encoder), so the extractor and the
+checkpoint always agree on the tokenizer.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from mclmcf.text_encoder import load_tokenizer, resolve_text_encoder  # noqa: F401  (re-exported)
+
+DEFAULT_MAX_LENGTH = 50   # MMSA's text_bert length for MOSI / MOSEI
+
+
+def tokenize(texts: str | Sequence[str], tokenizer, max_length: int = DEFAULT_MAX_LENGTH) -> dict[str, np.ndarray]:
+    """Texts -> {"input_ids", "attention_mask", "token_type_ids"}, each (N, max_length) int64.
+    ``tokenizer`` is a tokenizer object or a name / directory for :func:`load_tokenizer`."""
+    tok = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    enc = tok(texts, padding="max_length", truncation=True, max_length=max_length,
+              return_token_type_ids=True, return_attention_mask=True, return_tensors="np")
+    return {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def text_bert(texts: str | Sequence[str], tokenizer, max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+    """MMSA's ``text_bert`` layout: (N, 3, L) int64 stacking ids, mask, segment ids."""
+    enc = tokenize(texts, tokenizer, max_length)
+    return np.stack([enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]], axis=1)
