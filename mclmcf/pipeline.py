@@ -1,0 +1,262 @@
+"""Video + transcript -> features -> sentiment score, TCF maps and per-modality contributions.
+
+Shared by the app and scripts; no UI code. Feature extraction (the slow part: face mesh on every
+sampled frame) is cached by file content and extractor settings, so re-running a clip with an
+edited transcript only runs the model.
+
+Per-modality contribution = score(all modalities) - score(that modality neutralised), with
+text -> an empty transcript, audio / vision -> every frame at the training mean (zero after the
+model's standardisation). Positive means the modality pushed the score up.
+
+Timeline (long clips): the clip is cut into windows of ``timeline_window_s`` seconds and each window
+is scored with its own audio and face frames and the *full* transcript. Splitting the transcript in
+proportion to time would assume a constant speaking rate and often cut sentences in half; keeping
+the text fixed makes the timeline show how voice and face move the prediction over time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from preprocessing import ClipFeatures, FeatureSpec, extract_clip
+from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize
+
+from .weights import LoadedWeights, load_weights
+
+SEVEN_CLASSES = ("strongly negative", "negative", "weakly negative", "neutral", "weakly positive",
+                 "positive", "strongly positive")
+MODALITIES = ("text", "audio", "vision")
+
+
+class InputError(ValueError):
+    """A request the pipeline cannot answer; the message is written for the user."""
+
+
+@dataclass
+class Segment:
+    start_s: float
+    end_s: float
+    score: float
+
+
+@dataclass
+class Prediction:
+    score: float                                   # on the dataset's scale, not clipped
+    label_range: float                             # scores live in [-label_range, label_range]
+    sentiment_class: str                           # one of SEVEN_CLASSES
+    polarity: str                                  # negative / neutral / positive
+    contributions: dict[str, float]                # modality -> score change it causes
+    tcf_images: dict[str, np.ndarray]              # pair -> (D, D)
+    tcf_feature_maps: dict[str, list[np.ndarray]]  # pair -> [(C, H, W) per conv layer]
+    clip: ClipFeatures
+    timings: dict[str, float]                      # seconds per stage
+    features_cached: bool
+    transcript_truncated: bool
+    timeline: list[Segment] | None = None
+    notices: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """What the programmatic API returns: small, JSON-serialisable."""
+        return {
+            "score": round(self.score, 4), "label_range": self.label_range,
+            "sentiment_class": self.sentiment_class, "polarity": self.polarity,
+            "contributions": {k: round(v, 4) for k, v in self.contributions.items()},
+            "duration_s": round(self.clip.duration_s, 3), "face_fraction": round(self.clip.face_fraction, 3),
+            "features_cached": self.features_cached, "transcript_truncated": self.transcript_truncated,
+            "timeline": None if self.timeline is None else [dataclasses.asdict(s) for s in self.timeline],
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()}, "notices": self.notices,
+        }
+
+
+def sentiment_labels(score: float, label_range: float) -> tuple[str, str]:
+    """(7-class label, polarity): clip to the scale, map it onto [-3, 3], round (MOSI's Acc-7 rule;
+    Acc-3's "neutral" is the same |score| < 0.5 band on MOSI's scale)."""
+    k = int(np.round(np.clip(score, -label_range, label_range) * 3.0 / label_range))
+    return SEVEN_CLASSES[k + 3], ("negative", "neutral", "positive")[int(np.sign(k)) + 1]
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class SentimentPipeline:
+    def __init__(self, weights: LoadedWeights, max_duration_s: float = 60.0, max_file_mb: float = 50.0,
+                 cache_size: int = 16, max_transcript_chars: int = 2000):
+        self.weights = weights
+        self.max_duration_s = max_duration_s
+        self.max_file_mb = max_file_mb
+        self.max_transcript_chars = max_transcript_chars
+        self.cache_size = cache_size
+        self.extractions = 0                     # feature extractions actually run (cache misses)
+        self._cache: OrderedDict[tuple, ClipFeatures] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._tokenizer_lock = threading.Lock()  # fast tokenizers fail ("Already borrowed") when shared across threads
+
+    @property
+    def label_range(self) -> float:
+        return float(self.weights.model.config.label_range)
+
+    def spec_for(self, fps: float | None) -> FeatureSpec:
+        spec = self.weights.spec
+        return spec if not fps or fps == spec.video_fps else dataclasses.replace(spec, video_fps=float(fps))
+
+    # ---- features ------------------------------------------------------------------------------
+
+    def features(self, video: str | os.PathLike, fps: float | None = None) -> tuple[ClipFeatures, bool]:
+        """(features, whether they came from the cache). Raises InputError / preprocessing.MediaError."""
+        path = self._check_video(video)
+        spec = self.spec_for(fps)
+        key = (file_digest(path), json.dumps(spec.to_dict(), sort_keys=True), self.max_duration_s)
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key], True
+        clip = extract_clip(path, spec, max_duration_s=self.max_duration_s)
+        with self._cache_lock:
+            self.extractions += 1
+            self._cache[key] = clip
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return clip, False
+
+    def _check_video(self, video) -> Path:
+        if video is None or (isinstance(video, str) and not video.strip()):
+            raise InputError("No video: upload a clip or record one with the webcam first.")
+        path = Path(video)
+        if path.is_file() and path.stat().st_size > self.max_file_mb * 1e6:
+            raise InputError(f"'{path.name}' is {path.stat().st_size / 1e6:.0f} MB; the limit is "
+                             f"{self.max_file_mb:.0f} MB. Trim or compress the clip and upload it again.")
+        return path
+
+    def _check_transcript(self, transcript: str | None) -> str:
+        text = " ".join((transcript or "").split())
+        if not text:
+            raise InputError("The transcript is empty: type what the speaker says in the clip.")
+        if len(text) > self.max_transcript_chars:
+            raise InputError(f"The transcript has {len(text)} characters; the limit is {self.max_transcript_chars}. "
+                             "Use a single utterance (a sentence or two).")
+        return text
+
+    # ---- model ---------------------------------------------------------------------------------
+
+    def predict(self, video: str | os.PathLike | None, transcript: str | None, fps: float | None = None,
+                timeline_window_s: float = 0.0) -> Prediction:
+        t_start = time.perf_counter()
+        text = self._check_transcript(transcript)
+        clip, cached = self.features(video, fps)
+        timings = {} if cached else {k: v for k, v in clip.timings.items() if k != "total"}
+        t0 = time.perf_counter()
+        with self._tokenizer_lock:
+            tokens = tokenize([text, ""], self.weights.tokenizer, DEFAULT_MAX_LENGTH)
+        truncated = bool(tokens["attention_mask"][0, -1])   # the transcript filled every position
+        t1 = time.perf_counter()
+        audio, vision = self._tensor(clip.audio), self._tensor(clip.vision)
+        full, ablated = self._score_with_ablations(tokens, audio, vision)
+        t2 = time.perf_counter()
+        timeline = None
+        if timeline_window_s and clip.duration_s >= 2 * timeline_window_s:
+            timeline = self._timeline(tokens, clip, timeline_window_s)
+        t3 = time.perf_counter()
+        timings.update(tokenize=t1 - t0, model=t2 - t1)
+        if timeline is not None:
+            timings["timeline"] = t3 - t2
+        timings["total"] = time.perf_counter() - t_start
+
+        score = float(full.score[0])
+        sentiment_class, polarity = sentiment_labels(score, self.label_range)
+        notices = list(self.weights.notices)
+        if truncated:
+            notices.append(f"The transcript is longer than {DEFAULT_MAX_LENGTH} tokens; only its start was used.")
+        if clip.face_fraction < 0.5:
+            notices.append(f"A face was found in only {clip.face_fraction:.0%} of the sampled frames.")
+        return Prediction(
+            score=score, label_range=self.label_range, sentiment_class=sentiment_class, polarity=polarity,
+            contributions={m: score - float(s) for m, s in zip(MODALITIES, ablated)},
+            tcf_images={p: x[0].float().cpu().numpy() for p, x in full.tcf_images.items()},
+            tcf_feature_maps={p: [m[0].float().cpu().numpy() for m in maps] for p, maps in full.tcf_feature_maps.items()},
+            clip=clip, timings=timings, features_cached=cached, transcript_truncated=truncated,
+            timeline=timeline, notices=notices)
+
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=torch.float32, device=self.weights.device).unsqueeze(0)
+
+    @torch.inference_mode()
+    def _score_with_ablations(self, tokens: dict, audio: torch.Tensor, vision: torch.Tensor):
+        """One forward with the maps for the real inputs; one batch of three with a modality neutralised."""
+        model, dev = self.weights.model, self.weights.device
+        ids, mask, types = (torch.as_tensor(tokens[k], device=dev) for k in ("input_ids", "attention_mask", "token_type_ids"))
+        la = torch.tensor([audio.shape[1]], device=dev)
+        lv = torch.tensor([vision.shape[1]], device=dev)
+        full = model(ids[:1], mask[:1], audio, la, vision, lv, token_type_ids=types[:1], return_maps=True)
+        audio_mean = model.audio_norm.mean.expand_as(audio)
+        vision_mean = model.vision_norm.mean.expand_as(vision)
+        pick = torch.tensor([1, 0, 0], device=dev)   # token row per ablation: empty transcript, real, real
+        ablated = model(ids[pick], mask[pick], torch.cat([audio, audio_mean, audio]), la.repeat(3),
+                        torch.cat([vision, vision, vision_mean]), lv.repeat(3), token_type_ids=types[pick])
+        return full, ablated.score.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def _timeline(self, tokens: dict, clip: ClipFeatures, window_s: float) -> list[Segment]:
+        edges = list(np.arange(0.0, clip.duration_s, window_s)) + [clip.duration_s]
+        if len(edges) > 2 and edges[-1] - edges[-2] < window_s / 2:   # fold a short tail into the last window
+            edges.pop(-2)
+        spans = list(zip(edges[:-1], edges[1:]))
+        fps_a = clip.spec.audio_fps
+        audio_parts, vision_parts = [], []
+        for s, e in spans:
+            audio_parts.append(clip.audio[int(s * fps_a):max(int(s * fps_a) + 1, int(e * fps_a))])
+            idx = np.flatnonzero((clip.frame_times >= s) & (clip.frame_times < e))
+            vision_parts.append(clip.vision[idx] if len(idx) else clip.vision[-1:])
+        dev, n = self.weights.device, len(spans)
+        ids, mask, types = (torch.as_tensor(tokens[k][:1], device=dev).expand(n, -1)
+                            for k in ("input_ids", "attention_mask", "token_type_ids"))
+        audio, la = _pad(audio_parts, dev)
+        vision, lv = _pad(vision_parts, dev)
+        scores = self.weights.model(ids, mask, audio, la, vision, lv, token_type_ids=types).score.float().cpu()
+        return [Segment(round(float(s), 3), round(float(e), 3), float(x)) for (s, e), x in zip(spans, scores)]
+
+
+def _pad(parts: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Variable-length (L_i, D) arrays -> zero-padded (N, L_max, D) tensor and (N,) lengths."""
+    lengths = [len(p) for p in parts]
+    out = np.zeros((len(parts), max(lengths), parts[0].shape[1]), np.float32)
+    for i, p in enumerate(parts):
+        out[i, :len(p)] = p
+    return torch.from_numpy(out).to(device), torch.tensor(lengths, device=device)
+
+
+class PipelineRegistry:
+    """Loaded pipelines by weights source (the app's "weights" setting), loaded once each, LRU-bounded."""
+
+    def __init__(self, default_source: str | None = None, max_loaded: int = 2, **pipeline_kwargs):
+        self.default_source = default_source
+        self.max_loaded = max_loaded
+        self.pipeline_kwargs = pipeline_kwargs
+        self._loaded: OrderedDict[str | None, SentimentPipeline] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, source: str | None = None) -> SentimentPipeline:
+        """Raises weights.WeightsError / preprocessing.FeatureSpecMismatch (ValueErrors) when unusable."""
+        key = (source or "").strip() or self.default_source
+        with self._lock:   # loads are serialised: two requests must not load the same weights twice
+            if key not in self._loaded:
+                self._loaded[key] = SentimentPipeline(load_weights(key), **self.pipeline_kwargs)
+                while len(self._loaded) > self.max_loaded:
+                    self._loaded.popitem(last=False)
+            self._loaded.move_to_end(key)
+            return self._loaded[key]

@@ -1,0 +1,151 @@
+"""The real app: `python app.py` in a subprocess, driven through gradio_client and headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from test_pipeline import build_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+TRANSCRIPT = "I really enjoyed this movie, it was great."
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """URL of a running app on a small random checkpoint; its log is in the failure message if it dies."""
+    weights = build_checkpoint(tmp_path_factory.mktemp("app-weights") / "tiny")
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("app-log") / "app.log", "w+")
+    proc = subprocess.Popen([sys.executable, "app.py", "--weights", str(weights), "--port", str(port)],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.seek(0)
+                pytest.fail(f"app did not start:\n{log.read()[-3000:]}")
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+    return Client(server, verbose=False)
+
+
+def predict(client, video, transcript: str) -> dict:
+    from gradio_client import handle_file
+    return client.predict(handle_file(str(video)), transcript, api_name="/predict")
+
+
+def test_api_returns_the_score_and_reuses_features(client, make_clip):
+    clip = make_clip("talk.mp4")
+    first = predict(client, clip, TRANSCRIPT)
+    assert isinstance(first["score"], float) and first["label_range"] == 3.0
+    assert set(first["contributions"]) == {"text", "audio", "vision"}
+    second = predict(client, clip, "It was boring and far too long.")
+    assert second["features_cached"] and second["score"] != first["score"]
+
+
+def test_bad_input_is_an_error_and_the_server_keeps_serving(client, make_clip, tmp_path):
+    from gradio_client.exceptions import AppError
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"not a video at all " * 100)
+    with pytest.raises(AppError, match="Could not read"):
+        predict(client, corrupt, TRANSCRIPT)
+    with pytest.raises(AppError, match="transcript is empty"):
+        predict(client, make_clip("talk.mp4"), "  ")
+    assert isinstance(predict(client, make_clip("talk.mp4"), TRANSCRIPT)["score"], float)
+
+
+def test_eight_concurrent_requests_all_succeed(client, make_clip):
+    clips = [make_clip("talk.mp4"), make_clip("still.mp4", motion="still")]
+    jobs = [(clips[i % 2], f"{TRANSCRIPT} Take {i}.") for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda job: predict(client, *job), jobs))
+    assert len(results) == 8 and all(isinstance(r["score"], float) for r in results)
+
+
+def test_app_starts_without_weights_and_says_so(tmp_path):
+    import app
+    from mclmcf.pipeline import PipelineRegistry
+    demo = app.build_demo(PipelineRegistry(str(tmp_path)))
+    texts = [block.value for block in demo.blocks.values() if type(block).__name__ == "Markdown"]
+    assert any("No usable model weights" in str(t) for t in texts)
+
+
+browser_missing = next((p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)), None)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(browser_missing is not None, reason=f"{browser_missing} is not installed "
+                    "(apt-get install chromium chromium-driver)")
+def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        wait = WebDriverWait(driver, 120)
+        driver.get(server)
+        upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
+        upload.send_keys(str(make_clip("talk.mp4")))
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "video")))
+        analyse = driver.find_element(By.XPATH, "//button[normalize-space()='Analyse']")
+        analyse.click()                                       # no transcript yet: a visible error
+        wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "transcript is empty"))
+        driver.find_element(By.CSS_SELECTOR, "textarea").send_keys(TRANSCRIPT)
+        analyse.click()
+        score = wait.until(EC.presence_of_element_located((By.ID, "sentiment-score")))
+        assert -100 < float(score.text.replace("+", "")) < 100
+        wait.until(lambda d: sum(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, ".tcf-map img")) == 3)
+        for close in driver.find_elements(By.CSS_SELECTOR, ".toast-close"):   # the earlier error toast
+            close.click()
+        height = driver.execute_script("return document.body.scrollHeight")
+        driver.set_window_size(1400, min(height + 100, 4000))
+        time.sleep(0.5)                                       # let the resized layout paint
+        driver.save_screenshot(str(ARTIFACTS / "app.png"))
+    except Exception:
+        driver.save_screenshot(str(ARTIFACTS / "app-failure.png"))
+        raise
+    finally:
+        driver.quit()
+
+
+def img_loaded(driver, img) -> bool:
+    return bool(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img))

