@@ -17,7 +17,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
 from safetensors.torch import load_model
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from .config import AUTHORS_TEMPERATURE, MCLMCFConfig
 from .losses import InfoNCE, LogitScale
@@ -64,7 +63,11 @@ class FeatureStandardizer(nn.Module):
 
 
 class SequenceEncoder(nn.Module):
-    """Unidirectional 1-layer LSTM over packed sequences; the last valid step -> dropout -> Linear."""
+    """Unidirectional 1-layer LSTM; the output at each sequence's last valid step -> dropout -> Linear.
+
+    Equal to running it over packed sequences (a forward LSTM's step t never sees steps after t),
+    but it runs the padded batch and gathers: ~10x faster on CPU, where packed LSTMs are unrolled.
+    """
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float):
         super().__init__()
@@ -74,14 +77,21 @@ class SequenceEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         # x: (B, L, Din); lengths: (B,). A zero length (e.g. no face seen) reads the first step.
-        lengths = lengths.detach().to("cpu", torch.int64).clamp(1, x.shape[1])
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        _, (h_n, _) = self.lstm(packed)          # h_n: (1, B, hidden), in the input's order
-        return self.linear(self.dropout(h_n[-1]))
+        last = lengths.detach().to(x.device, torch.int64).clamp(1, x.shape[1]) - 1
+        outputs, _ = self.lstm(x)                                  # (B, L, hidden)
+        h_last = outputs[torch.arange(x.shape[0], device=x.device), last]   # (B, hidden)
+        return self.linear(self.dropout(h_last))
 
 
 class TCFStack(nn.Module):
-    """One TCF branch: the outer product of two D-d vectors is a (B, 1, D, D) "image"; 3x3 convs + ReLU."""
+    """One TCF branch: the outer product of two D-d vectors is a (B, 1, D, D) "image"; 3x3 convs + ReLU.
+
+    Two rewrites that change no value: average-pooling an outer product equals the outer product of
+    the pooled vectors, so the D x D image is only built when asked for (keep_maps); and on CPU the
+    convs run channels_last (NHWC), about 4x faster there than NCHW for these few channels.
+    """
+
+    channels_last_on_cpu = True  # class switch, so a benchmark can time the authors' NCHW layout
 
     def __init__(self, channels: tuple, pool: int):
         super().__init__()
@@ -89,16 +99,20 @@ class TCFStack(nn.Module):
         self.convs = nn.ModuleList(nn.Conv2d(c_in, c_out, kernel_size=3, stride=1) for c_in, c_out in channels)
 
     def forward(self, u: torch.Tensor, v: torch.Tensor, keep_maps: bool = False):
-        image = torch.einsum("bi,bj->bij", u, v)            # (B, D, D)
-        x = image.unsqueeze(1)                              # (B, 1, D, D)
+        image = torch.einsum("bi,bj->bij", u, v) if keep_maps else None       # (B, D, D)
         if self.pool > 1:
-            x = F.avg_pool2d(x, self.pool)
+            u, v = (F.avg_pool1d(w.unsqueeze(1), self.pool).squeeze(1) for w in (u, v))
+            x = torch.einsum("bi,bj->bij", u, v).unsqueeze(1)                 # (B, 1, D/pool, D/pool)
+        else:
+            x = (image if keep_maps else torch.einsum("bi,bj->bij", u, v)).unsqueeze(1)
+        layout = torch.channels_last if x.device.type == "cpu" and self.channels_last_on_cpu else None
         maps = []
         for conv in self.convs:
-            x = F.relu(conv(x))                             # each layer: H, W shrink by 2
+            weight = conv.weight if layout is None else conv.weight.contiguous(memory_format=layout)
+            x = F.relu(F.conv2d(x, weight, conv.bias))      # each layer: H, W shrink by 2
             if keep_maps:
-                maps.append(x)
-        return x, image, maps                               # x: (B, 1, H', W')
+                maps.append(x.contiguous())
+        return x, image, maps                               # x: (B, 1, H', W'); image None unless keep_maps
 
 
 class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",

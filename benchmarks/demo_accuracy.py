@@ -1,0 +1,81 @@
+"""Demo weights vs the VADER rule-based analyser on the held-out movie-review test split.
+
+    python benchmarks/demo_accuracy.py [--weights checkpoints] [--data data/movie_reviews]
+
+Prints one table (ours beside VADER, same samples, same metrics) and writes
+benchmarks/results/demo_accuracy.json. VADER's compound score lies in [-1, 1]; it is multiplied by 3
+to share the labels' [-3, 3] scale (MAE and the Acc-k depend on that choice, Corr and Acc-2 do not).
+Build the data first: python -m preprocessing.movie_reviews --out data/movie_reviews
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mclmcf import data as D
+from mclmcf.metrics import compute_metrics
+from mclmcf.model import MCLMCF
+
+METRICS = ("mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc3", "acc5", "acc7")
+RESULTS = Path(__file__).parent / "results" / "demo_accuracy.json"
+
+
+@torch.no_grad()
+def model_predictions(model: MCLMCF, split: D.Split, batch_size: int = 64) -> np.ndarray:
+    model.eval()
+    preds = []
+    for start in range(0, len(split), batch_size):
+        batch = D.collate(split, list(range(start, min(start + batch_size, len(split)))))
+        batch.pop("labels")
+        preds.append(model(**batch).score)
+    return torch.cat(preds).numpy()
+
+
+def vader_predictions(texts) -> np.ndarray:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    analyser = SentimentIntensityAnalyzer()
+    return np.array([3 * analyser.polarity_scores(str(t))["compound"] for t in texts])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", default="checkpoints")
+    parser.add_argument("--data", default="data/movie_reviews")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    dataset, info = D.load_dataset(args.data)
+    raw = dataset[args.split]
+    labels = raw["regression_labels"].astype(np.float64)
+    model = MCLMCF.from_pretrained(args.weights)
+    t0 = time.perf_counter()
+    ours = model_predictions(model, D.make_split(raw))
+    seconds = time.perf_counter() - t0
+    rows = {"MCL-MCF (these weights)": compute_metrics(ours, labels),
+            "VADER 3.3.2 (compound x 3)": compute_metrics(vader_predictions(raw["raw_text"]), labels)}
+
+    print(f"{args.split} split of {args.data}: {len(labels)} snippets ({info.get('name', '')})")
+    print(f"| {'model':<28} | " + " | ".join(f"{m:>9}" for m in METRICS) + " |")
+    print(f"|{'-' * 30}|" + "|".join("-" * 11 for _ in METRICS) + "|")
+    for name, m in rows.items():
+        print(f"| {name:<28} | " + " | ".join(f"{m[k]:>9.3f}" for k in METRICS) + " |")
+    print(f"model inference: {seconds:.1f} s for {len(labels)} samples on {platform.processor() or 'CPU'}")
+
+    result = {"weights": str(args.weights), "data": str(args.data), "split": args.split, "n": len(labels),
+              "metrics": rows, "inference_seconds": seconds, "machine": platform.platform(),
+              "torch_threads": torch.get_num_threads()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
