@@ -1,0 +1,96 @@
+"""Training checkpoints without pickle: every tensor in one safetensors file, everything else as JSON in
+its header, written atomically (temp file + rename), so a kill at any moment leaves the last good one.
+
+Tensors: ``model.*`` (state dict), ``optim.{param index}.{key}`` (optimizer state), ``rng.*`` (torch,
+CUDA and numpy generator states). JSON (metadata key "trainer"): loop position, history, the
+optimizer's param groups and scalar state, scheduler / grad-scaler state, Python's RNG state, configs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .dataformat import atomic_write
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    tensors = {"rng.torch": torch.get_rng_state(), "rng.numpy": torch.from_numpy(keys.astype(np.int64))}
+    if torch.cuda.is_available():
+        tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    py = random.getstate()
+    return tensors, {"python": [py[0], list(py[1]), py[2]], "numpy": [kind, pos, has_gauss, gauss]}
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.split(".")[-1]))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    py = meta["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    kind, pos, has_gauss, gauss = meta["numpy"]
+    np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """``state``: JSON-able loop state (position, history, scheduler/scaler state, configs)."""
+    tensors = {f"model.{k}": v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    scalars: dict[str, dict] = {}
+    for idx, s in opt["state"].items():
+        for k, v in s.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{idx}.{k}"] = v.detach().cpu().clone().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[k] = v
+    rng_tensors, rng_meta = rng_state()
+    tensors.update(rng_tensors)
+    meta = {**state, "optimizer": {"param_groups": opt["param_groups"], "scalars": scalars}, "rng": rng_meta}
+    atomic_write(path, lambda p: save_file(tensors, p, metadata={"trainer": json.dumps(meta)}))
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module | None = None,
+                    optimizer: torch.optim.Optimizer | None = None, restore_rng: bool = True) -> dict:
+    """Restore what is given (model, optimizer, RNG); returns the JSON state. Reading runs no code."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["trainer"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if model is not None:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    if optimizer is not None:
+        state: dict[int, dict] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, idx, name = k.split(".", 2)
+                state.setdefault(int(idx), {})[name] = v
+        for idx, s in meta["optimizer"]["scalars"].items():
+            state.setdefault(int(idx), {}).update(s)
+        optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    if restore_rng:
+        set_rng_state(tensors, meta["rng"])
+    return meta
+
+
+def read_state(path: Path) -> dict:
+    """The JSON part only (configs, history) without touching tensors."""
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads(f.metadata()["trainer"])
+
+
+def save_weights(path: Path, model: torch.nn.Module) -> None:
+    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda p: save_file(tensors, p))
+
+
+def load_weights(path: Path, model: torch.nn.Module) -> None:
+    with safe_open(str(path), framework="pt") as f:
+        model.load_state_dict({k: f.get_tensor(k) for k in f.keys()}, strict=True)

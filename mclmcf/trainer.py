@@ -1,0 +1,353 @@
+"""The training loop behind ``python -m mclmcf.train`` (see train.py for the settings).
+
+One process or several (torchrun; gradients averaged across processes by one all-reduce). Batches
+are a pure function of (seed, epoch), so a checkpoint needs only the position inside the epoch to resume exactly; RNG,
+optimizer, scheduler and grad-scaler state travel in the checkpoint (mclmcf.checkpoint).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from . import data as D
+from .checkpoint import load_checkpoint, load_weights, read_state, save_checkpoint, save_weights
+from .config import MCLMCFConfig
+from .metrics import compute_metrics
+from .model import MCLMCF
+from .report import plot_curves, push_to_hub, write_model_dir
+from .text_encoder import load_tokenizer
+from .train import TrainConfig
+
+CHECKPOINT, BEST = "checkpoint.safetensors", "best.safetensors"
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (non-finite losses, bad settings); the message says why."""
+
+
+class InjectedStop(RuntimeError):
+    """--stop-after-steps: a simulated crash for resume tests (nothing is saved)."""
+
+
+@dataclass
+class Env:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_env(cfg: TrainConfig) -> Env:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    if use_cuda:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if world > 1 or cfg.device == "auto" \
+            else torch.device(cfg.device)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if cfg.precision == "fp16" and device.type != "cuda":
+        raise TrainingStopped("--precision fp16 needs a GPU (use bf16 or fp32 on CPU)")
+    return Env(rank, world, device)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def prepare_data(cfg: TrainConfig, model_cfg: MCLMCFConfig, log) -> tuple[dict[str, D.Split], dict, dict]:
+    raw, info = D.load_dataset(cfg.data, allow_pickle=cfg.allow_pickle)
+    replaced = D.validate(raw, cfg.data, label_range=model_cfg.label_range, nonfinite=cfg.nonfinite_data)
+    if info.get("synthetic"):
+        log("SYNTHETIC dataset (planted signal): figures below are not results on real data")
+    if replaced:
+        log(f"replaced non-finite feature values by 0: {replaced}")
+    tokenizer = load_tokenizer(model_cfg.text_encoder)
+    splits = {s: D.make_split(raw[s], tokenizer, cfg.text_source, cfg.max_text_len) for s in D.SPLITS}
+    return splits, raw["train"], {**info, "nonfinite_replaced": replaced}
+
+
+def build_model(cfg: TrainConfig, train: dict) -> MCLMCF:
+    """Feature sizes come from the data; a preset or --set value that disagrees is an error."""
+    overrides = dict(cfg.model)
+    for key, field_name in (("audio", "audio_dim"), ("vision", "visual_dim")):
+        dim = int(train[key].shape[2])
+        if overrides.get(field_name, dim) != dim:
+            raise TrainingStopped(f"{field_name}={overrides[field_name]} but {cfg.data} has {key} features of size {dim}")
+        overrides[field_name] = dim
+    return MCLMCF(MCLMCFConfig.from_preset(cfg.dataset, **overrides))
+
+
+def make_optimizer(model: MCLMCF, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam, BERT at its own (lower) learning rate; frozen parameters are left out."""
+    bert = [p for n, p in model.named_parameters() if n.startswith("text_encoder.") and p.requires_grad]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("text_encoder.") and p.requires_grad]
+    groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": bert, "lr": cfg.bert_lr}] if bert else [])
+    return torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
+
+
+def epoch_batches(n: int, cfg: TrainConfig, env: Env, epoch: int) -> list[list[int]]:
+    """This process's batches of one epoch: a function of (seed, epoch) only, so resume can skip to any one."""
+    sampler = DistributedSampler(range(n), num_replicas=env.world, rank=env.rank, shuffle=True, seed=cfg.seed)
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    return [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+
+
+def loader(split: D.Split, batches: list[list[int]], cfg: TrainConfig) -> DataLoader:
+    # own generator: creating an iterator must not consume the global RNG (resume would drift)
+    return DataLoader(D.IndexDataset(split), batch_sampler=batches, collate_fn=partial(D.collate, split),
+                      num_workers=cfg.num_workers, generator=torch.Generator())
+
+
+@torch.no_grad()
+def predict(model: MCLMCF, split: D.Split, cfg: TrainConfig, env: Env) -> np.ndarray:
+    model.eval()
+    batches = [list(range(i, min(i + cfg.eval_batch_size, len(split)))) for i in range(0, len(split), cfg.eval_batch_size)]
+    preds = []
+    for batch in loader(split, batches, cfg):
+        batch.pop("labels")
+        with autocast(cfg, env):
+            preds.append(model(**{k: v.to(env.device) for k, v in batch.items()}).score.float().cpu())
+    return torch.cat(preds).numpy()
+
+
+def average_gradients(model: torch.nn.Module) -> None:
+    """Mean of every process's gradients, one flat all-reduce. Used instead of DistributedDataParallel:
+    with torch 2.13 DDP left this model's gradients unreduced (tests/test_train_ddp.py caught it)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def autocast(cfg: TrainConfig, env: Env):
+    if cfg.precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(env.device.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16)
+
+
+class StopFlag:
+    """Ctrl-C (SIGINT/SIGTERM) asks the loop to checkpoint at the next step and exit cleanly."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run(cfg: TrainConfig) -> dict:
+    """Train, early-stop on validation MAE, test the best weights, write OUT. Returns metrics.json's content."""
+    out = Path(cfg.out)
+    ckpt_path = out / CHECKPOINT
+    if cfg.resume:
+        if not ckpt_path.is_file():
+            raise TrainingStopped(f"--resume: no checkpoint at {ckpt_path}")
+        saved = TrainConfig(**read_state(ckpt_path)["train_config"])
+        # the run continues with its own settings; only how this process behaves may change
+        cfg = TrainConfig(**{**saved.to_dict(), "resume": True, "progress": cfg.progress,
+                             "stop_after_steps": cfg.stop_after_steps, "push_to_hub": cfg.push_to_hub or saved.push_to_hub})
+    env = setup_env(cfg)
+    log = print if env.main else (lambda *a, **k: None)
+    seed_everything(cfg.seed, cfg.deterministic)
+    t_start = time.time()
+
+    model_cfg = MCLMCFConfig.from_preset(cfg.dataset, **cfg.model)
+    splits, raw_train, data_info = prepare_data(cfg, model_cfg, log)
+    model = build_model(cfg, raw_train)
+    if cfg.standardize:
+        D.set_standardization(model, raw_train)
+    model.to(env.device)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, cfg.patience // 2)) \
+        if cfg.scheduler == "plateau" else None
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
+    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_mae": math.inf, "best_epoch": -1, "bad_epochs": 0,
+             "history": [], "nonfinite_skipped": 0}
+    if cfg.resume:
+        meta = load_checkpoint(ckpt_path, model, optimizer)
+        state.update(meta["loop"])
+        if scheduler is not None:
+            scheduler.load_state_dict(meta["scheduler"])
+        scaler.load_state_dict(meta["scaler"])
+        log(f"resumed {out} at epoch {state['epoch']}, batch {state['batch_in_epoch']}, step {state['step']}")
+    out.mkdir(parents=True, exist_ok=True)
+    writer = None
+    if cfg.tensorboard and env.main:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(out / "tensorboard"))
+    convention = "sims" if cfg.dataset == "sims" else "mosi"
+
+    def checkpoint():
+        if env.main:
+            save_checkpoint(ckpt_path, model, optimizer, {
+                "loop": state, "train_config": cfg.to_dict(), "model_config": model.config.to_dict(),
+                "scheduler": scheduler.state_dict() if scheduler else None, "scaler": scaler.state_dict()})
+        if env.world > 1:
+            dist.barrier()
+
+    interrupted = False
+    with StopFlag() as stop:
+        while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience and not interrupted:
+            interrupted = train_epoch(model, splits["train"], optimizer, scaler, cfg, env, state,
+                                      checkpoint, stop, writer)
+            if interrupted:
+                break
+            valid = compute_metrics(predict(model, splits["valid"], cfg, env), splits["valid"].labels, convention)
+            epoch_stats = state.pop("epoch_stats")
+            state["history"].append({"epoch": state["epoch"], **epoch_stats, "lr": optimizer.param_groups[0]["lr"],
+                                     **{f"valid_{k}": v for k, v in valid.items()}})
+            if valid["mae"] < state["best_mae"]:
+                state.update(best_mae=valid["mae"], best_epoch=state["epoch"], bad_epochs=0)
+                if env.main:
+                    save_weights(out / BEST, model)
+            else:
+                state["bad_epochs"] += 1
+            if scheduler is not None:
+                scheduler.step(valid["mae"])
+            if writer:
+                for k, v in state["history"][-1].items():
+                    writer.add_scalar(f"epoch/{k}", v, state["epoch"])
+            log(f"epoch {state['epoch']}: train loss {epoch_stats['train_loss']:.4f}  valid "
+                + "  ".join(f"{k} {v:.4f}" for k, v in valid.items()))
+            state.update(epoch=state["epoch"] + 1, batch_in_epoch=0)
+            checkpoint()
+    if writer:
+        writer.close()
+    if interrupted:
+        checkpoint()
+        log(f"interrupted: checkpoint saved; continue with python -m mclmcf.train --out {out} --resume")
+        return {"interrupted": True, **state}
+    return finish(cfg, env, model, splits, raw_train, data_info, state, convention, time.time() - t_start)
+
+
+def train_epoch(model: MCLMCF, split: D.Split, optimizer, scaler, cfg: TrainConfig, env: Env,
+                state: dict, checkpoint, stop: StopFlag, writer) -> bool:
+    """One epoch from ``state['batch_in_epoch']`` on; returns True when interrupted by a signal."""
+    batches = epoch_batches(len(split), cfg, env, state["epoch"])
+    start = state["batch_in_epoch"]
+    totals = state.setdefault("epoch_stats_partial", {"loss": 0.0, "loss_reg": 0.0, "n": 0})
+    model.train()
+    bar = tqdm(loader(split, batches[start:], cfg), total=len(batches) - start, initial=0,
+               desc=f"epoch {state['epoch']}", disable=not (cfg.progress and env.main), leave=False)
+    in_window, consecutive_bad = 0, 0
+    for i, batch in enumerate(bar, start=start):
+        batch = {k: v.to(env.device, non_blocking=True) for k, v in batch.items()}
+        last_in_window = (in_window + 1 == cfg.accumulate) or i == len(batches) - 1
+        with autocast(cfg, env):
+            output = model(**batch)
+        finite = torch.isfinite(output.loss.detach()).float()
+        if env.world > 1:  # every process must skip together, or the gradient all-reduce hangs
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if not finite.item():
+            consecutive_bad += 1
+            state["nonfinite_skipped"] += 1
+            if cfg.on_nonfinite == "stop" or consecutive_bad >= cfg.max_nonfinite:
+                raise TrainingStopped(f"non-finite loss at epoch {state['epoch']} batch {i} (skipped "
+                                      f"{state['nonfinite_skipped']} so far): the model diverged; lower --lr or "
+                                      "raise --batch-size (the paper sees NaN at lr 1e-3 and batch 8/16 on MOSEI)")
+            optimizer.zero_grad(set_to_none=True)
+            in_window = 0
+            continue
+        consecutive_bad = 0
+        scaler.scale(output.loss / cfg.accumulate).backward()
+        in_window += 1
+        totals["loss"] += output.loss.item()
+        totals["loss_reg"] += output.loss_reg.item()
+        totals["n"] += 1
+        bar.set_postfix(loss=f"{output.loss.item():.4f}", l1=f"{output.loss_reg.item():.4f}")
+        if not last_in_window:
+            continue
+        if env.world > 1:
+            average_gradients(model)
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        in_window = 0
+        state["step"] += 1
+        state["batch_in_epoch"] = i + 1
+        if writer:
+            writer.add_scalar("step/loss", output.loss.item(), state["step"])
+        if cfg.stop_after_steps and state["step"] >= cfg.stop_after_steps:
+            raise InjectedStop(f"--stop-after-steps {cfg.stop_after_steps}: simulated crash")
+        if stop.requested:
+            return True
+        if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and i + 1 < len(batches):
+            checkpoint()
+    bar.close()
+    n = max(state.pop("epoch_stats_partial")["n"], 1)
+    state["epoch_stats"] = {"train_loss": totals["loss"] / n, "train_loss_reg": totals["loss_reg"] / n}
+    return False
+
+
+def finish(cfg: TrainConfig, env: Env, model: MCLMCF, splits: dict, raw_train: dict, data_info: dict, state: dict,
+           convention: str, wall_s: float) -> dict:
+    """Best weights -> test metrics, metrics.json, curves.png and the from_pretrained directory."""
+    out = Path(cfg.out)
+    if (out / BEST).is_file():
+        load_weights(out / BEST, model)
+    test = compute_metrics(predict(model, splits["test"], cfg, env), splits["test"].labels, convention)
+    baseline = float(np.abs(splits["test"].labels - splits["train"].labels.mean()).mean())
+    result = {"test": test, "best_epoch": state["best_epoch"], "best_valid_mae": state["best_mae"],
+              "baseline_mean_mae": baseline, "epochs_run": state["epoch"], "steps": state["step"],
+              "nonfinite_skipped": state["nonfinite_skipped"], "wall_s_this_process": wall_s,
+              "synthetic": bool(data_info.get("synthetic")), "data": cfg.data, "data_info": data_info,
+              "train_config": cfg.to_dict(), "model_config": model.config.to_dict(), "history": state["history"]}
+    if env.main:
+        (out / "metrics.json").write_text(json.dumps(result, indent=1, default=str))
+        plot_curves(state["history"], out / "curves.png", synthetic=result["synthetic"])
+        model_dir = write_model_dir(model, out / "model", result)
+        print(("SYNTHETIC data — " if result["synthetic"] else "") + f"test (best epoch {state['best_epoch']}): "
+              + "  ".join(f"{k} {v:.4f}" for k, v in test.items()) + f"  | predict-the-mean MAE {baseline:.4f}")
+        print(f"wrote {out}/metrics.json, curves.png, model/ (MCLMCF.from_pretrained('{model_dir}'))")
+        if cfg.push_to_hub:
+            print(f"pushed to {push_to_hub(model_dir, cfg.push_to_hub)}")
+    if env.world > 1:
+        dist.barrier()
+    return result

@@ -1,0 +1,136 @@
+"""python -m mclmcf.train: settings, a full tiny run and its outputs, exact resume, non-finite losses."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from mclmcf.checkpoint import load_checkpoint, save_checkpoint
+from mclmcf.dataformat import save_safe
+from mclmcf.experiments import QUICK_MODEL
+from mclmcf.experiments import main as experiments_main
+from mclmcf.model import MCLMCF
+from mclmcf.synthetic import SyntheticSpec, generate
+from mclmcf.train import TrainConfig, config_from_args
+from mclmcf.trainer import InjectedStop, TrainingStopped, run
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "synthetic"
+    data, info = generate(SyntheticSpec(n=80, seed=1, max_audio_len=12, max_vision_len=8))
+    save_safe(data, path, info=info)
+    return str(path)
+
+
+def tiny_run(synth_dir, out, **kw) -> TrainConfig:
+    settings = dict(data=synth_dir, out=str(out), epochs=2, batch_size=16, lr=1e-3, bert_lr=1e-3, progress=False,
+                    seed=7, model=dict(QUICK_MODEL))
+    settings.update(kw)
+    return TrainConfig(**settings)
+
+
+def test_settings_precedence(tmp_path):
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text("epochs: 3\nlr: 0.001\nmodel: {tcf_dim: 64, alpha: 0.1}\n")
+    cfg = config_from_args(["--config", str(cfg_file), "--dataset", "mosei", "--lr", "0.002", "--no-mcl-s",
+                            "--no-mcf", "--set", "tcf_dim=32", "--set", "pair_design=B", "--freeze-text-encoder"])
+    assert cfg.dataset == "mosei" and cfg.batch_size == 64           # the mosei preset
+    assert cfg.epochs == 3 and cfg.lr == 0.002                        # file, then flag
+    assert cfg.model == {"tcf_dim": 32, "alpha": 0.1, "use_mcl_s": False, "fusion": "linear", "pair_design": "B",
+                         "freeze_text_encoder": True}
+    assert config_from_args(["--no-mcl"]).model == {"use_mcl_f": False, "use_mcl_s": False, "use_mcl_t": False}
+    with pytest.raises(SystemExit):
+        config_from_args(["--set", "oops"])
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp8")
+
+
+def test_checkpoint_roundtrip_is_exact(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-4)
+    model(torch.randn(5, 4)).sum().backward()
+    opt.step()
+    save_checkpoint(tmp_path / "c.safetensors", model, opt, {"loop": {"step": 1}})
+    expected = torch.rand(3)                                           # RNG continues from the saved state
+    model2 = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 1))
+    opt2 = torch.optim.Adam(model2.parameters(), lr=1e-2, weight_decay=1e-4)
+    meta = load_checkpoint(tmp_path / "c.safetensors", model2, opt2)
+    assert meta["loop"] == {"step": 1} and torch.equal(torch.rand(3), expected)
+    for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
+        assert torch.equal(a, b)
+    s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
+    assert all(torch.equal(s1[i][k], s2[i][k]) for i in s1 for k in s1[i])
+
+
+@pytest.fixture(scope="module")
+def reference(synth_dir, tmp_path_factory):
+    """One uninterrupted run, checkpointing mid-epoch too: the outputs test and the resume test share it."""
+    out = tmp_path_factory.mktemp("runs") / "reference"
+    return out, run(tiny_run(synth_dir, out, checkpoint_every=3, tensorboard=True))
+
+
+def test_full_run_outputs(reference):
+    out, result = reference
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["synthetic"] is True and set(saved["test"]) >= {"mae", "corr", "acc2_has0", "acc7"}
+    assert len(saved["history"]) == 2 and "valid_mae" in saved["history"][0]
+    assert (out / "curves.png").stat().st_size > 1000 and any((out / "tensorboard").iterdir())
+    card = (out / "model" / "README.md").read_text()
+    assert "SYNTHETIC" in card and f"{result['test']['mae']:.4f}" in card
+    model = MCLMCF.from_pretrained(str(out / "model"))
+    assert not model.config.with_contrastive_heads
+    assert model.config.notes["synthetic_data"] is True
+    assert model.vision_norm.std[2] > 1e5                              # training-split statistics kept
+
+
+def test_resume_after_crash_matches_uninterrupted(synth_dir, reference, tmp_path):
+    # 56 training samples / batch 16 = 4 steps per epoch; checkpoints at steps 3 (mid-epoch), 4 (epoch end)
+    # and 6 (mid-epoch 1); the crash at step 7 loses one step, which the resumed run must redo identically
+    reference = reference[1]
+    cfg = tiny_run(synth_dir, tmp_path / "b", checkpoint_every=3, tensorboard=True, stop_after_steps=7)
+    with pytest.raises(InjectedStop):
+        run(cfg)                                                       # dies after step 7; last save at step 6
+    resumed = run(replace(cfg, resume=True, stop_after_steps=0))
+    assert resumed["steps"] == reference["steps"] == 8
+    assert resumed["test"] == reference["test"]
+    assert resumed["history"] == reference["history"]
+
+
+def test_resume_needs_checkpoint(tmp_path):
+    with pytest.raises(TrainingStopped, match="no checkpoint"):
+        run(TrainConfig(out=str(tmp_path), resume=True))
+
+
+def test_nonfinite_loss_skip_or_stop(synth_dir, tmp_path, monkeypatch):
+    original = MCLMCF.forward
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(MCLMCF, "forward", flaky)
+    result = run(tiny_run(synth_dir, tmp_path / "skip", epochs=1))
+    assert result["nonfinite_skipped"] == 1 and result["steps"] == 3
+    calls["n"] = 0
+    with pytest.raises(TrainingStopped, match="non-finite loss"):
+        run(tiny_run(synth_dir, tmp_path / "stop", epochs=1, on_nonfinite="stop"))
+
+
+def test_paper_tables_quick(tmp_path, capsys):
+    experiments_main(["paper", "--quick", "--out", str(tmp_path / "paper")])
+    printed = capsys.readouterr().out
+    assert "SYNTHETIC" in printed and "w/o MCF" in printed and "0.692" in printed   # paper's MOSI MAE beside ours
+    results = json.loads((tmp_path / "paper" / "results.json").read_text())
+    assert set(results["results"]) == {"MCL-MCF", "w/o MCL-F", "w/o MCL-S", "w/o MCL-T", "w/o MCL", "w/o MCF"}
+    assert np.isfinite(results["results"]["w/o MCL"]["mean"]["mae"])
