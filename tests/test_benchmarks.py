@@ -1,0 +1,37 @@
+"""The benchmark scripts run end to end in --quick mode and write their JSON (times are not checked)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+@pytest.mark.slow
+def test_run_all_quick_writes_every_result():
+    proc = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick", "--threads", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    train = json.loads((RESULTS / "train_step_quick.json").read_text())
+    assert {r["config"] for r in train["results"]} == {"faithful (authors' runtime)", "faithful", "efficient"}
+    assert all(r["samples_per_s"] > 0 and r["peak_mib"] > 0 for r in train["results"])
+    assert {s["reference"] for s in train["summary"]} == {"faithful (authors' runtime)", "faithful"}
+    # the efficient configuration drops the flatten heads: fewer parameters, whatever the timings
+    params = {r["config"]: r["params_m"] for r in train["results"]}
+    assert params["efficient"] < params["faithful"]
+    assert train["machine"]["cores"] >= 1 and train["machine"]["torch"]
+    scaling = json.loads((RESULTS / "scaling_quick.json").read_text())
+    assert {r["sweep"] for r in scaling["results"]} == {"batch", "length"}
+    assert (RESULTS / "scaling_quick.png").stat().st_size > 0
+    inference = json.loads((RESULTS / "inference_quick.json").read_text())
+    assert inference["results"][0]["pipeline_s"] >= inference["results"][0]["forward_s"] > 0
+    accuracy = json.loads((RESULTS / "accuracy_quick.json").read_text())
+    assert set(accuracy["summary"]) == {"faithful", "efficient"}
+    for text in (proc.stdout, train["table"]):
+        assert "| configuration" in text
