@@ -28,14 +28,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """URL of a running app on a small random checkpoint; its log is in the failure message if it dies."""
-    weights = build_checkpoint(tmp_path_factory.mktemp("app-weights") / "tiny")
+def launch_app(args: list[str], log_path: Path):
+    """Start `python app.py ARGS` on a free port; yields its URL, stops it afterwards."""
     port = free_port()
-    log = open(tmp_path_factory.mktemp("app-log") / "app.log", "w+")
-    proc = subprocess.Popen([sys.executable, "app.py", "--weights", str(weights), "--port", str(port)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    log = open(log_path, "w+")
+    env = {k: v for k, v in os.environ.items() if k != "MCLMCF_WEIGHTS"}
+    proc = subprocess.Popen([sys.executable, "app.py", *args, "--port", str(port)], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, env={**env, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 180
     while True:
@@ -52,6 +51,19 @@ def server(tmp_path_factory):
     proc.terminate()
     proc.wait(timeout=30)
     log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """URL of a running app on a small random checkpoint; its log is in the failure message if it dies."""
+    weights = build_checkpoint(tmp_path_factory.mktemp("app-weights") / "tiny")
+    yield from launch_app(["--weights", str(weights)], tmp_path_factory.mktemp("app-log") / "app.log")
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """The app exactly as `python app.py` starts it: the bundled weights in checkpoints/."""
+    yield from launch_app([], tmp_path_factory.mktemp("demo-log") / "app.log")
 
 
 @pytest.fixture(scope="module")
@@ -108,18 +120,11 @@ browser_missing = next((p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(
 @pytest.mark.skipif(browser_missing is not None, reason=f"{browser_missing} is not installed "
                     "(apt-get install chromium chromium-driver)")
 def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver = chromium()
     try:
         wait = WebDriverWait(driver, 120)
         driver.get(server)
@@ -149,3 +154,54 @@ def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
 
 def img_loaded(driver, img) -> bool:
     return bool(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img))
+
+
+def chromium():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(browser_missing is not None, reason=f"{browser_missing} is not installed "
+                    "(apt-get install chromium chromium-driver)")
+def test_browser_demo_weights_score_positive_above_negative(demo_server, make_clip):
+    """The bundled weights, same clip: a positive and a negative transcript get clearly different scores."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = chromium()
+    try:
+        wait = WebDriverWait(driver, 120)
+        driver.get(demo_server)
+        wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "movie-review snippets"))
+        upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
+        upload.send_keys(str(make_clip("talk.mp4")))
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "video")))
+        analyse = driver.find_element(By.XPATH, "//button[normalize-space()='Analyse']")
+        box = driver.find_element(By.CSS_SELECTOR, "textarea")
+        scores = {}
+        for name, text in (("positive", "A wonderful, moving film with brilliant performances. I loved it."),
+                           ("negative", "A dull, lifeless mess. The worst film I have seen in years.")):
+            box.clear()
+            box.send_keys(text)
+            previous = scores.get("positive")
+            analyse.click()
+            score = wait.until(lambda d: (el := d.find_elements(By.ID, "sentiment-score")) and
+                               float(el[0].text.replace("+", "")) != previous and el[0])
+            scores[name] = float(score.text.replace("+", ""))
+        driver.save_screenshot(str(ARTIFACTS / "app-demo-weights.png"))
+    except Exception:
+        driver.save_screenshot(str(ARTIFACTS / "app-demo-failure.png"))
+        raise
+    finally:
+        driver.quit()
+    assert scores["positive"] > 0.5 and scores["negative"] < -0.5, scores
+    assert scores["positive"] - scores["negative"] > 1.5, scores
