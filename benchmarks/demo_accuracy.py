@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from mclmcf import data as D
 from mclmcf.metrics import compute_metrics
 from mclmcf.model import MCLMCF
