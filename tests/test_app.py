@@ -114,24 +114,19 @@ def test_app_starts_without_weights_and_says_so(tmp_path):
 
 
 browser_missing = next((p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)), None)
+needs_browser = pytest.mark.skipif(browser_missing is not None, reason=f"{browser_missing} is not installed "
+                                   "(apt-get install chromium chromium-driver)")
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(browser_missing is not None, reason=f"{browser_missing} is not installed "
-                    "(apt-get install chromium chromium-driver)")
+@needs_browser
 def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = chromium()
     try:
-        wait = WebDriverWait(driver, 120)
-        driver.get(server)
-        upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
-        upload.send_keys(str(make_clip("talk.mp4")))
-        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "video")))
-        analyse = driver.find_element(By.XPATH, "//button[normalize-space()='Analyse']")
+        wait, analyse = open_with_clip(driver, server, make_clip("talk.mp4"))
         analyse.click()                                       # no transcript yet: a visible error
         wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "transcript is empty"))
         driver.find_element(By.CSS_SELECTOR, "textarea").send_keys(TRANSCRIPT)
@@ -156,6 +151,20 @@ def img_loaded(driver, img) -> bool:
     return bool(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img))
 
 
+def open_with_clip(driver, url: str, clip: Path):
+    """Load the page and upload ``clip``; returns (a 120 s WebDriverWait, the Analyse button)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, 120)
+    driver.get(url)
+    upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
+    upload.send_keys(str(clip))
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "video")))
+    return wait, driver.find_element(By.XPATH, "//button[normalize-space()='Analyse']")
+
+
 def chromium():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -169,23 +178,15 @@ def chromium():
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(browser_missing is not None, reason=f"{browser_missing} is not installed "
-                    "(apt-get install chromium chromium-driver)")
+@needs_browser
 def test_browser_demo_weights_score_positive_above_negative(demo_server, make_clip):
     """The bundled weights, same clip: a positive and a negative transcript get clearly different scores."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = chromium()
     try:
-        wait = WebDriverWait(driver, 120)
-        driver.get(demo_server)
-        wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "movie-review snippets"))
-        upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
-        upload.send_keys(str(make_clip("talk.mp4")))
-        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "video")))
-        analyse = driver.find_element(By.XPATH, "//button[normalize-space()='Analyse']")
+        wait, analyse = open_with_clip(driver, demo_server, make_clip("talk.mp4"))
+        assert "movie-review snippets" in driver.find_element(By.TAG_NAME, "body").text   # what the weights saw
         box = driver.find_element(By.CSS_SELECTOR, "textarea")
         scores = {}
         for name, text in (("positive", "A wonderful, moving film with brilliant performances. I loved it."),
