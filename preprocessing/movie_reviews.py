@@ -30,8 +30,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 from tqdm import tqdm
 
 from mclmcf.dataformat import save_safe
@@ -39,7 +37,7 @@ from mclmcf.dataformat import save_safe
 from .audio import audio_features
 from .clip import extract_clip
 from .spec import FeatureSpec
-from .synthetic import make_face_clip
+from .synthetic import make_face_clip, speak
 from .text import text_bert
 
 SNIPPETS = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
@@ -93,10 +91,7 @@ def assign_splits(n: int, seed: int = SPLIT_SEED) -> np.ndarray:
 def spoken_features(text: str) -> np.ndarray:
     """espeak-ng speaks ``text``; the same acoustic features the app computes from a clip's sound track."""
     spec = FeatureSpec()
-    wav = subprocess.run(["espeak-ng", "-s", "150", "--stdout", text], check=True, capture_output=True).stdout
-    y, sr = sf.read(io.BytesIO(wav), dtype="float32")
-    y = soxr.resample(y, sr, spec.sample_rate)[: int(MAX_SPEECH_SECONDS * spec.sample_rate)]
-    return audio_features(0.8 * y / max(1e-6, float(np.abs(y).max())), spec)
+    return audio_features(speak(text, spec.sample_rate)[: int(MAX_SPEECH_SECONDS * spec.sample_rate)], spec)
 
 
 def face_pool(workdir: Path, spec: FeatureSpec) -> list[np.ndarray]:

@@ -10,10 +10,10 @@ avi (mpeg4+pcm or mp3). Deterministic for a given seed.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -146,7 +146,7 @@ def _soundtrack(kind: str, duration: float, text: str, pitch_hz, rng: np.random.
     if kind == "silence":
         return np.zeros(n, np.float32)
     if kind == "speech" and shutil.which("espeak-ng"):
-        speech = _espeak(text)
+        speech = speak(text)
         out = np.zeros(n, np.float32)
         out[: min(n, len(speech))] = speech[:n]
         return out
@@ -167,15 +167,14 @@ def voice_tone(duration: float, pitch_hz: float | tuple[float, float], sr: int,
     return y.astype(np.float32)
 
 
-def _espeak(text: str) -> np.ndarray:
+def speak(text: str, sample_rate: int = AUDIO_RATE) -> np.ndarray:
+    """``text`` spoken by espeak-ng (150 words/min), mono float32 at ``sample_rate``, peak 0.8."""
     import soundfile as sf
-    import librosa
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "speech.wav"
-        subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), text], check=True, capture_output=True)
-        y, sr = sf.read(wav, dtype="float32")
-    y = y.mean(axis=1) if y.ndim > 1 else y
-    return (0.8 * librosa.resample(y, orig_sr=sr, target_sr=AUDIO_RATE) / max(1e-6, np.abs(y).max())).astype(np.float32)
+    import soxr
+    wav = subprocess.run(["espeak-ng", "-s", "150", "--stdout", text], check=True, capture_output=True).stdout
+    y, sr = sf.read(io.BytesIO(wav), dtype="float32")
+    y = soxr.resample(y.mean(axis=1) if y.ndim > 1 else y, sr, sample_rate)
+    return (0.8 * y / max(1e-6, float(np.abs(y).max()))).astype(np.float32)
 
 
 def _write_audio(out, stream, wave: np.ndarray) -> None:
