@@ -24,20 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from mclmcf import data as D
 from mclmcf.metrics import compute_metrics
 from mclmcf.model import MCLMCF
+from mclmcf.train import TrainConfig
+from mclmcf.trainer import Env, predict
 
 METRICS = ("mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc3", "acc5", "acc7")
 RESULTS = Path(__file__).parent / "results" / "demo_accuracy.json"
-
-
-@torch.no_grad()
-def model_predictions(model: MCLMCF, split: D.Split, batch_size: int = 64) -> np.ndarray:
-    model.eval()
-    preds = []
-    for start in range(0, len(split), batch_size):
-        batch = D.collate(split, list(range(start, min(start + batch_size, len(split)))))
-        batch.pop("labels")
-        preds.append(model(**batch).score)
-    return torch.cat(preds).numpy()
 
 
 def vader_predictions(texts) -> np.ndarray:
@@ -59,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     labels = raw["regression_labels"].astype(np.float64)
     model = MCLMCF.from_pretrained(args.weights)
     t0 = time.perf_counter()
-    ours = model_predictions(model, D.make_split(raw))
+    ours = predict(model, D.make_split(raw), TrainConfig(eval_batch_size=64), Env())   # fp32, CPU
     seconds = time.perf_counter() - t0
     rows = {"MCL-MCF (these weights)": compute_metrics(ours, labels),
             "VADER 3.3.2 (compound x 3)": compute_metrics(vader_predictions(raw["raw_text"]), labels)}
