@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -114,18 +115,21 @@ def test_app_starts_without_weights_and_says_so(tmp_path):
 
 
 browser_missing = next((p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)), None)
-needs_browser = pytest.mark.skipif(browser_missing is not None, reason=f"{browser_missing} is not installed "
-                                   "(apt-get install chromium chromium-driver)")
 
 
-@pytest.mark.browser
-@needs_browser
+def browser_test(test):
+    """Marked `browser`; skipped with the reason when Chromium or its driver is not installed."""
+    skip = pytest.mark.skipif(browser_missing is not None, reason=f"{browser_missing} is not installed "
+                              "(apt-get install chromium chromium-driver)")
+    return pytest.mark.browser(skip(test))
+
+
+@browser_test
 def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
 
-    driver = chromium()
-    try:
+    with chromium("app-failure.png") as driver:
         wait, analyse = open_with_clip(driver, server, make_clip("talk.mp4"))
         analyse.click()                                       # no transcript yet: a visible error
         wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "transcript is empty"))
@@ -140,11 +144,6 @@ def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
         driver.set_window_size(1400, min(height + 100, 4000))
         time.sleep(0.5)                                       # let the resized layout paint
         driver.save_screenshot(str(ARTIFACTS / "app.png"))
-    except Exception:
-        driver.save_screenshot(str(ARTIFACTS / "app-failure.png"))
-        raise
-    finally:
-        driver.quit()
 
 
 def img_loaded(driver, img) -> bool:
@@ -165,7 +164,9 @@ def open_with_clip(driver, url: str, clip: Path):
     return wait, driver.find_element(By.XPATH, "//button[normalize-space()='Analyse']")
 
 
-def chromium():
+@contextlib.contextmanager
+def chromium(failure_screenshot: str):
+    """A headless Chromium; on an error the page is saved to tests/artifacts/FAILURE_SCREENSHOT."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -174,17 +175,22 @@ def chromium():
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
         options.add_argument(arg)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    except Exception:
+        driver.save_screenshot(str(ARTIFACTS / failure_screenshot))
+        raise
+    finally:
+        driver.quit()
 
 
-@pytest.mark.browser
-@needs_browser
+@browser_test
 def test_browser_demo_weights_score_positive_above_negative(demo_server, make_clip):
     """The bundled weights, same clip: a positive and a negative transcript get clearly different scores."""
     from selenium.webdriver.common.by import By
 
-    driver = chromium()
-    try:
+    with chromium("app-demo-failure.png") as driver:
         wait, analyse = open_with_clip(driver, demo_server, make_clip("talk.mp4"))
         assert "movie-review snippets" in driver.find_element(By.TAG_NAME, "body").text   # what the weights saw
         box = driver.find_element(By.CSS_SELECTOR, "textarea")
@@ -199,10 +205,5 @@ def test_browser_demo_weights_score_positive_above_negative(demo_server, make_cl
                                float(el[0].text.replace("+", "")) != previous and el[0])
             scores[name] = float(score.text.replace("+", ""))
         driver.save_screenshot(str(ARTIFACTS / "app-demo-weights.png"))
-    except Exception:
-        driver.save_screenshot(str(ARTIFACTS / "app-demo-failure.png"))
-        raise
-    finally:
-        driver.quit()
     assert scores["positive"] > 0.5 and scores["negative"] < -0.5, scores
     assert scores["positive"] - scores["negative"] > 1.5, scores
