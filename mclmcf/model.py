@@ -152,7 +152,7 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
             self.level2 = nn.ModuleDict({f"{x}_{y}": InfoNCE(c.level2_dim, dims[y], c.contrastive_dim, c.infonce_variant)
                                          for x, y in LEVEL2_PAIRS})
         if heads and c.use_mcl_t:    # level 3 (eq. 13-18)
-            d3 = c.tcf_output_size ** 2 if c.tcf_head == "flatten" else c.tcf_head_pool ** 2
+            d3 = c.level3_side ** 2
             self.level3 = nn.ModuleDict({f"{x}_{y}": InfoNCE(d3, d3, c.contrastive_dim, c.infonce_variant)
                                          for x, y in LEVEL3_PAIRS})
 
@@ -241,7 +241,7 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
     def _level3_embedding(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, H', W') conv output -> (B, H'*W') for the level-3 InfoNCE."""
         if self.config.tcf_head == "pool":
-            x = F.adaptive_avg_pool2d(x, self.config.tcf_head_pool)
+            x = F.adaptive_avg_pool2d(x, self.config.level3_side)
         return x.flatten(1)
 
     # ---- checkpoints -------------------------------------------------------------------------

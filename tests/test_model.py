@@ -124,6 +124,8 @@ def test_pooled_backbone_is_lighter():
     assert tiny_config(tcf_dim=512, tcf_backbone="pooled_conv3", tcf_pool=4).tcf_output_size == 122
     with pytest.raises(ValueError, match="divisible"):
         tiny_config(tcf_dim=30, tcf_backbone="pooled_conv3", tcf_pool=4)
+    with pytest.raises(ValueError, match="too small"):
+        tiny_config(tcf_dim=16, tcf_backbone="pooled_conv3", tcf_pool=4)    # 4 x 4 image, three 3x3 convs
 
 
 def test_batch_size_one_trains_and_predicts():

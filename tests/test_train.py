@@ -16,7 +16,7 @@ from mclmcf.experiments import main as experiments_main
 from mclmcf.model import MCLMCF
 from mclmcf.synthetic import SyntheticSpec, generate
 from mclmcf.train import TrainConfig, config_from_args
-from mclmcf.trainer import InjectedStop, TrainingStopped, run
+from mclmcf.trainer import InjectedStop, TrainingStopped, build_model, run
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,21 @@ def test_settings_precedence(tmp_path):
         config_from_args(["--set", "oops"])
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="fp8")
+
+
+def test_level3_recipe_default_and_overrides():
+    features = {"audio": np.zeros((1, 3, 5), np.float32), "vision": np.zeros((1, 2, 20), np.float32)}
+
+    def level3(argv):
+        cfg = config_from_args(argv)
+        config = build_model(replace(cfg, model={**QUICK_MODEL, **cfg.model}), features).config
+        return config.tcf_backbone, config.tcf_head, config.level3_side
+
+    assert level3([]) == ("pooled_conv3", "pool", 2)                       # efficient: 8 x 8 images -> 2 x 2
+    assert level3(["--level3", "faithful"]) == ("conv3", "flatten", 26)     # 32 x 32 images -> 26 x 26
+    assert level3(["--set", "tcf_head=flatten"]) == ("pooled_conv3", "flatten", 2)   # --set wins
+    with pytest.raises(SystemExit):
+        config_from_args(["--level3", "fast"])
 
 
 def test_checkpoint_roundtrip_is_exact(tmp_path):
