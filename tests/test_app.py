@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from test_pipeline import build_checkpoint
-
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -55,10 +53,9 @@ def launch_app(args: list[str], log_path: Path):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(checkpoint, tmp_path_factory):
     """URL of a running app on a small random checkpoint; its log is in the failure message if it dies."""
-    weights = build_checkpoint(tmp_path_factory.mktemp("app-weights") / "tiny")
-    yield from launch_app(["--weights", str(weights)], tmp_path_factory.mktemp("app-log") / "app.log")
+    yield from launch_app(["--weights", str(checkpoint)], tmp_path_factory.mktemp("app-log") / "app.log")
 
 
 @pytest.fixture(scope="module")

