@@ -19,24 +19,24 @@ from common import (MOSI_LENGTHS, RESULTS, default_device, machine_info, machine
 
 TRAIN_SCRIPT = Path(__file__).with_name("bench_train.py")
 FULL = dict(batches=[8, 16, 32, 64], factors=[0.5, 1.0, 2.0], length_batch=16)
-QUICK = dict(batches=[2, 4], factors=[0.5], length_batch=4)
+QUICK = dict(batches=[2, 4], factors=[0.5, 1.0], length_batch=4)
 
 
 def points(args, device: str) -> list[dict]:
-    sweep = QUICK if args.quick else FULL
+    grid = QUICK if args.quick else FULL
     base = dict(device=device, text="tiny" if args.quick else "bert-base", tcf_dim=64 if args.quick else None,
                 frozen=(args.text or ("frozen" if device == "cpu" else "trained")) == "frozen",
                 warmup=1, reps=1 if device == "cpu" or args.quick else 3, threads=args.threads)
     lengths = dict(text=16, audio=40, vision=50) if args.quick else MOSI_LENGTHS
-    runs = []
+    runs = {}  # (config, batch, factor) -> spec; a point both sweeps share is measured once
     for config in args.configs:
-        for batch in sweep["batches"]:
-            runs.append(dict(base, config=config, batch=batch, lengths=lengths, sweep="batch", factor=1.0))
-        for factor in sweep["factors"]:
+        for batch, factor, name in ([(b, 1.0, "batch") for b in grid["batches"]]
+                                    + [(grid["length_batch"], f, "length") for f in grid["factors"]]):
             scaled = {k: max(2, int(v * factor)) for k, v in lengths.items()}
-            runs.append(dict(base, config=config, batch=sweep["length_batch"], lengths=scaled, sweep="length",
-                             factor=factor))
-    return runs
+            spec = runs.setdefault((config, batch, factor), dict(base, config=config, batch=batch, lengths=scaled,
+                                                                 factor=factor, sweeps=[]))
+            spec["sweeps"].append(name)
+    return list(runs.values())
 
 
 def plot(results: list[dict], path: Path, title: str) -> None:
@@ -48,7 +48,7 @@ def plot(results: list[dict], path: Path, title: str) -> None:
     for config in dict.fromkeys(r["config"] for r in results):
         for col, (sweep, key, label) in enumerate((("batch", "batch", "batch size"),
                                                    ("length", "factor", "sequence length (x MOSI)"))):
-            rs = sorted((r for r in results if r["config"] == config and r["sweep"] == sweep), key=lambda r: r[key])
+            rs = sorted((r for r in results if r["config"] == config and sweep in r["sweeps"]), key=lambda r: r[key])
             xs = [r[key] for r in rs]
             axes[0, col].plot(xs, [r["step_s"] for r in rs], "o-", label=config)
             axes[1, col].plot(xs, [r["peak_mib"] / 1024 for r in rs], "o-", label=config)
@@ -81,13 +81,13 @@ def main() -> None:
     for spec in points(args, device):
         results.append(run_worker(TRAIN_SCRIPT, spec))
         r = results[-1]
-        print(f"  {r['config']} {r['sweep']:<6} batch {r['batch']:>3} lengths {r['lengths']}: "
+        print(f"  {r['config']} {'+'.join(r['sweeps']):<12} batch {r['batch']:>3} lengths {r['lengths']}: "
               f"{r['step_s']:.2f} s/step, {r['peak_mib']:.0f} MiB", flush=True)
 
     text = "frozen" if results[0]["frozen"] else "fine-tuned"
     title = f"training step on {device}, {'tiny model (quick)' if args.quick else 'MOSI dims'}, text encoder {text}"
     print(f"\n{title}; {machine_line(info)}")
-    rows = [[r["config"], r["sweep"], r["batch"], f"{r['lengths']['text']}/{r['lengths']['audio']}/{r['lengths']['vision']}",
+    rows = [[r["config"], " + ".join(r["sweeps"]), r["batch"], f"{r['lengths']['text']}/{r['lengths']['audio']}/{r['lengths']['vision']}",
              r["step_s"], r["samples_per_s"], r["peak_mib"] / 1024] for r in results]
     table = print_table(["configuration", "sweep", "batch", "lengths t/a/v", "s/step", "samples/s", "peak GiB"], rows)
     name = "scaling_quick" if args.quick else "scaling"

@@ -27,7 +27,8 @@ def test_run_all_quick_writes_every_result():
     assert params["efficient"] < params["faithful"]
     assert train["machine"]["cores"] >= 1 and train["machine"]["torch"]
     scaling = json.loads((RESULTS / "scaling_quick.json").read_text())
-    assert {r["sweep"] for r in scaling["results"]} == {"batch", "length"}
+    points = {(r["batch"], r["factor"]): r["sweeps"] for r in scaling["results"]}
+    assert points == {(2, 1.0): ["batch"], (4, 1.0): ["batch", "length"], (4, 0.5): ["length"]}  # shared once
     assert (RESULTS / "scaling_quick.png").stat().st_size > 0
     inference = json.loads((RESULTS / "inference_quick.json").read_text())
     assert inference["results"][0]["pipeline_s"] >= inference["results"][0]["forward_s"] > 0
