@@ -15,7 +15,8 @@ Each (configuration, batch) runs in a fresh subprocess; memory = peak growth (CP
 over the process after imports and inputs, so it counts weights, gradients, Adam state and activations.
 On CPU the default is a frozen text encoder (BERT-base forward only) and batch 128 without the
 authors'-runtime row: fine-tuning BERT-base costs ~20 s/step at batch 32 on 2 cores and would not fit
-the 10-minute budget. Writes benchmarks/results/train_step.json.
+the 10-minute budget; `--text trained --batches 32` measures the fine-tuned rows on their own.
+Writes benchmarks/results/train_step.json (train_step_trained.json / _frozen.json for the non-default).
 """
 
 from __future__ import annotations
@@ -134,7 +135,9 @@ def main() -> None:
               f"({'meets' if s['meets_memory'] else 'MISSES'} <= {GOAL_MEMORY:g})")
     print("x speed / x memory: relative to the faithful (authors' runtime) row at the same batch, "
           "or to the faithful row where that was not run")
-    write_json("train_step_quick" if args.quick else "train_step",
+    default_text = "frozen" if device == "cpu" else "trained"
+    name = "train_step" + ("_quick" if args.quick else "") + (f"_{args.text}" if args.text not in (None, default_text) else "")
+    write_json(name,
                dict(machine=info, device=device, quick=args.quick, results=results, summary=summary,
                     goal=dict(speedup=GOAL_SPEEDUP, memory_ratio=GOAL_MEMORY), table=table))
 
