@@ -4,8 +4,9 @@
 
 Batch sweep at MOSI lengths; length sweep at a fixed batch, scaling the text, audio and vision
 lengths together (x1 = 50 / 375 / 500). One fresh subprocess per point (the bench_train worker), so
-the memory column is that point's own peak. On CPU the default is the efficient configuration with a
-frozen BERT-base-sized text encoder (the faithful one costs minutes per point there).
+the memory column is that point's own peak; one warm-up step, then the median of 2 measured steps on
+CPU (3 on CUDA). On CPU the default is the efficient configuration with a frozen BERT-base-sized text
+encoder (the faithful one costs minutes per point there).
 Writes benchmarks/results/scaling.json and scaling.png.
 """
 
@@ -14,10 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import (MOSI_LENGTHS, RESULTS, default_device, machine_info, machine_line, print_table, run_worker,
-                    write_json)
+from common import (MOSI_LENGTHS, RESULTS, default_device, machine_info, machine_line, print_table,
+                    run_training_steps, training_step_args, write_json)
 
-TRAIN_SCRIPT = Path(__file__).with_name("bench_train.py")
 FULL = dict(batches=[8, 16, 32, 64], factors=[0.5, 1.0, 2.0], length_batch=16)
 QUICK = dict(batches=[2, 4], factors=[0.5, 1.0], length_batch=4)
 
@@ -26,7 +26,7 @@ def points(args, device: str) -> list[dict]:
     grid = QUICK if args.quick else FULL
     base = dict(device=device, text="tiny" if args.quick else "bert-base", tcf_dim=64 if args.quick else None,
                 frozen=(args.text or ("frozen" if device == "cpu" else "trained")) == "frozen",
-                warmup=1, reps=1 if device == "cpu" or args.quick else 3, threads=args.threads)
+                warmup=1, reps=1 if args.quick else 2 if device == "cpu" else 3, threads=args.threads)
     lengths = dict(text=16, audio=40, vision=50) if args.quick else MOSI_LENGTHS
     runs = {}  # (config, batch, factor) -> spec; a point both sweeps share is measured once
     for config in args.configs:
@@ -70,19 +70,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke test: tiny model, two points per sweep")
     ap.add_argument("--configs", nargs="+", default=["efficient"])
-    ap.add_argument("--text", choices=("frozen", "trained"), help="text encoder (default: frozen on CPU)")
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--threads", type=int, help="torch threads per worker")
+    training_step_args(ap)
     args = ap.parse_args()
     device = args.device or default_device()
     info = machine_info()
     info["torch_threads"] = args.threads or info["torch_threads"]  # what each worker runs with
-    results = []
-    for spec in points(args, device):
-        results.append(run_worker(TRAIN_SCRIPT, spec))
-        r = results[-1]
-        print(f"  {r['config']} {'+'.join(r['sweeps']):<12} batch {r['batch']:>3} lengths {r['lengths']}: "
-              f"{r['step_s']:.2f} s/step, {r['peak_mib']:.0f} MiB", flush=True)
+    results = run_training_steps(points(args, device), lambda r: f"{r['config']} {'+'.join(r['sweeps']):<12} "
+                                 f"batch {r['batch']:>3} lengths {r['lengths']}")
 
     text = "frozen" if results[0]["frozen"] else "fine-tuned"
     title = f"training step on {device}, {'tiny model (quick)' if args.quick else 'MOSI dims'}, text encoder {text}"

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
 
 from common import (CONFIGS, MOSI_LENGTHS, PeakMemory, default_device, machine_info, machine_line, make_inputs,
-                    make_optimizer, model_config, print_table, run_worker, timed, worker_main, write_json)
+                    make_optimizer, model_config, print_table, run_training_steps, timed, training_step_args,
+                    worker_main, write_json)
 
 QUICK = dict(text="tiny", tcf_dim=64, lengths=dict(text=16, audio=40, vision=50), batches=[4], warmup=1, reps=1)
 GOAL_SPEEDUP, GOAL_MEMORY = 3.0, 0.25
@@ -101,20 +101,14 @@ def summarise(results: list[dict]) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke test: tiny text encoder, small TCF, batch 4")
-    ap.add_argument("--text", choices=("frozen", "trained"), help="text encoder (default: frozen on CPU)")
     ap.add_argument("--batches", type=int, nargs="+", default=[32, 128])
     ap.add_argument("--reps", type=int, help="measured steps per run (default 1 on CPU, 5 on CUDA)")
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--threads", type=int, help="torch threads per worker (1 is steadier on a shared machine)")
+    training_step_args(ap)
     args = ap.parse_args()
     device = args.device or default_device()
     info = machine_info()
     info["torch_threads"] = args.threads or info["torch_threads"]  # what each worker runs with
-    results = []
-    for spec in plan(args, device):
-        results.append(run_worker(Path(__file__), spec))
-        r = results[-1]
-        print(f"  {r['config']:<28} batch {r['batch']:>3}: {r['step_s']:.2f} s/step, {r['peak_mib']:.0f} MiB", flush=True)
+    results = run_training_steps(plan(args, device), lambda r: f"{r['config']:<28} batch {r['batch']:>3}")
 
     ref = {r["batch"]: r for r in results if r["config"] == "faithful (authors' runtime)"}
     text = "quick smoke test, tiny text encoder" if args.quick else (

@@ -141,6 +141,23 @@ def run_worker(script: Path, spec: dict, timeout: float = 900) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def training_step_args(ap) -> None:
+    """The options bench_train.py and bench_scaling.py share."""
+    ap.add_argument("--text", choices=("frozen", "trained"), help="text encoder (default: frozen on CPU)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--threads", type=int, help="torch threads per worker (1 is steadier on a shared machine)")
+
+
+def run_training_steps(specs: list[dict], label) -> list[dict]:
+    """Each spec in a fresh bench_train.py worker; prints ``label(result)`` with its step time and peak."""
+    results = []
+    for spec in specs:
+        r = run_worker(ROOT / "benchmarks" / "bench_train.py", spec)
+        print(f"  {label(r)}: {r['step_s']:.2f} s/step, {r['peak_mib']:.0f} MiB", flush=True)
+        results.append(r)
+    return results
+
+
 def worker_main(measure) -> bool:
     """If called as a worker, run ``measure(spec)`` and print its JSON; returns whether it was one."""
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
