@@ -8,7 +8,8 @@ BERT-base-sized encoder with random weights, audio 375 x 5, vision 500 x 20), id
                                flatten -> Linear(256036 -> 128) for each of the six level-3 inputs,
                                NCHW convs, torch.optim.Adam (foreach)
   faithful                     the same function with exact rewrites: channels_last TCF on CPU, fused Adam
-  efficient                    tcf_backbone="pooled_conv3" (4x average-pooled 128 x 128 images, built
+  efficient                    the training default (mclmcf.train --level3 efficient):
+                               tcf_backbone="pooled_conv3" (4x average-pooled 128 x 128 images, built
                                from pooled vectors) + tcf_head="pool" (conv output pooled to 16 x 16
                                -> Linear(256 -> 128)), plus the rewrites
 Each (configuration, batch) runs in a fresh subprocess; memory = peak growth (CPU: RSS, CUDA: allocator)
