@@ -20,8 +20,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Level-3 (TCF InfoNCE) recipes, chosen at training time (mclmcf.train --level3). "faithful" is the paper's
 # level 3 as the authors' code runs it: D x D images and flatten -> Linear(D'^2 -> d) per InfoNCE input
 # (~197 M training-only parameters at D = 512). "efficient" changes the level-3 loss only (the prediction
-# does not read the TCF output): 4x average-pooled images and the conv output pooled to 16 x 16; about 5x
-# the training throughput at 1/7 of the memory, same quality (README "Performance").
+# does not read the TCF output): 4x average-pooled images and the conv output pooled to 16 x 16; 4-7x
+# the training throughput on CPU, same quality (README "Performance" has the figures).
 LEVEL3_RECIPES: dict[str, dict[str, Any]] = {
     "faithful": dict(tcf_backbone="conv3", tcf_head="flatten"),
     "efficient": dict(tcf_backbone="pooled_conv3", tcf_pool=4, tcf_head="pool", tcf_head_pool=16),
