@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import (MOSI_LENGTHS, RESULTS, default_device, machine_info, machine_line, print_table,
-                    run_training_steps, training_step_args, write_json)
+from common import (MOSI_LENGTHS, RESULTS, default_device, default_text, machine_line, print_table,
+                    run_training_steps, training_step_args, worker_machine_info, write_json)
 
 FULL = dict(batches=[8, 16, 32, 64], factors=[0.5, 1.0, 2.0], length_batch=16)
 QUICK = dict(batches=[2, 4], factors=[0.5, 1.0], length_batch=4)
@@ -25,7 +25,7 @@ QUICK = dict(batches=[2, 4], factors=[0.5, 1.0], length_batch=4)
 def points(args, device: str) -> list[dict]:
     grid = QUICK if args.quick else FULL
     base = dict(device=device, text="tiny" if args.quick else "bert-base", tcf_dim=64 if args.quick else None,
-                frozen=(args.text or ("frozen" if device == "cpu" else "trained")) == "frozen",
+                frozen=(args.text or default_text(device)) == "frozen",
                 warmup=1, reps=1 if args.quick else 2 if device == "cpu" else 3, threads=args.threads)
     lengths = dict(text=16, audio=40, vision=50) if args.quick else MOSI_LENGTHS
     runs = {}  # (config, batch, factor) -> spec; a point both sweeps share is measured once
@@ -73,8 +73,7 @@ def main() -> None:
     training_step_args(ap)
     args = ap.parse_args()
     device = args.device or default_device()
-    info = machine_info()
-    info["torch_threads"] = args.threads or info["torch_threads"]  # what each worker runs with
+    info = worker_machine_info(args)
     results = run_training_steps(points(args, device), lambda r: f"{r['config']} {'+'.join(r['sweeps']):<12} "
                                  f"batch {r['batch']:>3} lengths {r['lengths']}")
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from common import (CONFIGS, MOSI_LENGTHS, PeakMemory, default_device, machine_info, machine_line, make_inputs,
-                    make_optimizer, model_config, print_table, run_training_steps, timed, training_step_args,
+from common import (CONFIGS, MOSI_LENGTHS, PeakMemory, default_device, default_text, machine_line, make_inputs,
+                    model_config, print_table, run_training_steps, timed, training_step_args, worker_machine_info,
                     worker_main, write_json)
 
 QUICK = dict(text="tiny", tcf_dim=64, lengths=dict(text=16, audio=40, vision=50), batches=[4], warmup=1, reps=1)
@@ -37,6 +37,8 @@ def measure(spec: dict) -> dict:
     """Worker: build one configuration, time training steps, report peak memory growth."""
     import torch
     from mclmcf.model import MCLMCF, TCFStack
+    from mclmcf.train import TrainConfig
+    from mclmcf.trainer import make_optimizer
 
     torch.manual_seed(0)
     if spec.get("threads"):
@@ -49,7 +51,7 @@ def measure(spec: dict) -> dict:
     batch = make_inputs(config, spec["batch"], spec["lengths"], device)
     memory = PeakMemory(device)
     model = MCLMCF(config).to(device).train()
-    optimizer = make_optimizer(model, settings["fused"])
+    optimizer = make_optimizer(model, TrainConfig(), fused=settings["fused"])   # the paper's lrs and decay
     params = [p for p in model.parameters() if p.requires_grad]
 
     def step():
@@ -72,7 +74,7 @@ def plan(args, device: str) -> list[dict]:
     if args.quick:
         base.update({k: v for k, v in QUICK.items() if k != "batches"})
     batches = QUICK["batches"] if args.quick else args.batches
-    frozen = (args.text or ("frozen" if cpu else "trained")) == "frozen"
+    frozen = (args.text or default_text(device)) == "frozen"
     runs = []
     for batch in batches:
         for name in CONFIGS:
@@ -107,8 +109,7 @@ def main() -> None:
     training_step_args(ap)
     args = ap.parse_args()
     device = args.device or default_device()
-    info = machine_info()
-    info["torch_threads"] = args.threads or info["torch_threads"]  # what each worker runs with
+    info = worker_machine_info(args)
     results = run_training_steps(plan(args, device), lambda r: f"{r['config']:<28} batch {r['batch']:>3}")
 
     ref = {r["batch"]: r for r in results if r["config"] == "faithful (authors' runtime)"}
@@ -130,8 +131,8 @@ def main() -> None:
               f"({'meets' if s['meets_memory'] else 'MISSES'} <= {GOAL_MEMORY:g})")
     print("x speed / x memory: relative to the faithful (authors' runtime) row at the same batch, "
           "or to the faithful row where that was not run")
-    default_text = "frozen" if device == "cpu" else "trained"
-    name = "train_step" + ("_quick" if args.quick else "") + (f"_{args.text}" if args.text not in (None, default_text) else "")
+    name = ("train_step" + ("_quick" if args.quick else "")
+            + (f"_{args.text}" if args.text not in (None, default_text(device)) else ""))
     write_json(name,
                dict(machine=info, device=device, quick=args.quick, results=results, summary=summary,
                     goal=dict(speedup=GOAL_SPEEDUP, memory_ratio=GOAL_MEMORY), table=table))

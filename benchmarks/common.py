@@ -68,15 +68,6 @@ def make_inputs(config, batch: int, lengths: dict, device: str = "cpu", seed: in
     return {k: v if k.endswith("lengths") else v.to(device) for k, v in batch_dict.items()}
 
 
-def make_optimizer(model, fused: bool):
-    """The paper's Adam (BERT at 5e-5, the rest at 1e-4, weight decay 1e-4); frozen parameters left out."""
-    import torch
-    bert = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("text_encoder")]
-    rest = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("text_encoder")]
-    groups = [g for g in ({"params": bert, "lr": 5e-5}, {"params": rest, "lr": 1e-4}) if g["params"]]
-    return torch.optim.Adam(groups, weight_decay=1e-4, fused=fused or None)
-
-
 # ---- memory and timing ---------------------------------------------------------------------
 
 def rss_mib() -> float:
@@ -146,6 +137,19 @@ def training_step_args(ap) -> None:
     ap.add_argument("--text", choices=("frozen", "trained"), help="text encoder (default: frozen on CPU)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, help="torch threads per worker (1 is steadier on a shared machine)")
+
+
+def default_text(device: str) -> str:
+    """Text-encoder mode when --text is not given: frozen on CPU (fine-tuning BERT-base there would not
+    fit the suite's 10 minutes), trained (as training runs) on a GPU."""
+    return "frozen" if device == "cpu" else "trained"
+
+
+def worker_machine_info(args) -> dict:
+    """machine_info() with the torch threads each worker runs with."""
+    info = machine_info()
+    info["torch_threads"] = args.threads or info["torch_threads"]
+    return info
 
 
 def run_training_steps(specs: list[dict], label) -> list[dict]:

@@ -106,13 +106,13 @@ def build_model(cfg: TrainConfig, train: dict) -> MCLMCF:
     return MCLMCF(MCLMCFConfig.from_preset(cfg.dataset, **overrides))
 
 
-def make_optimizer(model: MCLMCF, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam, BERT at its own (lower) learning rate; frozen parameters are left out."""
+def make_optimizer(model: MCLMCF, cfg: TrainConfig, fused: bool = True) -> torch.optim.Optimizer:
+    """Adam, BERT at its own (lower) learning rate; frozen parameters are left out. fused: one kernel over
+    all parameters (CPU and CUDA), the same update; False leaves torch's default (for-each on CUDA)."""
     bert = [p for n, p in model.named_parameters() if n.startswith("text_encoder.") and p.requires_grad]
     rest = [p for n, p in model.named_parameters() if not n.startswith("text_encoder.") and p.requires_grad]
     groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": bert, "lr": cfg.bert_lr}] if bert else [])
-    # fused: one kernel over all parameters (CPU and CUDA); same update as the for-each implementation
-    return torch.optim.Adam(groups, weight_decay=cfg.weight_decay, fused=True)
+    return torch.optim.Adam(groups, weight_decay=cfg.weight_decay, fused=fused or None)
 
 
 def epoch_batches(n: int, cfg: TrainConfig, env: Env, epoch: int) -> list[list[int]]:
