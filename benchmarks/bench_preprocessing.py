@@ -11,29 +11,26 @@ Target: total <= 0.3x real time. Writes benchmarks/results/preprocessing.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from preprocessing import FeatureSpec, extract_clip  # noqa: E402
-from preprocessing.synthetic import make_face_clip  # noqa: E402
+from common import machine_info, machine_line, print_table, write_json  # also puts the repo on sys.path
+from preprocessing import FeatureSpec, extract_clip
+from preprocessing.synthetic import make_face_clip
 
 TARGET = 0.3
 DURATION, FPS, SIZE = 10.0, 25, (640, 360)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--container", default=".mp4")
     args = ap.parse_args()
     spec = FeatureSpec()
+    info = machine_info()
     with tempfile.TemporaryDirectory() as tmp:
         clip = make_face_clip(Path(tmp) / f"bench{args.container}", DURATION, fps=FPS, size=SIZE,
                               motion="sway", mouth="talk", audio="speech")
@@ -45,27 +42,20 @@ def main() -> None:
 
     print(f"preprocessing: {DURATION:.0f} s clip, {FPS} fps, {SIZE[0]}x{SIZE[1]} {args.container}; "
           f"face mesh at {spec.video_fps:g} fps, audio hop {spec.hop_length} @ {spec.sample_rate} Hz; "
-          f"{os.cpu_count()} CPU cores; median of {args.runs} warm runs")
-    print(f"| {'stage':<26} | {'seconds':>7} | {'x real time':>11} | {'target':>7} |")
-    print(f"|{'-' * 28}|{'-' * 9}|{'-' * 13}|{'-' * 9}|")
-    for name, sec in rows:
-        target = f"<= {TARGET}" if name.startswith("total") else ""
-        print(f"| {name:<26} | {sec:7.3f} | {sec / DURATION:11.3f} | {target:>7} |")
+          f"median of {args.runs} warm runs; {machine_line(info)}")
+    table = print_table(["stage", "seconds", "x real time", "target"],
+                        [[name, sec, sec / DURATION, f"<= {TARGET}" if name.startswith("total") else ""]
+                         for name, sec in rows])
     ok = warm["total"] / DURATION <= TARGET
     print(f"warm total {warm['total'] / DURATION:.3f}x real time: {'meets' if ok else 'MISSES'} the {TARGET}x target; "
           f"face found in {cold.face_fraction:.0%} of {len(cold.face_mask)} frames")
-
-    out = Path(__file__).parent / "results" / "preprocessing.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    write_json("preprocessing", {
         "clip": {"duration_s": DURATION, "fps": FPS, "size": SIZE, "container": args.container},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "feature_spec": spec.to_dict(), "runs": args.runs,
+        "machine": info, "feature_spec": spec.to_dict(), "runs": args.runs,
         "seconds_warm_median": warm, "x_real_time_warm": {s: warm[s] / DURATION for s in stages},
         "seconds_cold": cold.timings, "target_x_real_time": TARGET, "meets_target": ok,
-        "face_fraction": cold.face_fraction,
-    }, indent=1))
-    print(f"wrote {out}")
+        "face_fraction": cold.face_fraction, "table": table,
+    })
 
 
 if __name__ == "__main__":

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+from common import RESULTS, machine_info, machine_line, print_table  # also puts the repo on sys.path
 from mclmcf import data as D
 from mclmcf.metrics import compute_metrics
 from mclmcf.model import MCLMCF
@@ -28,7 +25,6 @@ from mclmcf.train import TrainConfig
 from mclmcf.trainer import Env, predict
 
 METRICS = ("mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc3", "acc5", "acc7")
-RESULTS = Path(__file__).parent / "results" / "demo_accuracy.json"
 
 
 def vader_predictions(texts) -> np.ndarray:
@@ -42,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--weights", default="checkpoints")
     parser.add_argument("--data", default="data/movie_reviews")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS / "demo_accuracy.json")
     args = parser.parse_args(argv)
 
     dataset, info = D.load_dataset(args.data)
@@ -55,16 +51,13 @@ def main(argv: list[str] | None = None) -> dict:
     rows = {"MCL-MCF (these weights)": compute_metrics(ours, labels),
             "VADER 3.3.2 (compound x 3)": compute_metrics(vader_predictions(raw["raw_text"]), labels)}
 
+    machine = machine_info()
     print(f"{args.split} split of {args.data}: {len(labels)} snippets ({info.get('name', '')})")
-    print(f"| {'model':<28} | " + " | ".join(f"{m:>9}" for m in METRICS) + " |")
-    print(f"|{'-' * 30}|" + "|".join("-" * 11 for _ in METRICS) + "|")
-    for name, m in rows.items():
-        print(f"| {name:<28} | " + " | ".join(f"{m[k]:>9.3f}" for k in METRICS) + " |")
-    print(f"model inference: {seconds:.1f} s for {len(labels)} samples on {platform.processor() or 'CPU'}")
+    table = print_table(["model", *METRICS], [[name, *(float(m[k]) for k in METRICS)] for name, m in rows.items()])
+    print(f"model inference: {seconds:.1f} s for {len(labels)} samples; {machine_line(machine)}")
 
     result = {"weights": str(args.weights), "data": str(args.data), "split": args.split, "n": len(labels),
-              "metrics": rows, "inference_seconds": seconds, "machine": platform.platform(),
-              "torch_threads": torch.get_num_threads()}
+              "metrics": rows, "inference_seconds": seconds, "machine": machine, "table": table}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     return result
