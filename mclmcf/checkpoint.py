@@ -86,11 +86,11 @@ def read_state(path: Path) -> dict:
         return json.loads(f.metadata()["trainer"])
 
 
-def save_weights(path: Path, model: torch.nn.Module) -> None:
+def save_model_state(path: Path, model: torch.nn.Module) -> None:
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, lambda p: save_file(tensors, p))
 
 
-def load_weights(path: Path, model: torch.nn.Module) -> None:
+def load_model_state(path: Path, model: torch.nn.Module) -> None:
     with safe_open(str(path), framework="pt") as f:
         model.load_state_dict({k: f.get_tensor(k) for k in f.keys()}, strict=True)

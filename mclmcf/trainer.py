@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from . import data as D
-from .checkpoint import load_checkpoint, load_weights, read_state, save_checkpoint, save_weights
+from .checkpoint import load_checkpoint, load_model_state, read_state, save_checkpoint, save_model_state
 from .config import LEVEL3_RECIPES, MCLMCFConfig
 from .metrics import compute_metrics
 from .model import MCLMCF
@@ -245,7 +245,7 @@ def run(cfg: TrainConfig) -> dict:
             if valid["mae"] < state["best_mae"]:
                 state.update(best_mae=valid["mae"], best_epoch=state["epoch"], bad_epochs=0)
                 if env.main:
-                    save_weights(out / BEST, model)
+                    save_model_state(out / BEST, model)
             else:
                 state["bad_epochs"] += 1
             if scheduler is not None:
@@ -332,7 +332,7 @@ def finish(cfg: TrainConfig, env: Env, model: MCLMCF, splits: dict, raw_train: d
     """Best weights -> test metrics, metrics.json, curves.png and the from_pretrained directory."""
     out = Path(cfg.out)
     if (out / BEST).is_file():
-        load_weights(out / BEST, model)
+        load_model_state(out / BEST, model)
     test = compute_metrics(predict(model, splits["test"], cfg, env), splits["test"].labels, convention)
     baseline = float(np.abs(splits["test"].labels - splits["train"].labels.mean()).mean())
     result = {"test": test, "best_epoch": state["best_epoch"], "best_valid_mae": state["best_mae"],
