@@ -85,6 +85,10 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def model_overrides(self) -> dict:
+        """MCLMCFConfig overrides on top of the dataset preset: the level-3 recipe, then ``model`` (wins)."""
+        return {**LEVEL3_RECIPES[self.level3], **self.model}
+
 
 def read_config_file(path: str) -> dict:
     text = Path(path).read_text()

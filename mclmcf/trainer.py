@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from . import data as D
 from .checkpoint import load_checkpoint, load_model_state, read_state, save_checkpoint, save_model_state
-from .config import LEVEL3_RECIPES, MCLMCFConfig
+from .config import MCLMCFConfig
 from .metrics import compute_metrics
 from .model import MCLMCF
 from .report import plot_curves, push_to_hub, write_model_dir
@@ -97,7 +97,7 @@ def prepare_data(cfg: TrainConfig, model_cfg: MCLMCFConfig, log) -> tuple[dict[s
 
 def build_model(cfg: TrainConfig, train: dict) -> MCLMCF:
     """Feature sizes come from the data; a preset or --set value that disagrees is an error."""
-    overrides = {**LEVEL3_RECIPES[cfg.level3], **cfg.model}
+    overrides = cfg.model_overrides()
     for key, field_name in (("audio", "audio_dim"), ("vision", "visual_dim")):
         dim = int(train[key].shape[2])
         if overrides.get(field_name, dim) != dim:
@@ -197,7 +197,7 @@ def run(cfg: TrainConfig) -> dict:
     seed_everything(cfg.seed, cfg.deterministic)
     t_start = time.time()
 
-    model_cfg = MCLMCFConfig.from_preset(cfg.dataset, **cfg.model)
+    model_cfg = MCLMCFConfig.from_preset(cfg.dataset, **cfg.model_overrides())
     splits, raw_train, data_info = prepare_data(cfg, model_cfg, log)
     model = build_model(cfg, raw_train)
     if cfg.standardize:
