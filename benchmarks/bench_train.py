@@ -37,7 +37,7 @@ def measure(spec: dict) -> dict:
     """Worker: build one configuration, time training steps, report peak memory growth."""
     import torch
     from mclmcf.model import MCLMCF, TCFStack
-    from mclmcf.train import TrainConfig
+    from mclmcf.config import TrainConfig
     from mclmcf.trainer import make_optimizer
 
     torch.manual_seed(0)

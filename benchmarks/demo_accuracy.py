@@ -21,7 +21,7 @@ from common import RESULTS, machine_info, machine_line, print_table  # also puts
 from mclmcf import data as D
 from mclmcf.metrics import compute_metrics
 from mclmcf.model import MCLMCF
-from mclmcf.train import TrainConfig
+from mclmcf.config import TrainConfig
 from mclmcf.trainer import Env, predict
 
 METRICS = ("mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc3", "acc5", "acc7")

@@ -1,4 +1,4 @@
-"""One dataclass holds every choice the model makes; presets reproduce the paper's settings."""
+"""The model's choices (MCLMCFConfig) and the training run's (TrainConfig); presets reproduce the paper's settings."""
 
 from __future__ import annotations
 
@@ -27,14 +27,23 @@ LEVEL3_RECIPES: dict[str, dict[str, Any]] = {
     "efficient": dict(tcf_backbone="pooled_conv3", tcf_pool=4, tcf_head="pool", tcf_head_pool=16),
 }
 
-# The authors' code multiplies logits by log(1/0.07) directly (CLIP exponentiates it).
+# The authors' code multiplies logits by log(1/0.07) directly; Algorithm 1's exp(tau) starts from it (as CLIP).
 AUTHORS_TEMPERATURE = math.log(1 / 0.07)
+
+# What a checkpoint's weights compute. 1: mclmcf before the authors' ReLUs, InfoNCE operand order and head
+# (commit 115a5c7 and earlier; its config.json has no "arch_revision"). 2: the authors' function.
+ARCH_REVISION = 2
 
 PAIR_DESIGNS = ("A", "B", "C")       # paper Table 7
 TCF_BACKBONES = ("conv3", "pooled_conv3")
 TCF_HEADS = ("flatten", "pool")
 FUSIONS = ("mcf", "linear")
-INFONCE_VARIANTS = ("paper", "authors_code")
+FUSION_ACTIVATIONS = ("relu", "none")
+INFONCE_VARIANTS = ("authors_code", "paper")
+
+
+class ArchRevisionError(ValueError):
+    """A checkpoint written for another architecture revision: loading it would change what it computes."""
 
 
 @dataclass
@@ -48,11 +57,11 @@ class MCLMCFConfig:
     audio_dim: int = 5
     visual_dim: int = 20
     lstm_hidden: int = 64
-    unimodal_dim: int = 64               # Linear after the last valid LSTM step
-    dropout: float = 0.1
+    unimodal_dim: int = 64               # Linear after the last LSTM state
+    dropout: float = 0.1                 # before the regression head only (authors' dropout_prj)
     # MCL
     contrastive_dim: int = 128           # InfoNCE projection size (official code)
-    level2_dim: int = 128                # output of the level-2 Conv1d over concatenations
+    level2_dim: int = 64                 # output of the level-2 Conv1d over concatenations (official code)
     use_mcl_f: bool = True
     use_mcl_s: bool = True
     use_mcl_t: bool = True
@@ -60,8 +69,8 @@ class MCLMCFConfig:
     beta: float = 0.05
     gamma: float = 0.05
     pair_design: str = "A"
-    temperature: str = "fixed"           # "fixed" (authors' multiplier) or "learnable" (CLIP-style)
-    infonce_variant: str = "paper"
+    # "authors_code": their Clip(x, y), fixed multiplier; "paper": Algorithm 1, learnable exp(tau) (README Fidelity)
+    infonce_variant: str = "authors_code"
     # TCF (level 3)
     tcf_dim: int = 512
     tcf_channels: tuple = ((1, 4), (4, 6), (6, 1))
@@ -71,6 +80,7 @@ class MCLMCFConfig:
     tcf_head_pool: int = 16              # pool: adaptive-average-pool the conv output to (at most) this size
     # MCF and the regression head
     fusion: str = "mcf"
+    fusion_activation: str = "relu"      # after h'_m and h' (authors' code); "none": eqs. 19-21 as printed
     fusion_dim: int = 512
     head_hidden: int = 128
     label_range: float = 3.0
@@ -80,12 +90,13 @@ class MCLMCFConfig:
     feature_spec: dict | None = None
     # free-form notes carried into the checkpoint (training data, metrics, ...)
     notes: dict = field(default_factory=dict)
+    arch_revision: int = ARCH_REVISION
 
     def __post_init__(self):
         self.tcf_channels = tuple(tuple(int(c) for c in layer) for layer in self.tcf_channels)
         checks = [("pair_design", PAIR_DESIGNS), ("tcf_backbone", TCF_BACKBONES), ("tcf_head", TCF_HEADS),
-                  ("fusion", FUSIONS), ("infonce_variant", INFONCE_VARIANTS),
-                  ("temperature", ("fixed", "learnable"))]
+                  ("fusion", FUSIONS), ("fusion_activation", FUSION_ACTIVATIONS),
+                  ("infonce_variant", INFONCE_VARIANTS)]
         for name, allowed in checks:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"config.{name}={getattr(self, name)!r}; choose one of {allowed}")
@@ -127,6 +138,16 @@ class MCLMCFConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MCLMCFConfig":
+        """A saved config; one of another architecture revision is refused (its weights would compute
+        something else here). A config without ``arch_revision`` predates the field: revision 1."""
+        revision = d.get("arch_revision", 1)
+        if revision != ARCH_REVISION:
+            raise ArchRevisionError(
+                f"these weights were trained with mclmcf architecture revision {revision}, this version runs "
+                f"revision {ARCH_REVISION} (MCF with the authors' ReLUs, their InfoNCE operand order and head): "
+                "loaded here they would compute a different function. Retrain them with this version "
+                "(python -m mclmcf.train ...; the demo weights: bash checkpoints/reproduce.sh), or load them with "
+                "mclmcf at commit 115a5c7.")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -135,3 +156,67 @@ class MCLMCFConfig:
 
     def replace(self, **changes) -> "MCLMCFConfig":
         return replace(self, **changes)
+
+
+# The schedule the paper leaves out, from the authors' code (src/config.py): batch 128, up to 200 epochs (the
+# paper's Fig. 5 run), the lr halved after 20 epochs without a better validation loss. Their loop never
+# stops early and keeps the last epoch; we stop after `patience` epochs without a better validation MAE
+# and keep the best (README Fidelity). SIMS is not in their code: the same schedule.
+AUTHORS_SCHEDULE = dict(batch_size=128, epochs=200, scheduler="plateau", lr_patience=20)
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {"mosi": AUTHORS_SCHEDULE, "mosei": AUTHORS_SCHEDULE, "sims": AUTHORS_SCHEDULE}
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""                        # dataset directory (safe format) or trusted pickle
+    out: str = "checkpoints/run"
+    dataset: str = "mosi"                 # preset: mosi / mosei / sims (also picks the metric convention)
+    allow_pickle: bool = False
+    text_source: str = "auto"             # auto (text_bert if present) / file / tokenize (raw_text)
+    max_text_len: int = 50
+    standardize: bool = True              # per-feature standardisation, training-split statistics
+    nonfinite_data: str = "replace"       # NaN/inf in features: replace by 0 (counted) or error
+    level3: str = "efficient"             # level-3 recipe (mclmcf.config.LEVEL3_RECIPES): efficient / faithful
+    model: dict = field(default_factory=dict)   # MCLMCFConfig overrides (win over the level-3 recipe)
+    # optimisation (paper Sec. 5.3)
+    epochs: int = 40
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    lr: float = 1e-4
+    bert_lr: float = 5e-5
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    patience: int = 10                    # early stopping on validation MAE
+    accumulate: int = 1                   # gradient accumulation steps
+    scheduler: str = "none"               # none / plateau (halve the lr when valid MAE stalls)
+    lr_patience: int = 20                 # plateau: epochs without a better valid MAE before halving
+    precision: str = "fp32"               # fp32 / bf16 / fp16 (fp16: GPU only)
+    device: str = "auto"
+    seed: int = 1111
+    deterministic: bool = False
+    on_nonfinite: str = "skip"            # NaN/inf loss: skip the step, or stop with a message
+    max_nonfinite: int = 20               # stop after this many skipped steps in a row
+    checkpoint_every: int = 0             # also checkpoint every N optimizer steps (0: per epoch only)
+    stop_after_steps: int = 0             # testing: simulate a crash after N optimizer steps, no save
+    resume: bool = False
+    tensorboard: bool = False
+    push_to_hub: str | None = None
+    num_workers: int = 0
+    progress: bool = True
+
+    def __post_init__(self):
+        checks = {"text_source": ("auto", "file", "tokenize"), "nonfinite_data": ("replace", "error"),
+                  "scheduler": ("none", "plateau"), "precision": ("fp32", "bf16", "fp16"),
+                  "on_nonfinite": ("skip", "stop"), "level3": tuple(LEVEL3_RECIPES)}
+        for name, allowed in checks.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {allowed}")
+        if self.accumulate < 1 or self.batch_size < 1:
+            raise ValueError("batch_size and accumulate must be >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def model_overrides(self) -> dict:
+        """MCLMCFConfig overrides on top of the dataset preset: the level-3 recipe, then ``model`` (wins)."""
+        return {**LEVEL3_RECIPES[self.level3], **self.model}

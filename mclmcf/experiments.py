@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .train import TrainConfig, config_from_args
+from .config import TrainConfig
+from .train import config_from_args
 
 # Paper Table 3 (MCL-MCF row) and Table 5 (ablations, CMU-MOSI); accuracies as fractions.
 PAPER_MAIN = {

@@ -1,4 +1,4 @@
-"""Symmetric InfoNCE (paper Algorithm 1), with negatives gathered across processes under DDP.
+"""Symmetric InfoNCE (paper Algorithm 1 / the authors' Clip), with negatives gathered across processes under DDP.
 
 Under DistributedDataParallel each process gathers every process's features *with* gradients
 (torch.distributed.nn.functional.all_gather), so the contrastive batch is the global batch. Every
@@ -62,13 +62,14 @@ def symmetric_infonce(x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor | fl
 
 
 class InfoNCE(nn.Module):
-    """Project two feature sets to a shared space and contrast them (Algorithm 1).
+    """Project two feature sets to a shared space and contrast them.
 
-    variant "paper":        normalize(project(x)), normalize(project(y)).
-    variant "authors_code": normalize(project(x)), project(normalize(y)) -- the public code's order.
+    variant "authors_code" (default): the authors' ``Clip(x, y)``: x -> project -> L2-normalise;
+        y -> L2-normalise -> project, not normalised again. Operand order matters.
+    variant "paper": Algorithm 1: both projected, then both L2-normalised.
     """
 
-    def __init__(self, dim_x: int, dim_y: int, out_dim: int = 128, variant: str = "paper"):
+    def __init__(self, dim_x: int, dim_y: int, out_dim: int = 128, variant: str = "authors_code"):
         super().__init__()
         self.project_x = nn.Linear(dim_x, out_dim)
         self.project_y = nn.Linear(dim_y, out_dim)
@@ -88,19 +89,20 @@ class InfoNCE(nn.Module):
 
 
 class LogitScale(nn.Module):
-    """The factor logits are multiplied by: the authors' fixed log(1/0.07), or CLIP's learnable exp(s)."""
+    """The factor logits are multiplied by: the authors' fixed log(1/0.07) ("authors_code"), or Algorithm 1's
+    exp(tau) with tau learnable, initialised at log(1/0.07) as in CLIP and clamped at 100 ("paper")."""
 
     MAX_SCALE = 100.0
 
-    def __init__(self, mode: str, init: float):
+    def __init__(self, variant: str, init: float):
         super().__init__()
-        self.mode = mode
-        if mode == "learnable":
+        self.learnable = variant == "paper"
+        if self.learnable:
             self.log_scale = nn.Parameter(torch.tensor(init))
         else:
             self.register_buffer("value", torch.tensor(init), persistent=False)
 
     def forward(self) -> torch.Tensor:
-        if self.mode == "learnable":
+        if self.learnable:
             return self.log_scale.exp().clamp(max=self.MAX_SCALE)
         return self.value

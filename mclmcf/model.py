@@ -2,7 +2,9 @@
 
 Shapes use B = batch, Dt = text hidden size (768 for BERT-base), Da/Dv = acoustic/visual feature
 sizes, D = config.tcf_dim (512 in the paper). Names follow the paper: h_t, h_a, h_v are the
-unimodal vectors; h'_m their 512-d expansions; "ta", "tv", "av" the pairwise TCF images.
+unimodal vectors; h'_m their 512-d expansions; "ta", "tv", "av" the pairwise TCF images. Operand
+orders (which side of each outer product and of each InfoNCE call) are the authors' code's
+(GitHub Zhudogsi/MCL-MCF, src/model.py), because the InfoNCE is not symmetric in its operands.
 """
 
 from __future__ import annotations
@@ -22,9 +24,15 @@ from .config import AUTHORS_TEMPERATURE, MCLMCFConfig
 from .losses import InfoNCE, LogitScale
 from .text_encoder import build_text_encoder, load_tokenizer
 
-PAIRS = ("ta", "tv", "av")  # TCF images: text x acoustic, text x visual, acoustic x visual
-LEVEL3_PAIRS = (("ta", "tv"), ("tv", "av"), ("ta", "av"))
-LEVEL2_PAIRS = (("ta", "v"), ("tv", "a"), ("av", "t"), ("tav", "a"))
+# TCF image -> (rows, columns) of its outer product: t x a, t x v, and v x a (the authors' tfn_visual_acoustic)
+TCF_OPERANDS = {"ta": ("t", "a"), "tv": ("t", "v"), "av": ("v", "a")}
+PAIRS = tuple(TCF_OPERANDS)
+# level-2 fusions h^s: name -> concatenation order (authors: [t, v], [v, a], [t, a], [t, v, a])
+LEVEL2_FUSIONS = {"va": "va", "ta": "ta", "tv": "tv", "tav": "tva"}
+# InfoNCE calls (x, y), x and y as the authors pass them to Clip(x, y)
+LEVEL1_PAIRS = (("t", "a"), ("t", "v"), ("v", "a"))
+LEVEL2_PAIRS = (("t", "va"), ("v", "ta"), ("a", "tv"), ("a", "tav"))
+LEVEL3_PAIRS = (("tv", "ta"), ("tv", "av"), ("ta", "av"))
 
 
 @dataclass
@@ -63,16 +71,16 @@ class FeatureStandardizer(nn.Module):
 
 
 class SequenceEncoder(nn.Module):
-    """Unidirectional 1-layer LSTM; the output at each sequence's last valid step -> dropout -> Linear.
+    """Unidirectional 1-layer LSTM; the output at each sequence's last valid step -> Linear.
 
     Equal to running it over packed sequences (a forward LSTM's step t never sees steps after t),
     but it runs the padded batch and gathers: ~10x faster on CPU, where packed LSTMs are unrolled.
+    No dropout: the authors' RNNEncoder sets it to 0 for one layer.
     """
 
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float):
+    def __init__(self, in_dim: int, hidden: int, out_dim: int):
         super().__init__()
         self.lstm = nn.LSTM(in_dim, hidden, num_layers=1, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(hidden, out_dim)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -80,7 +88,23 @@ class SequenceEncoder(nn.Module):
         last = lengths.detach().to(x.device, torch.int64).clamp(1, x.shape[1]) - 1
         outputs, _ = self.lstm(x)                                  # (B, L, hidden)
         h_last = outputs[torch.arange(x.shape[0], device=x.device), last]   # (B, hidden)
-        return self.linear(self.dropout(h_last))
+        return self.linear(h_last)
+
+
+class Expansion(nn.Sequential):
+    """Conv1x1 then the fusion activation: h'_m (eq. 20, shared with TCF eq. 13) and h' (eq. 19).
+    The authors' get_resNet* blocks are Conv1d + ReLU; without it MCF is one affine map."""
+
+    def __init__(self, in_dim: int, out_dim: int, activation: str):
+        super().__init__(Conv1x1(in_dim, out_dim), *([nn.ReLU()] if activation == "relu" else []))
+
+
+class RegressionHead(nn.Sequential):
+    """The authors' SubNet: dropout -> Linear -> tanh -> Linear -> tanh -> Linear(., 1)."""
+
+    def __init__(self, in_dim: int, hidden: int, dropout: float):
+        super().__init__(nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden),
+                         nn.Tanh(), nn.Linear(hidden, 1))
 
 
 class TCFStack(nn.Module):
@@ -128,28 +152,27 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
         dt = self.text_encoder.config.hidden_size
         self.audio_norm = FeatureStandardizer(c.audio_dim)
         self.vision_norm = FeatureStandardizer(c.visual_dim)
-        self.audio_encoder = SequenceEncoder(c.audio_dim, c.lstm_hidden, c.unimodal_dim, c.dropout)
-        self.vision_encoder = SequenceEncoder(c.visual_dim, c.lstm_hidden, c.unimodal_dim, c.dropout)
-        self.text_dropout = nn.Dropout(c.dropout)
+        self.audio_encoder = SequenceEncoder(c.audio_dim, c.lstm_hidden, c.unimodal_dim)
+        self.vision_encoder = SequenceEncoder(c.visual_dim, c.lstm_hidden, c.unimodal_dim)
         dims = {"t": dt, "a": c.unimodal_dim, "v": c.unimodal_dim}
 
         # the 512-d expansions h'_m (eq. 13 / 20), shared by TCF and MCF
         if c.fusion == "mcf" or c.use_mcl_t:
-            self.expand = nn.ModuleDict({m: Conv1x1(d, c.tcf_dim) for m, d in dims.items()})
+            self.expand = nn.ModuleDict({m: Expansion(d, c.tcf_dim, c.fusion_activation) for m, d in dims.items()})
         if c.use_mcl_t:
             self.tcf = nn.ModuleDict({p: TCFStack(c.tcf_channels, c.tcf_pool if c.tcf_backbone == "pooled_conv3" else 1)
                                       for p in PAIRS})
 
         heads = c.with_contrastive_heads
         if heads and c.uses_contrastive:
-            self.logit_scale = LogitScale(c.temperature, AUTHORS_TEMPERATURE)
+            self.logit_scale = LogitScale(c.infonce_variant, AUTHORS_TEMPERATURE)
         if heads and c.use_mcl_f:    # level 1 (eq. 3-5)
-            self.level1 = nn.ModuleDict({m + n: InfoNCE(dims[m], dims[n], c.contrastive_dim, c.infonce_variant)
-                                         for m, n in (("t", "a"), ("t", "v"), ("a", "v"))})
-        if heads and c.use_mcl_s:    # level 2 (eq. 6-12)
-            self.level2_fuse = nn.ModuleDict({k: Conv1x1(sum(dims[m] for m in k), c.level2_dim)
-                                              for k in ("ta", "tv", "av", "tav")})
-            self.level2 = nn.ModuleDict({f"{x}_{y}": InfoNCE(c.level2_dim, dims[y], c.contrastive_dim, c.infonce_variant)
+            self.level1 = nn.ModuleDict({x + y: InfoNCE(dims[x], dims[y], c.contrastive_dim, c.infonce_variant)
+                                         for x, y in LEVEL1_PAIRS})
+        if heads and c.use_mcl_s:    # level 2 (eq. 6-12); no activation after these convs (authors' conv_tv etc.)
+            self.level2_fuse = nn.ModuleDict({k: Conv1x1(sum(dims[m] for m in order), c.level2_dim)
+                                              for k, order in LEVEL2_FUSIONS.items()})
+            self.level2 = nn.ModuleDict({f"{x}_{y}": InfoNCE(dims[x], c.level2_dim, c.contrastive_dim, c.infonce_variant)
                                          for x, y in LEVEL2_PAIRS})
         if heads and c.use_mcl_t:    # level 3 (eq. 13-18)
             d3 = c.level3_side ** 2
@@ -158,27 +181,21 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
 
         # fusion (eq. 19-21) and the regression head
         if c.fusion == "mcf":
-            self.fuse_shallow = Conv1x1(sum(dims.values()), c.fusion_dim)        # h'
-            self.fuse_deep = Conv1x1(3 * c.tcf_dim + c.fusion_dim, c.fusion_dim)  # h
+            self.fuse_shallow = Expansion(sum(dims.values()), c.fusion_dim, c.fusion_activation)   # h'
+            self.fuse_deep = Conv1x1(3 * c.tcf_dim + c.fusion_dim, c.fusion_dim)  # h: no activation (authors' conv_res)
         else:  # w/o MCF: one linear layer over the concatenated unimodal vectors
             self.fuse_linear = nn.Linear(sum(dims.values()), c.fusion_dim)
-        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.fusion_dim, c.head_hidden), nn.Tanh(),
-                                  nn.Linear(c.head_hidden, 1))
+        self.head = RegressionHead(c.fusion_dim, c.head_hidden, c.dropout)
         self._init_weights()
         if c.freeze_text_encoder:
             self.text_encoder.requires_grad_(False)
 
     def _init_weights(self):
-        """Xavier-normal for everything but the pretrained text encoder (paper Sec. 5.3)."""
-        for name, module in self.named_modules():
-            if name.startswith("text_encoder"):
-                continue
-            if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-                nn.init.xavier_normal_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LSTM):
-                for pname, p in module.named_parameters():
-                    (nn.init.xavier_normal_ if pname.startswith("weight") else nn.init.zeros_)(p)
+        """Xavier-normal for every weight matrix / kernel outside the pretrained text encoder (paper Sec. 5.3);
+        biases keep PyTorch's default init, as in the authors' Solver (which re-initialises only p.dim() > 1)."""
+        for name, p in self.named_parameters():
+            if not name.startswith("text_encoder.") and p.dim() > 1:
+                nn.init.xavier_normal_(p)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, audio: torch.Tensor,
                 audio_lengths: torch.Tensor, vision: torch.Tensor, vision_lengths: torch.Tensor,
@@ -186,7 +203,7 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
                 return_maps: bool = False) -> MCLMCFOutput:
         c = self.config
         text_out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        h = {"t": self.text_dropout(text_out.last_hidden_state[:, 0]),                        # (B, Dt) [CLS]
+        h = {"t": text_out.last_hidden_state[:, 0],                                           # (B, Dt) [CLS]
              "a": self.audio_encoder(self.audio_norm(audio), audio_lengths),                  # (B, 64)
              "v": self.vision_encoder(self.vision_norm(vision), vision_lengths)}              # (B, 64)
 
@@ -194,11 +211,10 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
         run_level3 = c.use_mcl_t and (return_maps or (want_losses and hasattr(self, "level3")))
         expanded = {m: self.expand[m](h[m]) for m in "tav"} if hasattr(self, "expand") else {}  # (B, D) each
 
-        out = MCLMCFOutput(score=self._predict(h, expanded))
+        out = MCLMCFOutput(score=self.head(self.fuse(h, expanded)).squeeze(-1))
         tcf_out = {}
         if run_level3:
-            operands = {"ta": ("t", "a"), "tv": ("t", "v"), "av": ("a", "v")}
-            for pair, (m, n) in operands.items():
+            for pair, (m, n) in TCF_OPERANDS.items():
                 tcf_out[pair], image, maps = self.tcf[pair](expanded[m], expanded[n], keep_maps=return_maps)
                 if return_maps:
                     out.tcf_images[pair], out.tcf_feature_maps[pair] = image, maps
@@ -206,14 +222,13 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
             self._add_losses(out, h, tcf_out, labels.to(out.score.dtype).reshape(-1))
         return out
 
-    def _predict(self, h: dict, expanded: dict) -> torch.Tensor:
+    def fuse(self, h: dict, expanded: dict) -> torch.Tensor:
+        """MCF (eqs. 19-21), or one Linear for w/o MCF: unimodal vectors (+ their expansions) -> the head's input."""
         concat = torch.cat([h["t"], h["a"], h["v"]], dim=-1)                                  # (B, Dt+128)
-        if self.config.fusion == "mcf":
-            shallow = self.fuse_shallow(concat)                                               # h'  (B, 512)
-            fused = self.fuse_deep(torch.cat([expanded["t"], expanded["a"], expanded["v"], shallow], -1))
-        else:
-            fused = self.fuse_linear(concat)
-        return self.head(fused).squeeze(-1)                                                   # (B,)
+        if self.config.fusion == "linear":
+            return self.fuse_linear(concat)
+        shallow = self.fuse_shallow(concat)                                                   # h'  (B, 512)
+        return self.fuse_deep(torch.cat([expanded["t"], expanded["v"], expanded["a"], shallow], -1))   # h (B, 512)
 
     def _add_losses(self, out: MCLMCFOutput, h: dict, tcf_out: dict, labels: torch.Tensor) -> None:
         c = self.config
@@ -227,11 +242,11 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
             return head(x, y, scale, labels if c.pair_design != "A" else None, c.pair_design)
 
         if c.use_mcl_f:
-            out.loss_f = sum(nce(self.level1[m + n], h[m], h[n]) for m, n in (("t", "a"), ("t", "v"), ("a", "v")))
+            out.loss_f = sum(nce(self.level1[x + y], h[x], h[y]) for x, y in LEVEL1_PAIRS)
             out.loss = out.loss + c.alpha * out.loss_f
         if c.use_mcl_s:
-            fused = {k: self.level2_fuse[k](torch.cat([h[m] for m in k], -1)) for k in ("ta", "tv", "av", "tav")}
-            out.loss_s = sum(nce(self.level2[f"{x}_{y}"], fused[x], h[y]) for x, y in LEVEL2_PAIRS)
+            fused = {k: self.level2_fuse[k](torch.cat([h[m] for m in order], -1)) for k, order in LEVEL2_FUSIONS.items()}
+            out.loss_s = sum(nce(self.level2[f"{x}_{y}"], h[x], fused[y]) for x, y in LEVEL2_PAIRS)
             out.loss = out.loss + c.beta * out.loss_s
         if c.use_mcl_t:
             emb = {p: self._level3_embedding(x) for p, x in tcf_out.items()}

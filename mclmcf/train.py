@@ -1,8 +1,9 @@
 """Train MCL-MCF: python -m mclmcf.train --data DIR --dataset mosi --out runs/mosi [flags]
 
 Settings come from, lowest priority first: TrainConfig defaults, the dataset preset (the paper's
-alpha/beta/gamma and TCF channels via MCLMCFConfig presets, plus batch size / epochs here), a config
-file (--config run.json or .yaml: TrainConfig fields, model overrides under "model"), then flags.
+alpha/beta/gamma and TCF channels via MCLMCFConfig presets, the authors' batch size and schedule via
+mclmcf.config.TRAIN_PRESETS), a config file (--config run.json or .yaml: TrainConfig fields, model
+overrides under "model"), then flags.
 Any MCLMCFConfig field can be set with --set name=value (value parsed as JSON when it parses).
 --level3 picks the level-3 recipe (mclmcf.config.LEVEL3_RECIPES): "efficient" by default, "faithful"
 for the paper's exact level 3; --set values win over the recipe.
@@ -21,73 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .config import LEVEL3_RECIPES
-
-# Batch size and epoch budget per dataset: not given in the paper; MMIM's (the authors' base code) values.
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    "mosi": dict(batch_size=32, epochs=40),
-    "mosei": dict(batch_size=64, epochs=20),
-    "sims": dict(batch_size=32, epochs=40),
-}
-
-
-@dataclass
-class TrainConfig:
-    data: str = ""                        # dataset directory (safe format) or trusted pickle
-    out: str = "checkpoints/run"
-    dataset: str = "mosi"                 # preset: mosi / mosei / sims (also picks the metric convention)
-    allow_pickle: bool = False
-    text_source: str = "auto"             # auto (text_bert if present) / file / tokenize (raw_text)
-    max_text_len: int = 50
-    standardize: bool = True              # per-feature standardisation, training-split statistics
-    nonfinite_data: str = "replace"       # NaN/inf in features: replace by 0 (counted) or error
-    level3: str = "efficient"             # level-3 recipe (mclmcf.config.LEVEL3_RECIPES): efficient / faithful
-    model: dict = field(default_factory=dict)   # MCLMCFConfig overrides (win over the level-3 recipe)
-    # optimisation (paper Sec. 5.3)
-    epochs: int = 40
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    lr: float = 1e-4
-    bert_lr: float = 5e-5
-    weight_decay: float = 1e-4
-    grad_clip: float = 1.0
-    patience: int = 10                    # early stopping on validation MAE
-    accumulate: int = 1                   # gradient accumulation steps
-    scheduler: str = "none"               # none / plateau (halve the lr when valid MAE stalls)
-    precision: str = "fp32"               # fp32 / bf16 / fp16 (fp16: GPU only)
-    device: str = "auto"
-    seed: int = 1111
-    deterministic: bool = False
-    on_nonfinite: str = "skip"            # NaN/inf loss: skip the step, or stop with a message
-    max_nonfinite: int = 20               # stop after this many skipped steps in a row
-    checkpoint_every: int = 0             # also checkpoint every N optimizer steps (0: per epoch only)
-    stop_after_steps: int = 0             # testing: simulate a crash after N optimizer steps, no save
-    resume: bool = False
-    tensorboard: bool = False
-    push_to_hub: str | None = None
-    num_workers: int = 0
-    progress: bool = True
-
-    def __post_init__(self):
-        checks = {"text_source": ("auto", "file", "tokenize"), "nonfinite_data": ("replace", "error"),
-                  "scheduler": ("none", "plateau"), "precision": ("fp32", "bf16", "fp16"),
-                  "on_nonfinite": ("skip", "stop"), "level3": tuple(LEVEL3_RECIPES)}
-        for name, allowed in checks.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {allowed}")
-        if self.accumulate < 1 or self.batch_size < 1:
-            raise ValueError("batch_size and accumulate must be >= 1")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def model_overrides(self) -> dict:
-        """MCLMCFConfig overrides on top of the dataset preset: the level-3 recipe, then ``model`` (wins)."""
-        return {**LEVEL3_RECIPES[self.level3], **self.model}
+from .config import LEVEL3_RECIPES, TRAIN_PRESETS, TrainConfig
 
 
 def read_config_file(path: str) -> dict:
@@ -118,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-source", choices=("auto", "file", "tokenize"))
     for name, typ in (("epochs", int), ("batch-size", int), ("eval-batch-size", int), ("lr", float),
                       ("bert-lr", float), ("weight-decay", float), ("grad-clip", float), ("patience", int),
-                      ("accumulate", int), ("seed", int), ("max-text-len", int), ("max-nonfinite", int),
+                      ("accumulate", int), ("lr-patience", int), ("seed", int), ("max-text-len", int), ("max-nonfinite", int),
                       ("checkpoint-every", int), ("stop-after-steps", int), ("num-workers", int)):
         p.add_argument(f"--{name}", type=typ)
     p.add_argument("--scheduler", choices=("none", "plateau"))

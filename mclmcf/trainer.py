@@ -27,12 +27,11 @@ from tqdm import tqdm
 
 from . import data as D
 from .checkpoint import load_checkpoint, load_model_state, read_state, save_checkpoint, save_model_state
-from .config import MCLMCFConfig
+from .config import ArchRevisionError, MCLMCFConfig, TrainConfig
 from .metrics import compute_metrics
 from .model import MCLMCF
 from .report import plot_curves, push_to_hub, write_model_dir
 from .text_encoder import load_tokenizer
-from .train import TrainConfig
 
 CHECKPOINT, BEST = "checkpoint.safetensors", "best.safetensors"
 
@@ -188,7 +187,12 @@ def run(cfg: TrainConfig) -> dict:
     if cfg.resume:
         if not ckpt_path.is_file():
             raise TrainingStopped(f"--resume: no checkpoint at {ckpt_path}")
-        saved = TrainConfig(**read_state(ckpt_path)["train_config"])
+        saved_state = read_state(ckpt_path)
+        try:
+            MCLMCFConfig.from_dict(saved_state["model_config"])
+        except ArchRevisionError as err:
+            raise TrainingStopped(f"--resume {ckpt_path}: {err}") from err
+        saved = TrainConfig(**saved_state["train_config"])
         # the run continues with its own settings; only how this process behaves may change
         cfg = TrainConfig(**{**saved.to_dict(), "resume": True, "progress": cfg.progress,
                              "stop_after_steps": cfg.stop_after_steps, "push_to_hub": cfg.push_to_hub or saved.push_to_hub})
@@ -204,7 +208,7 @@ def run(cfg: TrainConfig) -> dict:
         D.set_standardization(model, raw_train)
     model.to(env.device)
     optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, cfg.patience // 2)) \
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=cfg.lr_patience) \
         if cfg.scheduler == "plateau" else None
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
     state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_mae": math.inf, "best_epoch": -1, "bad_epochs": 0,

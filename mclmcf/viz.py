@@ -16,7 +16,7 @@ from preprocessing import draw_face_mesh
 
 from .pipeline import Prediction, Segment
 
-PAIR_NAMES = {"ta": ("text", "acoustic"), "tv": ("text", "visual"), "av": ("acoustic", "visual")}
+PAIR_NAMES = {"ta": ("text", "acoustic"), "tv": ("text", "visual"), "av": ("visual", "acoustic")}   # rows, columns (model.TCF_OPERANDS)
 POLARITY_COLOURS = {"negative": "#d9485f", "neutral": "#8a8f98", "positive": "#2f9e6e"}
 AUDIO_GROUPS = ((0, "MFCC"), (13, "ΔMFCC"), (26, "ΔΔMFCC"), (39, "prosody+\nspectrum"))
 

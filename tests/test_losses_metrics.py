@@ -58,14 +58,14 @@ def test_infonce_design_c_counts_all_same_sentiment_positives():
 
 def test_infonce_module_projects_and_normalises():
     torch.manual_seed(0)
-    head = InfoNCE(5, 7, out_dim=4)
+    head = InfoNCE(5, 7, out_dim=4)         # default: the authors' Clip
     x, y = torch.randn(3, 5), torch.randn(3, 7)
     px = torch.nn.functional.normalize(head.project_x(x), dim=-1)
-    py = torch.nn.functional.normalize(head.project_y(y), dim=-1)
-    torch.testing.assert_close(head(x, y, 2.5), symmetric_infonce(px, py, 2.5))
-    head.variant = "authors_code"
     py_authors = head.project_y(torch.nn.functional.normalize(y, dim=-1))
     torch.testing.assert_close(head(x, y, 2.5), symmetric_infonce(px, py_authors, 2.5))
+    head.variant = "paper"
+    py = torch.nn.functional.normalize(head.project_y(y), dim=-1)
+    torch.testing.assert_close(head(x, y, 2.5), symmetric_infonce(px, py, 2.5))
 
 
 def test_infonce_batch_of_one_is_zero():
@@ -73,8 +73,9 @@ def test_infonce_batch_of_one_is_zero():
 
 
 def test_logit_scale_fixed_and_learnable_clamped():
-    assert LogitScale("fixed", AUTHORS_TEMPERATURE)().item() == pytest.approx(2.6593, abs=1e-4)
-    learnable = LogitScale("learnable", AUTHORS_TEMPERATURE)
+    fixed = LogitScale("authors_code", AUTHORS_TEMPERATURE)
+    assert fixed().item() == pytest.approx(2.6593, abs=1e-4) and not list(fixed.parameters())
+    learnable = LogitScale("paper", AUTHORS_TEMPERATURE)
     assert learnable().item() == pytest.approx(1 / 0.07, rel=1e-5)
     with torch.no_grad():
         learnable.log_scale.fill_(10.0)

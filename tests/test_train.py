@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from mclmcf.checkpoint import load_checkpoint, save_checkpoint
+from mclmcf.config import TrainConfig
 from mclmcf.dataformat import save_safe
 from mclmcf.experiments import QUICK_MODEL
 from mclmcf.experiments import main as experiments_main
 from mclmcf.model import MCLMCF
 from mclmcf.synthetic import SyntheticSpec, generate
-from mclmcf.train import TrainConfig, config_from_args
+from mclmcf.train import config_from_args
 from mclmcf.trainer import InjectedStop, TrainingStopped, build_model, run
 
 
@@ -39,7 +40,7 @@ def test_settings_precedence(tmp_path):
     cfg_file.write_text("epochs: 3\nlr: 0.001\nmodel: {tcf_dim: 64, alpha: 0.1}\n")
     cfg = config_from_args(["--config", str(cfg_file), "--dataset", "mosei", "--lr", "0.002", "--no-mcl-s",
                             "--no-mcf", "--set", "tcf_dim=32", "--set", "pair_design=B", "--freeze-text-encoder"])
-    assert cfg.dataset == "mosei" and cfg.batch_size == 64           # the mosei preset
+    assert cfg.dataset == "mosei" and cfg.batch_size == 128          # the preset: the authors' schedule
     assert cfg.epochs == 3 and cfg.lr == 0.002                        # file, then flag
     assert cfg.model == {"tcf_dim": 32, "alpha": 0.1, "use_mcl_s": False, "fusion": "linear", "pair_design": "B",
                          "freeze_text_encoder": True}
@@ -115,6 +116,25 @@ def test_resume_after_crash_matches_uninterrupted(synth_dir, reference, tmp_path
     assert resumed["steps"] == reference["steps"] == 8
     assert resumed["test"] == reference["test"]
     assert resumed["history"] == reference["history"]
+
+
+def test_presets_are_the_authors_schedule():
+    # src/config.py of the authors' code: batch 128, 200 epochs, lr halved after `when` = 20 stalled epochs
+    for dataset in ("mosi", "mosei", "sims"):
+        cfg = config_from_args(["--dataset", dataset])
+        assert (cfg.batch_size, cfg.epochs, cfg.scheduler, cfg.lr_patience) == (128, 200, "plateau", 20)
+        assert (cfg.lr, cfg.bert_lr, cfg.weight_decay, cfg.grad_clip) == (1e-4, 5e-5, 1e-4, 1.0)
+
+
+def test_resume_refuses_a_checkpoint_of_an_older_architecture(synth_dir, tmp_path):
+    cfg = tiny_run(synth_dir, tmp_path)
+    model = build_model(cfg, {"audio": np.zeros((1, 3, 5), np.float32), "vision": np.zeros((1, 2, 20), np.float32)})
+    model_config = model.config.to_dict()
+    del model_config["arch_revision"]                   # as mclmcf at 115a5c7 and before wrote it
+    save_checkpoint(tmp_path / "checkpoint.safetensors", model, torch.optim.Adam(model.parameters()),
+                    {"loop": {}, "train_config": cfg.to_dict(), "model_config": model_config})
+    with pytest.raises(TrainingStopped, match="architecture revision 1"):
+        run(replace(cfg, resume=True))
 
 
 def test_resume_needs_checkpoint(tmp_path):
