@@ -188,6 +188,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     patience: int = 10                    # early stopping on validation MAE
     accumulate: int = 1                   # gradient accumulation steps
+    length_buckets: int = 0               # >0: batches of similar text length, sorted within runs of this many
     scheduler: str = "none"               # none / plateau (halve the lr when valid MAE stalls)
     lr_patience: int = 20                 # plateau: epochs without a better valid MAE before halving
     precision: str = "fp32"               # fp32 / bf16 / fp16 (fp16: GPU only)
@@ -211,8 +212,8 @@ class TrainConfig:
         for name, allowed in checks.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {allowed}")
-        if self.accumulate < 1 or self.batch_size < 1:
-            raise ValueError("batch_size and accumulate must be >= 1")
+        if self.accumulate < 1 or self.batch_size < 1 or self.length_buckets < 0:
+            raise ValueError("batch_size and accumulate must be >= 1, length_buckets >= 0")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-source", choices=("auto", "file", "tokenize"))
     for name, typ in (("epochs", int), ("batch-size", int), ("eval-batch-size", int), ("lr", float),
                       ("bert-lr", float), ("weight-decay", float), ("grad-clip", float), ("patience", int),
-                      ("accumulate", int), ("lr-patience", int), ("seed", int), ("max-text-len", int), ("max-nonfinite", int),
-                      ("checkpoint-every", int), ("stop-after-steps", int), ("num-workers", int)):
+                      ("accumulate", int), ("length-buckets", int), ("lr-patience", int), ("seed", int),
+                      ("max-text-len", int), ("max-nonfinite", int), ("checkpoint-every", int),
+                      ("stop-after-steps", int), ("num-workers", int)):
         p.add_argument(f"--{name}", type=typ)
     p.add_argument("--scheduler", choices=("none", "plateau"))
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"))

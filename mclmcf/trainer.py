@@ -114,12 +114,26 @@ def make_optimizer(model: MCLMCF, cfg: TrainConfig, fused: bool = True) -> torch
     return torch.optim.Adam(groups, weight_decay=cfg.weight_decay, fused=fused or None)
 
 
-def epoch_batches(n: int, cfg: TrainConfig, env: Env, epoch: int) -> list[list[int]]:
-    """This process's batches of one epoch: a function of (seed, epoch) only, so resume can skip to any one."""
-    sampler = DistributedSampler(range(n), num_replicas=env.world, rank=env.rank, shuffle=True, seed=cfg.seed)
+def epoch_batches(text_lengths: np.ndarray, cfg: TrainConfig, env: Env, epoch: int) -> list[list[int]]:
+    """This process's batches of one epoch: a function of (seed, epoch) only, so resume can skip to any one.
+
+    length_buckets = K > 0: each run of K batches of the shuffled order is sorted by text length before it
+    is cut, and the batches are shuffled again, so a batch pads its text to similar lengths (BERT's cost).
+    """
+    sampler = DistributedSampler(range(len(text_lengths)), num_replicas=env.world, rank=env.rank, shuffle=True,
+                                 seed=cfg.seed)
     sampler.set_epoch(epoch)
     order = list(sampler)
-    return [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    size = cfg.batch_size
+    if not cfg.length_buckets:
+        return [order[i:i + size] for i in range(0, len(order), size)]
+    chunk = size * cfg.length_buckets
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start:start + chunk], key=lambda i: int(text_lengths[i]))
+        batches += [part[i:i + size] for i in range(0, len(part), size)]
+    np.random.default_rng([cfg.seed, epoch]).shuffle(batches)
+    return batches
 
 
 def loader(split: D.Split, batches: list[list[int]], cfg: TrainConfig) -> DataLoader:
@@ -273,7 +287,7 @@ def run(cfg: TrainConfig) -> dict:
 def train_epoch(model: MCLMCF, split: D.Split, optimizer, scaler, cfg: TrainConfig, env: Env,
                 state: dict, checkpoint, stop: StopFlag, writer) -> bool:
     """One epoch from ``state['batch_in_epoch']`` on; returns True when interrupted by a signal."""
-    batches = epoch_batches(len(split), cfg, env, state["epoch"])
+    batches = epoch_batches(split.attention_mask.sum(1), cfg, env, state["epoch"])
     start = state["batch_in_epoch"]
     totals = state.setdefault("epoch_stats_partial", {"loss": 0.0, "loss_reg": 0.0, "n": 0})
     model.train()

@@ -169,3 +169,23 @@ def test_paper_tables_quick(tmp_path, capsys):
     results = json.loads((tmp_path / "paper" / "results.json").read_text())
     assert set(results["results"]) == {"MCL-MCF", "w/o MCL-F", "w/o MCL-S", "w/o MCL-T", "w/o MCL", "w/o MCF"}
     assert np.isfinite(results["results"]["w/o MCL"]["mean"]["mae"])
+
+
+def test_length_buckets_group_similar_texts_and_keep_every_sample_once():
+    from mclmcf.trainer import Env, epoch_batches
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 60, size=203)
+    plain = TrainConfig(batch_size=8, seed=3)
+    bucketed = replace(plain, length_buckets=5)
+    for cfg in (plain, bucketed):
+        batches = epoch_batches(lengths, cfg, Env(), epoch=1)
+        assert sorted(i for b in batches for i in b) == list(range(203))
+        assert batches == epoch_batches(lengths, cfg, Env(), epoch=1)         # a function of (seed, epoch)
+        assert batches != epoch_batches(lengths, cfg, Env(), epoch=2)
+
+    def padded_tokens(batches):
+        return sum(len(b) * int(lengths[b].max()) for b in batches)
+
+    plain_cost = padded_tokens(epoch_batches(lengths, plain, Env(), 1))
+    bucketed_cost = padded_tokens(epoch_batches(lengths, bucketed, Env(), 1))
+    assert bucketed_cost < 0.8 * plain_cost, (bucketed_cost, plain_cost)
