@@ -99,9 +99,10 @@ def write_model_dir(model: MCLMCF, directory: Path, result: dict) -> Path:
 
 
 def push_to_hub(directory: Path, repo_id: str) -> str:
-    """Upload the model directory as is (a thin call; needs network and a token)."""
+    """Upload the model directory as is (a thin call; needs network and a token). Returns the repo's URL
+    on the endpoint used ($HF_ENDPOINT, else huggingface.co)."""
     from huggingface_hub import HfApi
     api = HfApi()
-    api.create_repo(repo_id, exist_ok=True)
+    url = api.create_repo(repo_id, exist_ok=True)
     api.upload_folder(repo_id=repo_id, folder_path=str(directory))
-    return f"https://huggingface.co/{repo_id}"
+    return str(url)

