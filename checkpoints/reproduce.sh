@@ -10,5 +10,7 @@ python -m preprocessing.movie_reviews --out data/movie_reviews --workers 2
 python -m mclmcf.train --config checkpoints/demo_train.json
 cp runs/demo/model/config.json runs/demo/model/model.safetensors checkpoints/
 cp runs/demo/model/tokenizer.json runs/demo/model/tokenizer_config.json checkpoints/
-chmod 644 checkpoints/config.json checkpoints/model.safetensors checkpoints/tokenizer*.json
+cp runs/demo/metrics.json checkpoints/training_metrics.json
+cp runs/demo/curves.png checkpoints/training_curves.png
+chmod 644 checkpoints/config.json checkpoints/model.safetensors checkpoints/tokenizer*.json checkpoints/training_*
 python benchmarks/demo_accuracy.py --weights checkpoints --data data/movie_reviews
