@@ -94,14 +94,22 @@ def prepare_data(cfg: TrainConfig, model_cfg: MCLMCFConfig, log) -> tuple[dict[s
     return splits, raw["train"], {**info, "nonfinite_replaced": replaced}
 
 
-def build_model(cfg: TrainConfig, train: dict) -> MCLMCF:
-    """Feature sizes come from the data; a preset or --set value that disagrees is an error."""
+def build_model(cfg: TrainConfig, train: dict, data_info: dict | None = None) -> MCLMCF:
+    """Feature sizes come from the data; a preset or --set value that disagrees is an error. The feature
+    extractor the data was made with (preprocessing.extract records it) goes into the weights, so the app
+    can check it."""
     overrides = cfg.model_overrides()
     for key, field_name in (("audio", "audio_dim"), ("vision", "visual_dim")):
         dim = int(train[key].shape[2])
         if overrides.get(field_name, dim) != dim:
             raise TrainingStopped(f"{field_name}={overrides[field_name]} but {cfg.data} has {key} features of size {dim}")
         overrides[field_name] = dim
+    spec = (data_info or {}).get("feature_spec")
+    if spec is not None:
+        if overrides.get("feature_spec", spec) != spec:
+            raise TrainingStopped(f"the model's feature_spec differs from the one {cfg.data} was extracted with; "
+                                  "drop feature_spec from the model settings (it is taken from the data)")
+        overrides["feature_spec"] = spec
     return MCLMCF(MCLMCFConfig.from_preset(cfg.dataset, **overrides))
 
 
@@ -217,7 +225,7 @@ def run(cfg: TrainConfig) -> dict:
 
     model_cfg = MCLMCFConfig.from_preset(cfg.dataset, **cfg.model_overrides())
     splits, raw_train, data_info = prepare_data(cfg, model_cfg, log)
-    model = build_model(cfg, raw_train)
+    model = build_model(cfg, raw_train, data_info)
     if cfg.standardize:
         D.set_standardization(model, raw_train)
     model.to(env.device)

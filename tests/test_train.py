@@ -189,3 +189,14 @@ def test_length_buckets_group_similar_texts_and_keep_every_sample_once():
     plain_cost = padded_tokens(epoch_batches(lengths, plain, Env(), 1))
     bucketed_cost = padded_tokens(epoch_batches(lengths, bucketed, Env(), 1))
     assert bucketed_cost < 0.8 * plain_cost, (bucketed_cost, plain_cost)
+
+
+def test_feature_spec_comes_with_the_data():
+    features = {"audio": np.zeros((1, 3, 5), np.float32), "vision": np.zeros((1, 2, 20), np.float32)}
+    cfg = TrainConfig(model=dict(QUICK_MODEL))
+    spec = {"name": "mclmcf-av", "version": 1}
+    assert build_model(cfg, features, {"feature_spec": spec}).config.feature_spec == spec
+    assert build_model(cfg, features, {}).config.feature_spec is None
+    clash = replace(cfg, model={**QUICK_MODEL, "feature_spec": {"name": "other", "version": 9}})
+    with pytest.raises(TrainingStopped, match="feature_spec differs"):
+        build_model(clash, features, {"feature_spec": spec})
