@@ -86,7 +86,7 @@ def test_more_video_than_the_decode_budget_is_refused_before_decoding(make_clip,
 # ---- 3. weights from the page --------------------------------------------------------------
 
 def test_visitor_weights_cannot_reach_or_probe_local_files(checkpoint, tmp_path, monkeypatch):
-    monkeypatch.delenv(weights_mod.ALLOWED_DIRS_ENV, raising=False)
+    monkeypatch.delenv("MCLMCF_ALLOWED_WEIGHT_DIRS", raising=False)
     registry = PipelineRegistry(str(checkpoint))          # the operator's (command line) source
     assert registry.get("") is registry.get(str(checkpoint))
     (tmp_path / "empty").mkdir()
@@ -110,7 +110,7 @@ def test_visitor_weights_cannot_reach_or_probe_local_files(checkpoint, tmp_path,
             registry.get(repo_id)
 
     # directories the operator allows
-    monkeypatch.setenv(weights_mod.ALLOWED_DIRS_ENV, f"/nonexistent{os.pathsep}{tmp_path}")
+    monkeypatch.setenv("MCLMCF_ALLOWED_WEIGHT_DIRS", f"/nonexistent{os.pathsep}{tmp_path}")
     assert registry.get(str(other_weights)).weights.source.rstrip("/").endswith("other")
     with pytest.raises(WeightsError, match="holds no config.json"):
         registry.get(str(tmp_path / "empty"))
@@ -172,7 +172,7 @@ def raw_predict(url: str, video: Path, transcript, fps, window, weights) -> str:
     reply = httpx.get(f"{url}gradio_api/call/predict/{event}", timeout=120).text
     if "event: error" not in reply:
         return "OK"
-    return json.loads(reply.split("event: error\ndata:", 1)[1].strip())["error"]
+    return str(json.loads(reply.split("event: error\ndata:", 1)[1].strip())["error"])   # null before #19
 
 
 def client_message(client, inputs: dict) -> str:
@@ -214,14 +214,15 @@ def test_malformed_corpus_gets_clear_messages_and_leaves_the_server_intact(harde
                                   inputs["weights"])
         if not re.search(case.expect, message):
             wrong.append(f"{case.name}: {message!r} does not match {case.expect!r}")
-    assert not wrong, "\n".join(wrong)
     again = client.predict(handle_file(str(good)), GOOD_TRANSCRIPT, api_name="/predict")
     assert again["score"] == first["score"] and again["contributions"] == first["contributions"]
     for i in range(24):                     # valid, each with its own fps: each used to keep one more graph
         client.predict(handle_file(str(good)), GOOD_TRANSCRIPT, 1 + i / 100, api_name="/predict")
     after = proc_status(pid)
     print(f"server: idle {idle}, after {len(corpus)} malformed and 26 good requests {after}")
-    assert after["rss_mib"] < MEMORY_BUDGET_MIB and after["threads"] < 24, after
+    if not (after["rss_mib"] < MEMORY_BUDGET_MIB and after["threads"] < 24):
+        wrong.append(f"server resources after the corpus: {after}")
+    assert not wrong, "\n".join(wrong)
 
 
 @browser_test
