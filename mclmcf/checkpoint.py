@@ -85,7 +85,8 @@ def remove_stale_temp_files(*paths: Path) -> list[Path]:
     """Delete the temp files that interrupted writes of ``paths`` left (a kill during a write leaves a
     whole checkpoint's worth). Only ours: ``.{name}.XXXXXXXX.tmp`` beside the file, as atomic_write
     (mkstemp) names them. Call before this run writes: an out directory has one writer."""
-    stale = [Path(p) for path in paths for p in glob.glob(str(path.parent / f".{glob.escape(path.name)}.{'?' * 8}.tmp"))]
+    patterns = [str(path.parent / f".{glob.escape(path.name)}.{'?' * 8}.tmp") for path in paths]
+    stale = [Path(p) for pattern in patterns for p in glob.glob(pattern)]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale

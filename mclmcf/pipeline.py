@@ -231,8 +231,8 @@ class SentimentPipeline:
             fits = max(MIN_WINDOW_S, math.floor(clip.duration_s / self.max_windows))
             while len(timeline_windows(clip.duration_s, fits)) > self.max_windows:
                 fits += 1
-            raise InputError(f"A {window_s:g} s timeline window cuts this {clip.duration_s:.1f} s clip into {n_windows} "
-                             f"windows; the limit is {self.max_windows}. Use a window of at least {fits:g} s.")
+            raise InputError(f"A {window_s:g} s timeline window cuts this {clip.duration_s:.1f} s clip into "
+                             f"{n_windows} windows; the limit is {self.max_windows}. Use a window of at least {fits:g} s.")
         timings = {} if cached else {k: v for k, v in clip.timings.items() if k != "total"}
         t0 = time.perf_counter()
         with self._tokenizer_lock:

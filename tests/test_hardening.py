@@ -235,12 +235,13 @@ def test_browser_weights_markup_shows_as_text_in_the_toast(hardened_server, make
         wait, analyse = open_with_clip(driver, url, make_clip("talk.mp4"))
         driver.find_element(By.CSS_SELECTOR, "textarea").send_keys(GOOD_TRANSCRIPT)
         driver.find_element(By.XPATH, "//button[contains(., 'Settings')]").click()
-        weights = wait.until(EC.visibility_of_element_located(
-            (By.XPATH, "//label[.//span[contains(., 'Weights')]]//input | //label[.//span[contains(., 'Weights')]]//textarea")))
-        weights.send_keys(MARKUP)
+        field = "//label[.//span[contains(., 'Weights')]]"
+        wait.until(EC.visibility_of_element_located((By.XPATH, f"{field}//input | {field}//textarea"))).send_keys(MARKUP)
         analyse.click()
-        wait.until(lambda d: "weights source" in " ".join(t.text for t in d.find_elements(By.CSS_SELECTOR, ".toast-body")))
-        toast = next(t for t in driver.find_elements(By.CSS_SELECTOR, ".toast-body") if "weights source" in t.text)
+
+        def error_toast(d):
+            return next((t for t in d.find_elements(By.CSS_SELECTOR, ".toast-body") if "weights source" in t.text), None)
+        toast = wait.until(error_toast)
         driver.save_screenshot(str(ARTIFACTS / "hardening-toast.png"))
         assert "<b id=x>w</b>" in toast.text                       # the markup is shown as text
         assert not driver.find_elements(By.ID, "x")                # ... and built no element
