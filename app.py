@@ -17,7 +17,7 @@ import gradio as gr  # noqa: E402
 import transformers  # noqa: E402
 
 from mclmcf import viz  # noqa: E402
-from mclmcf.pipeline import PipelineRegistry, Prediction  # noqa: E402
+from mclmcf.pipeline import FPS_RANGE, PipelineRegistry, Prediction, user_message  # noqa: E402
 from mclmcf.weights import ENV_VAR, LoadedWeights, default_source  # noqa: E402
 
 transformers.logging.set_verbosity_error()
@@ -77,7 +77,7 @@ def run(registry: PipelineRegistry, video, transcript, fps, window, weights) -> 
     try:
         return registry.get(weights).predict(video, transcript, fps=fps, timeline_window_s=window)
     except ValueError as err:   # bad input, unreadable media, unusable weights: all have user-facing messages
-        raise gr.Error(str(err), title="Cannot analyse this clip") from err
+        raise gr.Error(user_message(err), title="Cannot analyse this clip") from err
 
 
 def build_demo(registry: PipelineRegistry) -> gr.Blocks:
@@ -108,12 +108,12 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
                 video = gr.Video(sources=["upload", "webcam"], include_audio=True, label="Clip (≤ 60 s)", height=300)
                 transcript = gr.Textbox(label="Transcript", lines=2, placeholder="What is said in the clip")
                 with gr.Accordion("Settings", open=False):
-                    fps = gr.Slider(1, 25, value=default_fps, step=1, label="Face frames sampled per second",
+                    fps = gr.Slider(*FPS_RANGE, value=default_fps, step=1, label="Face frames sampled per second",
                                     info=f"the weights were trained at {default_fps:g}; lower is faster")
                     window = gr.Slider(0, 10, value=0, step=1, label="Timeline window (s, 0 = off)",
                                        info="score each window of a long clip (full transcript, its own voice + face)")
                     weights = gr.Textbox(label="Weights", placeholder=registry.default_source or "none",
-                                         info="Hub repo id[@revision] or local directory; empty = default")
+                                         info="Hub repo id[@revision]; empty = the weights this server started with")
                 button = gr.Button("Analyse", variant="primary")
                 gr.Examples(EXAMPLES, inputs=[video, transcript], cache_examples=False)
             with gr.Column(scale=6):
@@ -131,7 +131,10 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
         inputs = [video, transcript, fps, window, weights]
         button.click(analyse, inputs, [score, contributions, *tcf_images, face, audio, timeline, details, result],
                      api_name="analyse", api_visibility="undocumented")
-        gr.Button(visible=False).click(predict, inputs, result, api_name="predict",
+        # the API's numbers reach the pipeline as sent ("abc", NaN): a Slider would reject them with
+        # Gradio's own unhelpful errors before the pipeline could say what is wrong
+        api_numbers = [gr.Number(value=default_fps, visible=False), gr.Number(value=0, visible=False)]
+        gr.Button(visible=False).click(predict, [video, transcript, *api_numbers, weights], result, api_name="predict",
                                        api_description="Sentiment score (JSON) for a clip and its transcript")
     return demo
 

@@ -1,34 +1,78 @@
 """Preprocessing speed: seconds per stage for a 10 s, 25 fps, 640x360 clip, as a multiple of its duration.
 
     python benchmarks/bench_preprocessing.py [--runs 5] [--container .mp4]
+    python benchmarks/bench_preprocessing.py --worst-case     # 4K clips at the limits instead (~5 min)
 
 The clip is generated (preprocessing.synthetic: astronaut face, swaying camera, talking mouth,
 espeak-ng speech). "warm" = median over runs in one process (the app's steady state); "cold" = the
 first call, which also builds the face-mesh graph and warms librosa's numba kernels.
 Target: total <= 0.3x real time. Writes benchmarks/results/preprocessing.json.
+
+--worst-case: black 4K clips (no face, so each is refused after all its work): a 59 s 4K60 clip with
+and without the decode cap (preprocessing.media.MAX_DECODE_PIXELS, which refuses it from the header)
+and a 60 s 4K15 clip, the largest 4K minute under the cap. Writes preprocessing_worst_case.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 from common import machine_info, machine_line, print_table, write_json  # also puts the repo on sys.path
-from preprocessing import FeatureSpec, extract_clip
-from preprocessing.synthetic import make_face_clip
+from preprocessing import FeatureSpec, MediaError, extract_clip
+from preprocessing import media
+from preprocessing.synthetic import make_face_clip, make_plain_clip
 
 TARGET = 0.3
 DURATION, FPS, SIZE = 10.0, 25, (640, 360)
+
+
+def refusal(clip: Path, spec: FeatureSpec) -> tuple[str, float, float]:
+    """(the error that ends extracting ``clip``, wall seconds, CPU seconds of this process)."""
+    t, cpu = time.perf_counter(), time.process_time()
+    try:
+        extract_clip(clip, spec)
+        outcome = "accepted"
+    except MediaError as err:
+        outcome = type(err).__name__
+    return outcome, time.perf_counter() - t, time.process_time() - cpu
+
+
+def worst_case(spec: FeatureSpec) -> None:
+    info = machine_info()
+    extract_clip(make_face_clip(Path(tempfile.mkdtemp()) / "warm.mp4", 1.0), spec)   # graph + numba warm-up
+    cap = media.MAX_DECODE_PIXELS
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        k60 = make_plain_clip(Path(tmp) / "black-4k60.mp4", 59.0, fps=60, size=(3840, 2160))
+        k15 = make_plain_clip(Path(tmp) / "black-4k15.mp4", 60.0, fps=15, size=(3840, 2160))
+        media.MAX_DECODE_PIXELS = float("inf")
+        rows.append(["59 s 4K60, no decode cap (before)", 59.0, *refusal(k60, spec)])
+        media.MAX_DECODE_PIXELS = cap
+        rows.append(["59 s 4K60, decode cap", 59.0, *refusal(k60, spec)])
+        rows.append(["60 s 4K15 (largest 4K minute under the cap)", 60.0, *refusal(k15, spec)])
+    print(f"preprocessing, worst cases: black 4K clips (no face), face mesh at {spec.video_fps:g} fps; "
+          f"decode cap {cap / 1e9:.2f} G pixels; {machine_line(info)}")
+    table = print_table(["clip", "outcome", "seconds", "CPU seconds", "x real time"],
+                        [[name, outcome, wall, cpu, wall / duration] for name, duration, outcome, wall, cpu in rows])
+    write_json("preprocessing_worst_case", {
+        "machine": info, "feature_spec": spec.to_dict(), "decode_cap_pixels": cap, "table": table,
+        "rows": [dict(zip(["clip", "duration_s", "outcome", "seconds", "cpu_seconds"], r)) for r in rows],
+    })
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--container", default=".mp4")
+    ap.add_argument("--worst-case", action="store_true", help="time 4K clips at the limits instead")
     args = ap.parse_args()
+    if args.worst_case:
+        return worst_case(FeatureSpec())
     spec = FeatureSpec()
     info = machine_info()
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,6 +8,7 @@ optimizer's param groups and scalar state, scheduler / grad-scaler state, Python
 
 from __future__ import annotations
 
+import glob
 import json
 import random
 from pathlib import Path
@@ -78,6 +79,17 @@ def load_checkpoint(path: Path, model: torch.nn.Module | None = None,
     if restore_rng:
         set_rng_state(tensors, meta["rng"])
     return meta
+
+
+def remove_stale_temp_files(*paths: Path) -> list[Path]:
+    """Delete the temp files that interrupted writes of ``paths`` left (a kill during a write leaves a
+    whole checkpoint's worth). Only ours: ``.{name}.XXXXXXXX.tmp`` beside the file, as atomic_write
+    (mkstemp) names them. Call before this run writes: an out directory has one writer."""
+    patterns = [str(path.parent / f".{glob.escape(path.name)}.{'?' * 8}.tmp") for path in paths]
+    stale = [Path(p) for pattern in patterns for p in glob.glob(pattern)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def read_state(path: Path) -> dict:

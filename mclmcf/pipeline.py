@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import html
 import json
+import math
 import os
 import threading
 import time
@@ -32,11 +34,17 @@ import torch
 from preprocessing import ClipFeatures, FeatureSpec, extract_clip
 from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize
 
-from .weights import LoadedWeights, load_weights
+from .weights import LoadedWeights, check_visitor_source, load_weights
 
 SEVEN_CLASSES = ("strongly negative", "negative", "weakly negative", "neutral", "weakly positive",
                  "positive", "strongly positive")
 MODALITIES = ("text", "audio", "vision")
+FPS_RANGE = (1, 25)      # face frames sampled per second that a request may ask for
+MIN_WINDOW_S = 1.0       # a shorter timeline window holds too little voice and face to score
+MAX_WINDOWS = 64         # timeline windows per request (a 60 s clip at the 1 s minimum makes 60)
+# One extraction at a time per process: a 60 s clip at 25 fps holds ~2 GB of decoded frames while it
+# runs, and the face mesh (one locked graph) runs one clip at a time anyway.
+_extraction_slot = threading.Lock()
 
 
 class InputError(ValueError):
@@ -86,6 +94,35 @@ def sentiment_labels(score: float, label_range: float) -> tuple[str, str]:
     return SEVEN_CLASSES[k + 3], ("negative", "neutral", "positive")[int(np.sign(k)) + 1]
 
 
+def user_message(err: BaseException) -> str:
+    """An error's message as the page shows it: HTML-escaped (Gradio renders error messages as HTML and
+    they quote what the visitor sent) and encodable (a lone surrogate would break the JSON reply)."""
+    return html.escape(str(err), quote=False).encode("utf-8", "replace").decode("utf-8")
+
+
+def _shown(value) -> str:
+    """A setting as an error message quotes it: numbers as numbers, anything else quoted and short."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:g}"
+    return repr(str(value)[:40])
+
+
+def _number(value) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def timeline_windows(duration_s: float, window_s: float) -> list[tuple[float, float]]:
+    """(start, end) of each window; a tail shorter than half a window is folded into the last one."""
+    edges = list(np.arange(0.0, duration_s, window_s)) + [duration_s]
+    if len(edges) > 2 and edges[-1] - edges[-2] < window_s / 2:
+        edges.pop(-2)
+    return list(zip(edges[:-1], edges[1:]))
+
+
 def file_digest(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -96,12 +133,13 @@ def file_digest(path: str | os.PathLike) -> str:
 
 class SentimentPipeline:
     def __init__(self, weights: LoadedWeights, max_duration_s: float = 60.0, max_file_mb: float = 50.0,
-                 cache_size: int = 16, max_transcript_chars: int = 2000):
+                 cache_size: int = 16, max_transcript_chars: int = 2000, max_windows: int = MAX_WINDOWS):
         self.weights = weights
         self.max_duration_s = max_duration_s
         self.max_file_mb = max_file_mb
         self.max_transcript_chars = max_transcript_chars
         self.cache_size = cache_size
+        self.max_windows = max_windows
         self.extractions = 0                     # feature extractions actually run (cache misses)
         self._cache: OrderedDict[tuple, ClipFeatures] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -111,9 +149,31 @@ class SentimentPipeline:
     def label_range(self) -> float:
         return float(self.weights.model.config.label_range)
 
-    def spec_for(self, fps: float | None) -> FeatureSpec:
+    def spec_for(self, fps) -> FeatureSpec:
+        """The extractor settings for a requested frame rate (None or empty: the weights' own)."""
         spec = self.weights.spec
-        return spec if not fps or fps == spec.video_fps else dataclasses.replace(spec, video_fps=float(fps))
+        if fps is None or (isinstance(fps, str) and not fps.strip()):
+            return spec
+        x = _number(fps)
+        if x is None or not FPS_RANGE[0] <= x <= FPS_RANGE[1]:
+            raise InputError(f"Frames per second must be a number between {FPS_RANGE[0]} and {FPS_RANGE[1]}; got "
+                             f"{_shown(fps)}. Leave it empty for the rate the weights were trained at "
+                             f"({spec.video_fps:g}).")
+        return spec if x == spec.video_fps else dataclasses.replace(spec, video_fps=x)
+
+    @staticmethod
+    def check_window(window) -> float:
+        """The timeline window in seconds; 0 (or empty) = no timeline."""
+        if window is None or (isinstance(window, str) and not window.strip()):
+            return 0.0
+        x = _number(window)
+        if x is None:
+            raise InputError(f"The timeline window must be 0 (off) or a number of seconds (at least "
+                             f"{MIN_WINDOW_S:g}); got {_shown(window)}.")
+        if x != 0 and x < MIN_WINDOW_S:
+            raise InputError(f"The timeline window must be 0 (off) or at least {MIN_WINDOW_S:g} s; got "
+                             f"{_shown(window)}. Shorter windows hold too little voice and face to score.")
+        return x
 
     # ---- features ------------------------------------------------------------------------------
 
@@ -126,7 +186,8 @@ class SentimentPipeline:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key], True
-        clip = extract_clip(path, spec, max_duration_s=self.max_duration_s)
+        with _extraction_slot:
+            clip = extract_clip(path, spec, max_duration_s=self.max_duration_s)
         with self._cache_lock:
             self.extractions += 1
             self._cache[key] = clip
@@ -145,6 +206,11 @@ class SentimentPipeline:
 
     def _check_transcript(self, transcript: str | None) -> str:
         text = " ".join((transcript or "").split())
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise InputError(f"The transcript contains characters that are not text (an unpaired surrogate at "
+                             f"position {err.start}). Type or paste it again as plain text.") from None
         if not text:
             raise InputError("The transcript is empty: type what the speaker says in the clip.")
         if len(text) > self.max_transcript_chars:
@@ -158,7 +224,15 @@ class SentimentPipeline:
                 timeline_window_s: float = 0.0) -> Prediction:
         t_start = time.perf_counter()
         text = self._check_transcript(transcript)
+        window_s = self.check_window(timeline_window_s)
         clip, cached = self.features(video, fps)
+        n_windows = len(timeline_windows(clip.duration_s, window_s)) if window_s else 0
+        if n_windows > self.max_windows:
+            fits = max(MIN_WINDOW_S, math.floor(clip.duration_s / self.max_windows))
+            while len(timeline_windows(clip.duration_s, fits)) > self.max_windows:
+                fits += 1
+            raise InputError(f"A {window_s:g} s timeline window cuts this {clip.duration_s:.1f} s clip into "
+                             f"{n_windows} windows; the limit is {self.max_windows}. Use a window of at least {fits:g} s.")
         timings = {} if cached else {k: v for k, v in clip.timings.items() if k != "total"}
         t0 = time.perf_counter()
         with self._tokenizer_lock:
@@ -169,8 +243,8 @@ class SentimentPipeline:
         full, ablated = self._score_with_ablations(tokens, audio, vision)
         t2 = time.perf_counter()
         timeline = None
-        if timeline_window_s and clip.duration_s >= 2 * timeline_window_s:
-            timeline = self._timeline(tokens, clip, timeline_window_s)
+        if window_s and clip.duration_s >= 2 * window_s:
+            timeline = self._timeline(tokens, clip, window_s)
         t3 = time.perf_counter()
         timings.update(tokenize=t1 - t0, model=t2 - t1)
         if timeline is not None:
@@ -212,10 +286,7 @@ class SentimentPipeline:
 
     @torch.inference_mode()
     def _timeline(self, tokens: dict, clip: ClipFeatures, window_s: float) -> list[Segment]:
-        edges = list(np.arange(0.0, clip.duration_s, window_s)) + [clip.duration_s]
-        if len(edges) > 2 and edges[-1] - edges[-2] < window_s / 2:   # fold a short tail into the last window
-            edges.pop(-2)
-        spans = list(zip(edges[:-1], edges[1:]))
+        spans = timeline_windows(clip.duration_s, window_s)
         fps_a = clip.spec.audio_fps
         audio_parts, vision_parts = [], []
         for s, e in spans:
@@ -251,11 +322,13 @@ class PipelineRegistry:
         self._lock = threading.Lock()
 
     def get(self, source: str | None = None) -> SentimentPipeline:
-        """Raises weights.WeightsError / preprocessing.FeatureSpecMismatch (ValueErrors) when unusable."""
-        key = (source or "").strip() or self.default_source
+        """``source``: the visitor's weights value (empty: the operator's default). Raises
+        weights.WeightsError / preprocessing.FeatureSpecMismatch (ValueErrors) when unusable."""
+        key = str(source or "").strip() or self.default_source
         with self._lock:   # loads are serialised: two requests must not load the same weights twice
             if key not in self._loaded:
-                self._loaded[key] = SentimentPipeline(load_weights(key), **self.pipeline_kwargs)
+                local = None if key == self.default_source else check_visitor_source(key, (self.default_source,))
+                self._loaded[key] = SentimentPipeline(load_weights(key, local=local), **self.pipeline_kwargs)
                 while len(self._loaded) > self.max_loaded:
                     self._loaded.popitem(last=False)
             self._loaded.move_to_end(key)

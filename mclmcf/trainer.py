@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from . import data as D
-from .checkpoint import load_checkpoint, load_model_state, read_state, save_checkpoint, save_model_state
+from .checkpoint import (load_checkpoint, load_model_state, read_state, remove_stale_temp_files, save_checkpoint,
+                         save_model_state)
 from .config import ArchRevisionError, MCLMCFConfig, TrainConfig
 from .metrics import compute_metrics
 from .model import MCLMCF
@@ -243,6 +244,8 @@ def run(cfg: TrainConfig) -> dict:
         scaler.load_state_dict(meta["scaler"])
         log(f"resumed {out} at epoch {state['epoch']}, batch {state['batch_in_epoch']}, step {state['step']}")
     out.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temp_files(ckpt_path, out / BEST) if env.main else []:
+        log(f"removed {stale.name}, left by an interrupted write")
     writer = None
     if cfg.tensorboard and env.main:
         from torch.utils.tensorboard import SummaryWriter

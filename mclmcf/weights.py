@@ -4,18 +4,25 @@ Resolution order: the explicit argument (``--weights``), then ``$MCLMCF_WEIGHTS`
 ``checkpoints/`` directory when it holds weights. When the Hub cannot be reached a repo revision
 already in the Hugging Face cache is used; otherwise the app falls back to ``checkpoints/``. Either
 way it says so. Only safetensors are ever loaded (``MCLMCF.from_pretrained``).
+
+A value typed by a visitor (the page's Weights field, the API's ``weights``) is not trusted: it may
+name a Hub repo, never looked up on disk, and a local directory only when the operator named it (the
+command line / ``$MCLMCF_WEIGHTS`` source, or one inside ``$MCLMCF_ALLOWED_WEIGHT_DIRS``). Anything
+else gets the same message whatever exists on the server's disk (``check_visitor_source``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from huggingface_hub import constants, hf_hub_download
+from huggingface_hub import constants, snapshot_download
+from huggingface_hub.utils import validate_repo_id
 from transformers import AutoTokenizer
 
 from preprocessing import FeatureSpec, FeatureSpecMismatch
@@ -24,8 +31,11 @@ from .model import MCLMCF
 from .text_encoder import load_tokenizer
 
 ENV_VAR = "MCLMCF_WEIGHTS"
+ALLOWED_DIRS_ENV = "MCLMCF_ALLOWED_WEIGHT_DIRS"   # os.pathsep-separated directories visitors may load from
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 WEIGHTS_FILE = constants.SAFETENSORS_SINGLE_FILE
+HUB_FILES = ["config.json", WEIGHTS_FILE, "tokenizer*", "vocab.txt", "special_tokens_map.json"]
+REVISION = re.compile(r"[\w.\-/]{1,100}")
 
 
 class WeightsError(ValueError):
@@ -89,8 +99,46 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
         return False
 
 
-def load_weights(source: str | None = None, device: torch.device | None = None) -> LoadedWeights:
+def parse_repo_id(source: str) -> tuple[str, str | None] | None:
+    """``owner/name[@revision]`` -> (repo id, revision or None); None when ``source`` is not one."""
+    repo_id, at, revision = source.partition("@")
+    try:
+        validate_repo_id(repo_id)
+    except ValueError:
+        return None
+    if repo_id.count("/") != 1 or (at and (not REVISION.fullmatch(revision) or ".." in revision)):
+        return None
+    return repo_id, revision or None
+
+
+def allowed_dirs() -> list[str]:
+    return [os.path.realpath(d) for d in os.environ.get(ALLOWED_DIRS_ENV, "").split(os.pathsep) if d.strip()]
+
+
+def check_visitor_source(source: str, operator_dirs: tuple[str, ...] = ()) -> bool:
+    """Whether a visitor's weights value is a local directory (True) or a Hub repo id (False). Local
+    directories count only inside ``operator_dirs`` (the sources the operator started the app with) or
+    ``$MCLMCF_ALLOWED_WEIGHT_DIRS``; the check reads no file, so every other value, an existing system
+    directory, a file or a missing path alike, gets the same WeightsError."""
+    if parse_repo_id(source):
+        return False
+    try:
+        path = os.path.realpath(os.path.expanduser(source))
+    except ValueError:   # a NUL byte or a lone surrogate: no path at all
+        path = None
+    roots = [os.path.realpath(d) for d in operator_dirs if d and os.path.isdir(d)] + allowed_dirs()
+    if path and any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
+        return True
+    shown = source if len(source) <= 100 else source[:100] + "…"
+    raise WeightsError(f"'{shown}' is not a weights source this server accepts. Enter a Hugging Face Hub repo id "
+                       "(owner/name or owner/name@revision), or leave the field empty for the default weights.")
+
+
+def load_weights(source: str | None = None, device: torch.device | None = None,
+                 local: bool | None = None) -> LoadedWeights:
     """Load ``source`` (local dir or ``repo_id[@revision]``; None = :func:`default_source`) for inference.
+    ``local``: whether ``source`` is a directory (None: whether one exists, for the operator's own
+    sources; a visitor's value is classified by :func:`check_visitor_source` instead).
     Raises WeightsError (nothing usable) or FeatureSpecMismatch (weights need another extractor)."""
     device = device or pick_device()
     source = source or default_source()
@@ -98,20 +146,23 @@ def load_weights(source: str | None = None, device: torch.device | None = None) 
         raise WeightsError(f"No model weights found. Put config.json + {WEIGHTS_FILE} in {DEFAULT_DIR}, "
                            f"or start the app with --weights <Hub repo id or directory> (or set ${ENV_VAR}).")
     notices: list[str] = []
-    if os.path.isdir(source):
+    if os.path.isdir(source) if local is None else local:
         if not has_weights(source):
             raise WeightsError(f"'{source}' holds no config.json + {WEIGHTS_FILE} (only safetensors are loaded).")
-        model, tokenizer_from, label = MCLMCF.from_pretrained(source), source, _short(source)
+        directory, label = source, _short(source)
     else:
-        repo_id, _, revision = source.partition("@")
-        if repo_id.count("/") != 1 or repo_id.startswith((".", "/", "~")):
+        repo = parse_repo_id(source)
+        if repo is None:
             raise WeightsError(f"'{source}' is neither a local directory nor a Hub repo id (owner/name[@revision]).")
         online = hub_reachable()
         try:   # offline, a copy of this revision in the Hugging Face cache still serves
-            # config.json first: from_pretrained logs a missing repo / revision and goes on without a config
-            hf_hub_download(repo_id, constants.CONFIG_NAME, revision=revision or None, local_files_only=not online)
-            model = MCLMCF.from_pretrained(repo_id, revision=revision or None, local_files_only=not online)
-            tokenizer_from, label = None, source
+            # downloaded first, then loaded from the snapshot: from_pretrained(repo_id) would look for
+            # a local directory of that name before the Hub
+            directory = snapshot_download(repo[0], revision=repo[1], allow_patterns=HUB_FILES,
+                                          local_files_only=not online)
+            if not has_weights(directory):
+                raise FileNotFoundError(f"the repo has no config.json + {WEIGHTS_FILE}")
+            label = source
             if not online:
                 notices.append(f"The Hugging Face Hub cannot be reached; using the cached copy of '{source}'.")
         except (OSError, ConnectionError) as err:   # network errors and missing repos alike
@@ -120,25 +171,22 @@ def load_weights(source: str | None = None, device: torch.device | None = None) 
                                    "to fall back to.") from err
             notices.append(f"Could not download '{source}' from the Hub ({type(err).__name__}); "
                            f"using the local weights in {_short(DEFAULT_DIR)} instead.")
-            model, tokenizer_from, label = MCLMCF.from_pretrained(str(DEFAULT_DIR)), str(DEFAULT_DIR), _short(DEFAULT_DIR)
-        if tokenizer_from is None:
-            tokenizer_from = (repo_id, revision or None, not online)
+            directory, label = str(DEFAULT_DIR), _short(DEFAULT_DIR)
+    model = MCLMCF.from_pretrained(directory)
     config = model.config
     if not config.feature_spec:
         raise WeightsError(f"'{label}' does not record the feature extractor it was trained on "
                            "(config.feature_spec): it cannot be used on raw video.")
     spec = FeatureSpec()   # the installed extractor; equal to the checkpoint's once the check passes
     spec.check_compatible(config.feature_spec, what=f"weights '{label}'")
-    return LoadedWeights(model=model.to(device).eval(), tokenizer=_tokenizer(tokenizer_from, config.text_encoder),
+    return LoadedWeights(model=model.to(device).eval(), tokenizer=_tokenizer(directory, config.text_encoder),
                          spec=spec, source=label, device=device, notices=notices)
 
 
-def _tokenizer(location, text_encoder: str):
+def _tokenizer(directory: str, text_encoder: str):
     """The tokenizer saved with the weights; else the one of the config's text encoder."""
     try:
-        if isinstance(location, tuple):   # (repo id, revision, cache only)
-            return AutoTokenizer.from_pretrained(location[0], revision=location[1], local_files_only=location[2])
-        return AutoTokenizer.from_pretrained(location)
+        return AutoTokenizer.from_pretrained(directory)
     except (OSError, ValueError):
         return load_tokenizer(text_encoder)
 
@@ -152,4 +200,5 @@ def _short(path: str | os.PathLike) -> str:
 
 
 __all__ = ["LoadedWeights", "WeightsError", "FeatureSpecMismatch", "load_weights", "default_source",
-           "has_weights", "pick_device", "hub_reachable", "ENV_VAR", "DEFAULT_DIR"]
+           "has_weights", "pick_device", "hub_reachable", "check_visitor_source", "parse_repo_id", "ENV_VAR",
+           "ALLOWED_DIRS_ENV", "DEFAULT_DIR"]

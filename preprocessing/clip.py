@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,16 +37,25 @@ class ClipFeatures:
     timings: dict[str, float] = field(default_factory=dict)   # seconds per stage: decode, audio, visual, total
 
 
-_extractors: dict[FeatureSpec, FaceMeshExtractor] = {}
-_extractors_lock = threading.Lock()
+MAX_FACE_GRAPHS = 2   # each FaceMesh graph holds ~20 MB and two threads of its own
+_graphs: OrderedDict[tuple, FaceMeshExtractor] = OrderedDict()
+_graphs_lock = threading.Lock()
 
 
 def face_extractor(spec: FeatureSpec) -> FaceMeshExtractor:
-    """One FaceMesh graph per process and spec (building one takes ~100 ms; they cannot be pickled)."""
-    with _extractors_lock:
-        if spec not in _extractors:
-            _extractors[spec] = FaceMeshExtractor(spec)
-        return _extractors[spec]
+    """The process's FaceMesh graph for ``spec`` (building one takes ~100 ms; they cannot be pickled).
+    Keyed by the settings the graph uses, not the frame rate, so any number of fps values share one;
+    at most MAX_FACE_GRAPHS are kept, the least recently used is closed."""
+    key = FaceMeshExtractor.settings(spec)
+    with _graphs_lock:
+        if key not in _graphs:
+            _graphs[key] = FaceMeshExtractor(spec)
+        _graphs.move_to_end(key)
+        extractor = _graphs[key]
+        evicted = [_graphs.popitem(last=False)[1] for _ in range(len(_graphs) - MAX_FACE_GRAPHS)]
+    for old in evicted:
+        old.close()
+    return extractor
 
 
 def extract_clip(path: str | os.PathLike, spec: FeatureSpec = FeatureSpec(),
@@ -67,7 +77,8 @@ def extract_clip(path: str | os.PathLike, spec: FeatureSpec = FeatureSpec(),
     return ClipFeatures(
         audio=audio, vision=track.features, face_mask=track.mask, face_fraction=float(track.mask.mean()),
         waveform=media.waveform, sample_rate=media.sample_rate, duration_s=media.duration_s,
-        frame_times=media.frame_times, key_frame=media.frames[key], key_landmarks=track.landmarks[key],
+        # copies: views would keep every decoded frame (~1 GB for a minute at 25 fps) alive in caches
+        frame_times=media.frame_times, key_frame=media.frames[key].copy(), key_landmarks=track.landmarks[key].copy(),
         spec=spec, timings={"decode": t1 - t0, "audio": t2 - t1, "visual": t3 - t2, "total": t3 - t0})
 
 

@@ -59,3 +59,23 @@ class NoFaceError(MediaError):
     def __init__(self, name: str, n_frames: int):
         super().__init__(f"No face was found in any of the {n_frames} frames looked at in '{name}'. "
                          "Make sure the speaker's face is visible, well lit and facing the camera.")
+
+
+class ImageNotVideoError(MediaError):
+    def __init__(self, name: str):
+        super().__init__(f"'{name}' is an image, not a video. The model needs a clip of someone speaking: "
+                         f"upload a video with sound ({SUPPORTED_HINT}).")
+
+
+class TooSmallError(MediaError):
+    def __init__(self, name: str, width: int, height: int, min_side: int):
+        super().__init__(f"'{name}' is only {width}x{height} pixels: too small to see a face. Upload a video at "
+                         f"least {min_side} pixels on each side (a webcam or phone recording is fine).")
+
+
+class TooMuchVideoError(MediaError):
+    def __init__(self, name: str, width: int, height: int, fps: float, duration_s: float | None):
+        length = f" for {duration_s:.0f} s" if duration_s else " (length not recorded in the file)"
+        super().__init__(f"'{name}' is {width}x{height} at {fps:.0f} frames per second{length}: "
+                         "more picture than the server decodes for one clip (at most a minute of 1080p at 60 fps, "
+                         "or of 4K at 15 fps). Export it at 1080p or lower, or trim it, and upload it again.")

@@ -15,9 +15,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .errors import (EmptyMediaError, NoAudioStreamError, NoVideoStreamError, TooLongError,
-                     UnreadableMediaError, UnsupportedFormatError)
+from .errors import (EmptyMediaError, ImageNotVideoError, NoAudioStreamError, NoVideoStreamError, TooLongError,
+                     TooMuchVideoError, TooSmallError, UnreadableMediaError, UnsupportedFormatError)
 
+MIN_SIDE = 64                               # pixels: smaller frames cannot show a face to the face mesh
+MAX_DECODE_PIXELS = 1920 * 1080 * 60 * 60   # per clip: a minute of 1080p60; every frame is decoded, sampled or not
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".webm", ".mov", ".mkv", ".avi", ".mpg", ".mpeg", ".ogv", ".3gp", ".flv", ".wmv", ""}
 
 
@@ -48,6 +50,8 @@ def load_media(path: str | os.PathLike, fps: float = 5.0, sample_rate: int = 16_
     except (av.FFmpegError, UnicodeDecodeError) as e:
         raise UnreadableMediaError(name, type(e).__name__) from e
     with container:
+        if container.format.name.endswith("_pipe") or container.format.name == "image2":
+            raise ImageNotVideoError(name)
         if not container.streams.video:
             raise NoVideoStreamError(name)
         if not container.streams.audio:
@@ -59,6 +63,7 @@ def load_media(path: str | os.PathLike, fps: float = 5.0, sample_rate: int = 16_
         # the cap gets 0.5 s of grace: containers round durations and codecs pad audio
         if container.duration and max_duration_s and container.duration / 1e6 > max_duration_s + 0.5:
             raise TooLongError(name, container.duration / 1e6, max_duration_s)
+        _check_picture(container, vstream, name, max_duration_s)
         vstream.thread_type = "AUTO"
         try:
             frames, times, wave = _decode(container, vstream, astream, fps, sample_rate, max_side,
@@ -71,6 +76,18 @@ def load_media(path: str | os.PathLike, fps: float = 5.0, sample_rate: int = 16_
     if max_duration_s and duration > max_duration_s + 0.5:
         raise TooLongError(name, duration, max_duration_s)
     return Media(wave, sample_rate, np.stack(frames), np.asarray(times, np.float32), duration)
+
+
+def _check_picture(container, vstream, name: str, max_duration_s: float | None) -> None:
+    """Refuse, before decoding, frames too small for a face and more pixels than MAX_DECODE_PIXELS (the
+    decoder's work, which downscaling cannot save; a missing duration counts as the cap)."""
+    w, h = vstream.codec_context.width, vstream.codec_context.height
+    if 0 < min(w, h) < MIN_SIDE:
+        raise TooSmallError(name, w, h, MIN_SIDE)
+    rate = float(vstream.average_rate or vstream.guessed_rate or 0)
+    duration = container.duration / 1e6 if container.duration else None
+    if w * h * rate * (duration or max_duration_s or 0) > MAX_DECODE_PIXELS:
+        raise TooMuchVideoError(name, w, h, rate, duration)
 
 
 def _decode(container, vstream, astream, fps: float, sample_rate: int, max_side: int,

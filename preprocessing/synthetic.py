@@ -189,3 +189,33 @@ def _write_audio(out, stream, wave: np.ndarray) -> None:
         frame.sample_rate, frame.pts = AUDIO_RATE, start
         out.mux(stream.encode(frame))
     out.mux(stream.encode(None))
+
+
+def make_plain_clip(path: str | os.PathLike, duration_s: float = 2.0, fps: int = 25,
+                    size: tuple[int, int] = (320, 180), rgb: tuple[int, int, int] = (0, 0, 0),
+                    audio: str = "tone", video_codec: str | None = None) -> Path:
+    """One flat colour for the whole clip (no face), fast to write at any size: worst-case clips for the
+    limits (a black 4K60 minute, a 1x1 video, a clip past the duration cap). ``audio``: tone | none."""
+    path = Path(path)
+    vcodec, acodec = CONTAINERS[path.suffix.lower()]
+    vcodec = video_codec or vcodec
+    # converted once: the encoder then gets the same yuv420p frame every time (3.5x faster at 4K)
+    frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), rgb, np.uint8), format="rgb24").reformat(
+        format="yuv420p")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(vcodec, rate=fps)
+        vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
+        if vcodec == "libx264":
+            vs.options = {"preset": "ultrafast"}
+        aus = None
+        if audio != "none":
+            aus = out.add_stream(acodec, rate=AUDIO_RATE)
+            aus.layout = "mono"
+        for i in range(max(1, round(duration_s * fps))):
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+        if aus is not None:
+            _write_audio(out, aus, voice_tone(duration_s, 160.0, AUDIO_RATE))
+    return path

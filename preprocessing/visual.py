@@ -47,12 +47,21 @@ class FaceMeshExtractor:
     """Owns a mediapipe FaceMesh graph (not picklable, not thread-safe: one per process, calls locked)."""
 
     def __init__(self, spec: FeatureSpec = FeatureSpec(), max_faces: int = 3):
-        import mediapipe as mp  # heavy import, only when faces are needed
         self.spec = spec
-        self.mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=False, max_num_faces=max_faces, refine_landmarks=True,
-            min_detection_confidence=spec.min_face_confidence, min_tracking_confidence=0.5)
+        self.max_faces = max_faces
+        self.mesh = self._new_mesh()
         self.lock = threading.Lock()
+
+    @staticmethod
+    def settings(spec: FeatureSpec) -> tuple:
+        """What the graph and the features computed from it depend on: specs equal here share a graph."""
+        return spec.min_face_confidence, spec.visual_features
+
+    def _new_mesh(self):
+        import mediapipe as mp  # heavy import, only when faces are needed
+        return mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=False, max_num_faces=self.max_faces, refine_landmarks=True,
+            min_detection_confidence=self.spec.min_face_confidence, min_tracking_confidence=0.5)
 
     def __call__(self, frames: np.ndarray) -> FaceTrack:
         """(Lv, H, W, 3) uint8 RGB frames of one clip, in time order -> FaceTrack."""
@@ -63,20 +72,30 @@ class FaceMeshExtractor:
         with self.lock, warnings.catch_warnings():
             # mediapipe's protobuf use warns about a deprecated API on every frame
             warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
-            self.mesh.reset()   # tracking state must not leak from the previous clip
-            for i, frame in enumerate(frames):
-                result = self.mesh.process(np.ascontiguousarray(frame))
-                if not result.multi_face_landmarks:
-                    continue
-                faces = [np.array([(p.x, p.y, p.z) for p in f.landmark], np.float32)
-                         for f in result.multi_face_landmarks]
-                marks[i] = max(faces, key=_area)
-                feats[i] = expression_features(marks[i] * (w, h, w))
-                mask[i] = True
+            # closed (evicted from the cache) after the caller got it: a graph for this call only
+            mesh = self.mesh or self._new_mesh()
+            mesh.reset()   # tracking state must not leak from the previous clip
+            try:
+                for i, frame in enumerate(frames):
+                    result = mesh.process(np.ascontiguousarray(frame))
+                    if not result.multi_face_landmarks:
+                        continue
+                    faces = [np.array([(p.x, p.y, p.z) for p in f.landmark], np.float32)
+                             for f in result.multi_face_landmarks]
+                    marks[i] = max(faces, key=_area)
+                    feats[i] = expression_features(marks[i] * (w, h, w))
+                    mask[i] = True
+            finally:
+                if mesh is not self.mesh:
+                    mesh.close()
         return FaceTrack(feats, mask, marks)
 
     def close(self) -> None:
-        self.mesh.close()
+        """Stop the graph and free its threads; waits for a running call to finish."""
+        with self.lock:
+            if self.mesh is not None:
+                self.mesh.close()
+                self.mesh = None
 
 
 def _area(lm: np.ndarray) -> float:

@@ -27,8 +27,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_app(args: list[str], log_path: Path):
-    """Start `python app.py ARGS` on a free port; yields its URL, stops it afterwards."""
+def launch_app(args: list[str], log_path: Path, with_pid: bool = False):
+    """Start `python app.py ARGS` on a free port; yields its URL (and process id), stops it afterwards."""
     port = free_port()
     log = open(log_path, "w+")
     env = {k: v for k, v in os.environ.items() if k != "MCLMCF_WEIGHTS"}
@@ -46,7 +46,7 @@ def launch_app(args: list[str], log_path: Path):
                 log.seek(0)
                 pytest.fail(f"app did not start:\n{log.read()[-3000:]}")
             time.sleep(0.5)
-    yield url
+    yield (url, proc.pid) if with_pid else url
     proc.terminate()
     proc.wait(timeout=30)
     log.close()
