@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -29,13 +30,15 @@ SETTINGS = dict(duration_s=6.0, fps=15, size=(480, 270), audio="speech")
 
 def compress(src: Path, dst: Path, crf: int = 30) -> None:
     """Re-encode the video with a slower x264 preset (make_face_clip favours speed; the repo wants small
-    files); the audio packets are copied unchanged."""
+    files); the audio packets are copied unchanged. Each frame is stamped with its index at the stream's
+    rate: a frame without a timestamp would be muxed at pts 0 and the clip read as a single frame."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         vin, ain = inp.streams.video[0], inp.streams.audio[0]
         vout = out.add_stream("libx264", rate=vin.average_rate)
         vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
         vout.options = {"preset": "veryslow", "crf": str(crf)}
         aout = out.add_stream_from_template(ain)
+        index = 0
         for packet in inp.demux(vin, ain):
             if packet.dts is None:
                 continue
@@ -44,7 +47,8 @@ def compress(src: Path, dst: Path, crf: int = 30) -> None:
                 out.mux(packet)
             else:
                 for frame in packet.decode():
-                    frame.pts = None
+                    frame.pts, frame.time_base = index, Fraction(1, vin.average_rate)
+                    index += 1
                     out.mux(vout.encode(frame))
         out.mux(vout.encode(None))
 

@@ -34,6 +34,7 @@ class ClipFeatures:
     key_landmarks: np.ndarray    # (478, 3) float32, x and y normalised to the key frame
     spec: FeatureSpec
     timings: dict[str, float] = field(default_factory=dict)   # seconds per stage: decode, audio, visual, total
+    notices: list[str] = field(default_factory=list)          # what the user should know about the file (media.py)
 
 
 _extractors: dict[FeatureSpec, FaceMeshExtractor] = {}
@@ -68,7 +69,8 @@ def extract_clip(path: str | os.PathLike, spec: FeatureSpec = FeatureSpec(),
         audio=audio, vision=track.features, face_mask=track.mask, face_fraction=float(track.mask.mean()),
         waveform=media.waveform, sample_rate=media.sample_rate, duration_s=media.duration_s,
         frame_times=media.frame_times, key_frame=media.frames[key], key_landmarks=track.landmarks[key],
-        spec=spec, timings={"decode": t1 - t0, "audio": t2 - t1, "visual": t3 - t2, "total": t3 - t0})
+        spec=spec, timings={"decode": t1 - t0, "audio": t2 - t1, "visual": t3 - t2, "total": t3 - t0},
+        notices=media.notices)
 
 
 def draw_face_mesh(image: np.ndarray, landmarks: np.ndarray, color: tuple[int, int, int] = (0, 220, 255)) -> np.ndarray:
