@@ -5,7 +5,8 @@ with a virtual camera that moves, scales and rotates it, optionally opens the mo
 lower lip/jaw down and painting the mouth cavity (so mouth features respond), and adds a sound
 track: espeak-ng speech when installed, else a voice-like harmonic tone with a known pitch contour.
 Written with PyAV in mp4 (h264+aac), webm (vp9/vp8+opus), mkv (h264+opus), mov (h264+aac) or
-avi (mpeg4+pcm or mp3). Deterministic for a given seed.
+avi (mpeg4+pcm or mp3). Deterministic for a given seed. ``restamp_video`` rewrites a clip's video
+timestamps (all zero, repeated, variable rate) to test decoding of broken or unusual files.
 """
 
 from __future__ import annotations
@@ -189,3 +190,30 @@ def _write_audio(out, stream, wave: np.ndarray) -> None:
         frame.sample_rate, frame.pts = AUDIO_RATE, start
         out.mux(stream.encode(frame))
     out.mux(stream.encode(None))
+
+
+def restamp_video(src: str | os.PathLike, dst: str | os.PathLike, stamp, options: dict | None = None) -> Path:
+    """Re-encode ``src``'s video with pts ``stamp(i)`` in ms at a stated 10 fps (``stamp=None``: frames
+    without pts, which the encoder writes as 0, as the old example generator did); audio is copied."""
+    dst = Path(dst)
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options=options or {}) as out:
+        vin, ain = inp.streams.video[0], inp.streams.audio[0]
+        vout = out.add_stream("libvpx-vp9" if dst.suffix == ".webm" else "libx264", rate=10)
+        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
+        if stamp:
+            vout.time_base = vout.codec_context.time_base = Fraction(1, 1000)     # ms stamps survive the encoder
+        aout = out.add_stream_from_template(ain)
+        i = 0
+        for packet in inp.demux(vin, ain):
+            if packet.dts is None:
+                continue
+            if packet.stream is ain:
+                packet.stream = aout
+                out.mux(packet)
+                continue
+            for frame in packet.decode():
+                frame.pts, frame.time_base = (stamp(i), Fraction(1, 1000)) if stamp else (None, frame.time_base)
+                i += 1
+                out.mux(vout.encode(frame))
+        out.mux(vout.encode(None))
+    return dst
