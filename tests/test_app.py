@@ -156,6 +156,21 @@ def test_weights_box_never_shows_a_server_path(checkpoint):
     assert box.placeholder == "the server's default weights"
 
 
+def test_readme_test_command_works_with_and_without_sudo(tmp_path):
+    """The README's install line starts with $(command -v sudo): sudo where installed, nothing where not."""
+    line = next(l for l in (ROOT / "README.md").read_text().splitlines() if "apt-get install" in l).strip()
+    prefix = line[:line.index("apt-get")]
+    for with_sudo, expected in ((False, "ran"), (True, "via-sudo echo ran")):
+        bin_dir = tmp_path / f"bin-{with_sudo}"
+        bin_dir.mkdir()
+        if with_sudo:
+            (bin_dir / "sudo").write_text('#!/bin/sh\necho via-sudo "$@"\n')
+            (bin_dir / "sudo").chmod(0o755)
+        out = subprocess.run(["/bin/sh", "-c", prefix + "echo ran"], env={"PATH": str(bin_dir)}, capture_output=True,
+                             text=True)
+        assert out.returncode == 0 and out.stdout.strip() == expected, (prefix, out)
+
+
 def test_app_starts_without_weights_and_says_so(tmp_path):
     import app
     from mclmcf.pipeline import PipelineRegistry
