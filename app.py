@@ -54,7 +54,7 @@ CSS = """
 .score-notices {margin: 10px 0 0; padding: 0; list-style: none; font-size: .9rem;} .score-notices li {margin: 3px 0;}
 .score-error {border: 2px solid #d9485f;}
 .tcf-pair {margin: 4px 0 16px;} .tcf-heading {font-weight: 600; margin-bottom: 6px;}
-.tcf-empty p {margin: 0; padding: 14px; opacity: .75; border: 1px dashed var(--border-color-primary); border-radius: 8px;}
+.tcf-empty p, .score-empty p {margin: 0; padding: 14px; opacity: .75; border: 1px dashed var(--border-color-primary); border-radius: 8px;}
 .tcf-panels {display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 12px;}
 .tcf-panel {margin: 0; font-size: .8rem; min-width: 0;} .tcf-panel figcaption {font-weight: 600; margin-bottom: 2px;}
 .tcf-plot {display: flex; gap: 2px;} .tcf-plot img {flex: 1; min-width: 0; aspect-ratio: 1; image-rendering: pixelated;}

@@ -26,7 +26,7 @@ from .pipeline import Prediction, Segment
 PAIR_NAMES = {"ta": ("text", "acoustic"), "tv": ("text", "visual"), "av": ("acoustic", "visual")}
 POLARITY_COLOURS = {"negative": "#d9485f", "neutral": "#8a8f98", "positive": "#2f9e6e"}
 AUDIO_GROUPS = ((0, "MFCC"), (13, "ΔMFCC"), (26, "ΔΔMFCC"), (39, "prosody+\nspectrum"))
-SCORE_PLACEHOLDER = ('<div class="score-card tcf-empty"><p>After <b>Analyse</b>: the sentiment score, its label and '
+SCORE_PLACEHOLDER = ('<div class="score-card score-empty"><p>After <b>Analyse</b>: the sentiment score, its label and '
                      'what each modality (words, voice, face) contributed.</p></div>')
 MAP_SIDE = 256          # heatmaps are shown at most this many pixels wide (area-averaged): a panel is ~200 px on screen
 

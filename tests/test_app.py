@@ -215,7 +215,7 @@ def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
         assert "transcript is empty" in error.text and "previous results were cleared" in error.text
         assert not driver.find_elements(By.ID, "sentiment-score") and not driver.find_elements(By.ID, "contrib-without")
         assert not driver.find_elements(By.CSS_SELECTOR, ".tcf-map img")
-        assert len(driver.find_elements(By.CSS_SELECTOR, ".tcf-empty")) == 3
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".tcf-pair.tcf-empty")) == 3
         full_page_screenshot(driver, 1400, "app-refused.png")
 
 
@@ -240,8 +240,10 @@ def test_browser_phone_width_placeholders_and_readable_maps(server, make_clip):
 
     with chromium("app-phone-failure.png", width=412, height=900) as driver:
         wait, analyse = open_with_clip(driver, server, make_clip("talk.mp4"))
-        placeholders = [p.text for p in driver.find_elements(By.CSS_SELECTOR, ".tcf-empty p")]
-        assert len(placeholders) == 3 and all(p.startswith("After Analyse") for p in placeholders), placeholders
+        placeholders = wait.until(lambda d: len(found := d.find_elements(By.CSS_SELECTOR, ".tcf-pair.tcf-empty p")) == 3
+                                  and [p.text for p in found])
+        assert all(p.startswith("After Analyse") for p in placeholders), placeholders
+        assert driver.find_element(By.CSS_SELECTOR, ".score-empty").text.startswith("After Analyse: the sentiment score")
         assert "Waveform and the acoustic features" in driver.find_element(By.TAG_NAME, "body").text
         full_page_screenshot(driver, 412, "app-phone-empty.png")
         long_text = " ".join([TRANSCRIPT] * 12)
@@ -299,10 +301,12 @@ def chromium(failure_screenshot: str, width: int = 1400, height: int = 1000):
 def test_browser_demo_weights_score_positive_above_negative(demo_server, make_clip):
     """The bundled weights, same clip: a positive and a negative transcript get clearly different scores."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
 
     with chromium("app-demo-failure.png") as driver:
         wait, analyse = open_with_clip(driver, demo_server, make_clip("talk.mp4"))
-        assert "movie-review snippets" in driver.find_element(By.TAG_NAME, "body").text   # what the weights saw
+        # what the weights saw; the banner may paint after the upload box on a busy machine
+        wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "movie-review snippets"))
         assert str(ROOT) not in driver.page_source                                       # no server paths
         box = driver.find_element(By.CSS_SELECTOR, "textarea")
         scores = {}
