@@ -129,9 +129,9 @@ def test_console_shows_one_line_per_refusal_and_no_native_chatter(client, make_c
 
 def test_api_reports_untrusted_timing_and_silence(client, tmp_path):
     """A clip whose frames all carry timestamp 0 and whose sound track is silent: scored, with both notices."""
-    from preprocessing.synthetic import make_face_clip, restamp_video
+    from preprocessing.synthetic import make_face_clip, reencode_video
     source = make_face_clip(tmp_path / "src.mkv", 3.0, fps=10, size=(320, 180), audio="silence")
-    result = predict(client, restamp_video(source, tmp_path / "zero.mp4", None), TRANSCRIPT)
+    result = predict(client, reencode_video(source, tmp_path / "zero.mp4", None), TRANSCRIPT)
     notices = " ".join(result["notices"])
     assert "timed by their order at its stated 10 fps" in notices and "sound track is silent" in notices
     assert result["face_fraction"] > 0.9

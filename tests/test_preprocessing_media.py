@@ -11,7 +11,7 @@ import pytest
 from preprocessing import (EmptyMediaError, MediaError, NoAudioStreamError, NoFaceError, NoVideoStreamError,
                            TooLongError, UnreadableMediaError, UnsupportedFormatError, extract_clip)
 from preprocessing.media import load_media
-from preprocessing.synthetic import restamp_video, voice_tone
+from preprocessing.synthetic import reencode_video, voice_tone
 
 # (file, video codec, audio codec); None = the container's default (see synthetic.CONTAINERS)
 CONTAINERS = [("clip.mp4", None, None), ("clip.webm", None, None), ("vp8.webm", "libvpx", None),
@@ -163,13 +163,13 @@ def test_bundled_examples_have_increasing_timestamps(name):
 
 
 def test_all_zero_timestamps_fall_back_to_frame_order(source, tmp_path):
-    path = restamp_video(source, tmp_path / "zero.mp4", None)      # what the old example generator did
+    path = reencode_video(source, tmp_path / "zero.mp4", None)      # what the old example generator did
     assert set(frame_times(path)) == {0.0}
     assert_timed_by_order(load_media(path, fps=5))
 
 
 def test_repeated_timestamps_fall_back_to_frame_order(source, tmp_path):
-    path = restamp_video(source, tmp_path / "repeat.mkv", lambda i: (i // 2) * 200)
+    path = reencode_video(source, tmp_path / "repeat.mkv", lambda i: (i // 2) * 200)
     times = frame_times(path)
     assert times[0] == times[1] and times[2] > times[1]
     assert_timed_by_order(load_media(path, fps=5))
@@ -194,7 +194,7 @@ def test_missing_timestamps_fall_back_to_frame_order(source, tmp_path):
 
 def test_recording_without_duration(source, tmp_path):
     """A live-muxed webm as browsers' MediaRecorder writes it: no duration in the header."""
-    path = restamp_video(source, tmp_path / "live.webm", lambda i: i * 100, options={"live": "1"})
+    path = reencode_video(source, tmp_path / "live.webm", lambda i: i * 100, options={"live": "1"})
     with av.open(str(path)) as c:
         assert c.duration is None
     assert_timed_by_order(load_media(path, fps=5), notice=False)
@@ -206,7 +206,7 @@ def test_variable_frame_rate_uses_the_timestamps(source, tmp_path):
     """20 fps for the first second, then 5 fps; timed by order at the stated 10 fps, the frame shown at
     1.2 s would be the one filmed at 0.6 s."""
     stamps = [i * 50 if i < 20 else 1000 + (i - 20) * 200 for i in range(30)]
-    path = restamp_video(source, tmp_path / "vfr.mkv", lambda i: stamps[i])
+    path = reencode_video(source, tmp_path / "vfr.mkv", lambda i: stamps[i])
     m = load_media(path, fps=5)
     assert not m.notices and len(m.frames) == 15
     with av.open(str(path)) as c:
