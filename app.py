@@ -8,19 +8,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from pathlib import Path
 
-os.environ.setdefault("GLOG_minloglevel", "2")        # mediapipe's C++ logging: warnings and up only
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import gradio as gr
+import transformers
 
-import gradio as gr  # noqa: E402
-import transformers  # noqa: E402
-
-from mclmcf import viz  # noqa: E402
-from mclmcf.pipeline import FPS_RANGE, PipelineRegistry, Prediction, user_message  # noqa: E402
-from mclmcf.weights import ENV_VAR, LoadedWeights, default_source  # noqa: E402
+from mclmcf import viz
+from mclmcf.console import filter_native_stderr, one_line, setup_logging
+from mclmcf.pipeline import FPS_RANGE, PipelineRegistry, Prediction, user_message
+from mclmcf.weights import DEFAULT_DIR, ENV_VAR, LoadedWeights, default_source
 
 transformers.logging.set_verbosity_error()
+log = setup_logging()
 
 try:  # Spaces ZeroGPU: a GPU is attached only while a decorated call runs
     import spaces
@@ -50,6 +50,21 @@ CSS = """
 .contrib-track::after {content: ""; position: absolute; left: 50%; top: -3px; bottom: -3px; width: 1px; background: #888;}
 .contrib-bar {position: absolute; top: 0; bottom: 0; border-radius: 6px;}
 .contrib-value {font-variant-numeric: tabular-nums; text-align: right;}
+.contrib-note {font-size: .85rem; opacity: .85; margin-top: 6px;}
+.score-notices {margin: 10px 0 0; padding: 0; list-style: none; font-size: .9rem;} .score-notices li {margin: 3px 0;}
+.score-error {border: 2px solid #d9485f;}
+.tcf-pair {margin: 4px 0 16px;} .tcf-heading {font-weight: 600; margin-bottom: 6px;}
+.tcf-empty p, .score-empty p {margin: 0; padding: 14px; opacity: .75; border: 1px dashed var(--border-color-primary); border-radius: 8px;}
+.tcf-panels {display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 12px;}
+.tcf-panel {margin: 0; font-size: .8rem; min-width: 0;} .tcf-panel figcaption {font-weight: 600; margin-bottom: 2px;}
+.tcf-plot {display: flex; gap: 2px;} .tcf-plot img {flex: 1; min-width: 0; aspect-ratio: 1; image-rendering: pixelated;}
+.tcf-ylabel {writing-mode: vertical-rl; transform: rotate(180deg); text-align: center; font-size: .72rem; opacity: .8;}
+.tcf-xlabel {text-align: center; font-size: .72rem; opacity: .8; margin-left: 14px;}
+.tcf-bar {height: 8px; border-radius: 3px; margin: 4px 0 0 14px;}
+.tcf-bar-ticks {display: flex; justify-content: space-between; margin-left: 14px; font-size: .7rem;
+                font-variant-numeric: tabular-nums;}
+.block.tcf-map .html-container {padding: 0;}
+@media (max-width: 520px) {.score-value {font-size: 2.3rem;} .score-top {gap: 12px;}}
 """
 
 
@@ -73,11 +88,54 @@ def load_default(registry: PipelineRegistry) -> tuple[str, LoadedWeights | None]
     return f"Model: `{w.source}` on **{w.device.type}** · trained on: {w.trained_on}{notices}", w
 
 
+def weights_placeholder(source: str | None) -> str:
+    """What the Weights box shows when empty: never a path on the server."""
+    if not source:
+        return "none"
+    if not os.path.isdir(source):
+        return source                                   # a Hub repo id is public
+    same = Path(source).resolve() == DEFAULT_DIR.resolve()
+    return "bundled demo weights" if same else "the server's default weights"
+
+
 def run(registry: PipelineRegistry, video, transcript, fps, window, weights) -> Prediction:
+    """The API's answer; bad input, unreadable media and unusable weights raise ValueError with a message
+    written for the user."""
+    return registry.get(weights).predict(video, transcript, fps=fps, timeline_window_s=window)
+
+
+def refusal_logged(err: ValueError) -> ValueError:
+    log.info("refused: %s", one_line(err))        # one line; a real fault keeps its traceback
+    return err
+
+
+def analysis(registry: PipelineRegistry, video, transcript, fps, window, weights) -> tuple:
+    """Everything the page shows for one request, in the order of build_demo's outputs."""
+    pred = run(registry, video, transcript, fps, window, weights)
+    w = registry.get(weights).weights
+    tcf = [viz.tcf_html(p, pred.tcf_images[p], pred.tcf_feature_maps[p]) for p in viz.PAIR_NAMES]
+    timeline = viz.timeline_figure(pred.timeline, pred.label_range) if pred.timeline else None
+    return (viz.score_card_html(pred), viz.contributions_html(pred), *tcf, viz.face_mesh_image(pred),
+            viz.audio_figure(pred), gr.update(value=timeline, visible=timeline is not None),
+            viz.details_markdown(pred, w.source, w.device.type, w.trained_on), pred.to_json())
+
+
+def refused(message: str) -> tuple:
+    """The outputs after a refused request: the reason in the score's place, every old result cleared."""
+    return (viz.error_html(message), "", *(viz.tcf_placeholder(p) for p in viz.PAIR_NAMES), None, None,
+            gr.update(value=None, visible=False), "", None)
+
+
+def warm_up(registry: PipelineRegistry) -> None:
+    """Answer the first bundled example once before serving: librosa's numba kernels compile, the face-mesh
+    graph and matplotlib's fonts load here instead of in the first visitor's request."""
+    start = time.perf_counter()
     try:
-        return registry.get(weights).predict(video, transcript, fps=fps, timeline_window_s=window)
-    except ValueError as err:   # bad input, unreadable media, unusable weights: all have user-facing messages
-        raise gr.Error(user_message(err), title="Cannot analyse this clip") from err
+        analysis(registry, *EXAMPLES[0], None, 0.0, None)
+    except ValueError as err:
+        log.warning("warm-up failed: %s", one_line(err))
+        return
+    log.info("warm-up: the first analysis took %.1f s", time.perf_counter() - start)
 
 
 def build_demo(registry: PipelineRegistry) -> gr.Blocks:
@@ -86,17 +144,18 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
 
     @gpu
     def analyse(video, transcript, fps, window, weights):
-        pred = run(registry, video, transcript, fps, window, weights)
-        w = registry.get(weights).weights
-        tcf = [viz.tcf_figure(p, pred.tcf_images[p], pred.tcf_feature_maps[p]) for p in viz.PAIR_NAMES]
-        timeline = viz.timeline_figure(pred.timeline, pred.label_range) if pred.timeline else None
-        return (viz.score_card_html(pred), viz.contributions_html(pred), *tcf, viz.face_mesh_image(pred),
-                viz.audio_figure(pred), gr.update(value=timeline, visible=timeline is not None),
-                viz.details_markdown(pred, w.source, w.device.type, w.trained_on), pred.to_json())
+        try:
+            return analysis(registry, video, transcript, fps, window, weights)
+        except ValueError as err:
+            return refused(str(refusal_logged(err)))
 
     @gpu
     def predict(video, transcript, fps=None, window=0.0, weights=None) -> dict:
-        return run(registry, video, transcript, fps, window, weights).to_json()
+        try:
+            return run(registry, video, transcript, fps, window, weights).to_json()
+        except ValueError as err:
+            raise gr.Error(user_message(refusal_logged(err)), title="Cannot analyse this clip",
+                           print_exception=False) from None
 
     with gr.Blocks(title="MCL-MCF multimodal sentiment") as demo:
         gr.Markdown("# MCL-MCF multimodal sentiment\nUpload or record a short clip of someone speaking, type "
@@ -112,18 +171,17 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
                                     info=f"the weights were trained at {default_fps:g}; lower is faster")
                     window = gr.Slider(0, 10, value=0, step=1, label="Timeline window (s, 0 = off)",
                                        info="score each window of a long clip (full transcript, its own voice + face)")
-                    weights = gr.Textbox(label="Weights", placeholder=registry.default_source or "none",
+                    weights = gr.Textbox(label="Weights", placeholder=weights_placeholder(registry.default_source),
                                          info="Hub repo id[@revision]; empty = the weights this server started with")
                 button = gr.Button("Analyse", variant="primary")
                 gr.Examples(EXAMPLES, inputs=[video, transcript], cache_examples=False)
             with gr.Column(scale=6):
-                score = gr.HTML(label="Sentiment")
+                score = gr.HTML(viz.SCORE_PLACEHOLDER, label="Sentiment")
                 contributions = gr.HTML()
                 face = gr.Image(label="Face mesh on a key frame", height=260, interactive=False)
         gr.Markdown("### TCF multimodal images and their Conv2d feature maps")
-        tcf_images = [gr.Image(label=f"{a} × {b}", show_label=False, interactive=False, elem_classes="tcf-map")
-                      for a, b in viz.PAIR_NAMES.values()]
-        audio = gr.Image(label="Waveform and acoustic features", show_label=False, interactive=False)
+        tcf_images = [gr.HTML(viz.tcf_placeholder(p), elem_classes="tcf-map") for p in viz.PAIR_NAMES]
+        audio = gr.Image(label="Waveform and the acoustic features the model reads (after Analyse)", interactive=False)
         timeline = gr.Image(label="Score over time", show_label=False, interactive=False, visible=False)
         details = gr.Markdown()
         with gr.Accordion("Raw result (JSON, as returned by the API)", open=False):
@@ -141,8 +199,10 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
 
 def main() -> None:
     args = parse_args()
+    filter_native_stderr()
     registry = PipelineRegistry(args.weights or default_source(), max_duration_s=MAX_DURATION_S, max_file_mb=MAX_FILE_MB)
     demo = build_demo(registry)
+    warm_up(registry)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=f"{MAX_FILE_MB}mb",
                 theme=gr.themes.Soft(primary_hue="indigo"), css=CSS)

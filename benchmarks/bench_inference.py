@@ -11,14 +11,18 @@ espeak-ng speech), 25 fps, 640x360 mp4.
                    librosa's numba kernels and builds the face-mesh graph: the app cold start counts that).
                    Each run is SentimentPipeline.predict on a fresh pipeline (no feature cache): decode -> audio +
                    face features -> tokenizer -> text encoder + model (with the three modality
-                   ablations the app shows) -> the three TCF heatmap figures (mclmcf.viz.tcf_figure)
-  app cold start   `python app.py` in a subprocess until the first gradio_client /predict answer
+                   ablations the app shows) -> the three TCF heatmaps as the page shows them (mclmcf.viz.tcf_html:
+                   colour lookup, PNG encoding, HTML)
+  app cold start   `python app.py` in a subprocess until the first gradio_client /predict answer (the app runs
+                   its warm-up analysis before serving; caches as this machine has them: see
+                   bench_first_answer.py for a fresh install)
 Writes benchmarks/results/inference.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
@@ -41,7 +45,7 @@ def measure_clip(weights, clip: Path, duration: float, reps: int) -> dict:
         pred = SentimentPipeline(weights, max_duration_s=60.0).predict(clip, TRANSCRIPT)
         start = time.perf_counter()
         for pair in pred.tcf_images:
-            viz.tcf_figure(pair, pred.tcf_images[pair], pred.tcf_feature_maps[pair])
+            viz.tcf_html(pair, pred.tcf_images[pair], pred.tcf_feature_maps[pair])
         return pred, time.perf_counter() - start
 
     pipeline_run()
@@ -76,14 +80,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def app_cold_start(weights_dir: Path, clip: Path, timeout: float = 300) -> dict:
-    """Seconds from launching app.py to the server answering, and to the first /predict answer."""
+def app_cold_start(weights_dir: Path | None, clip: Path, timeout: float = 300, env: dict | None = None) -> dict:
+    """Seconds from launching app.py (``--weights weights_dir``, else its default) to the server answering,
+    and to the first /predict answer; ``env`` is added to the app's environment."""
     from gradio_client import Client, handle_file
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py", "--weights", str(weights_dir), "--port", str(port)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    weights = ["--weights", str(weights_dir)] if weights_dir else []
+    proc = subprocess.Popen([sys.executable, "app.py", *weights, "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     try:
         while True:
             if proc.poll() is not None:

@@ -1,4 +1,4 @@
-"""Run every benchmark in one go: training step, scaling, inference, accuracy (and preprocessing).
+"""Run every benchmark in one go: training step, scaling, inference, accuracy (and preprocessing, first answer).
 
     python benchmarks/run_all.py [--quick] [--threads N] [--skip accuracy ...]
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = {"train": "bench_train.py", "scaling": "bench_scaling.py", "inference": "bench_inference.py",
-           "accuracy": "bench_accuracy.py", "preprocessing": "bench_preprocessing.py"}
+           "accuracy": "bench_accuracy.py", "preprocessing": "bench_preprocessing.py",
+           "first_answer": "bench_first_answer.py"}
 THREADED = {"train", "scaling", "inference"}
 
 
@@ -26,7 +27,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, help="torch threads for the timing workers (1 is steadier when shared)")
     ap.add_argument("--skip", nargs="*", default=[], choices=sorted(SCRIPTS))
     args = ap.parse_args()
-    skip = set(args.skip) | ({"preprocessing"} if args.quick else set())  # it has no quick mode
+    skip = set(args.skip) | ({"preprocessing", "first_answer"} if args.quick else set())  # they have no quick mode
     elapsed = {}
     for name, script in SCRIPTS.items():
         if name in skip:

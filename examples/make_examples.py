@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
-import av
-
-from preprocessing.synthetic import make_face_clip
+from preprocessing.synthetic import make_face_clip, reencode_video
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,24 +28,11 @@ SETTINGS = dict(duration_s=6.0, fps=15, size=(480, 270), audio="speech")
 
 def compress(src: Path, dst: Path, crf: int = 30) -> None:
     """Re-encode the video with a slower x264 preset (make_face_clip favours speed; the repo wants small
-    files); the audio packets are copied unchanged."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        vin, ain = inp.streams.video[0], inp.streams.audio[0]
-        vout = out.add_stream("libx264", rate=vin.average_rate)
-        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
-        vout.options = {"preset": "veryslow", "crf": str(crf)}
-        aout = out.add_stream_from_template(ain)
-        for packet in inp.demux(vin, ain):
-            if packet.dts is None:
-                continue
-            if packet.stream is ain:
-                packet.stream = aout
-                out.mux(packet)
-            else:
-                for frame in packet.decode():
-                    frame.pts = None
-                    out.mux(vout.encode(frame))
-        out.mux(vout.encode(None))
+    files); the audio packets are copied unchanged. Each frame is stamped with its index at the stream's
+    rate: a frame without a timestamp would be muxed at pts 0 and the clip read as a single frame."""
+    fps = SETTINGS["fps"]
+    reencode_video(src, dst, stamp=lambda i: i, rate=fps, time_base=Fraction(1, fps),
+                   codec_options={"preset": "veryslow", "crf": str(crf)})
 
 
 def main() -> None:

@@ -8,6 +8,10 @@ Per-modality contribution = score(all modalities) - score(that modality neutrali
 text -> an empty transcript, audio / vision -> every frame at the training mean (zero after the
 model's standardisation). Positive means the modality pushed the score up.
 
+Silence: a sound track whose whole-clip level is below ``SILENCE_DBFS`` (an all-zero track, a muted
+microphone) or with fewer than ``MIN_VOICED`` of its frames voiced (noise, music without a voice) still
+gets a score, but the visitor is told that the voice could not count (``Prediction.notices``).
+
 Timeline (long clips): the clip is cut into windows of ``timeline_window_s`` seconds and each window
 is scored with its own audio and face frames and the *full* transcript. Splitting the transcript in
 proportion to time would assume a constant speaking rate and often cut sentences in half; keeping
@@ -45,6 +49,8 @@ MAX_WINDOWS = 64         # timeline windows per request (a 60 s clip at the 1 s 
 # One extraction at a time per process: a 60 s clip at 25 fps holds ~2 GB of decoded frames while it
 # runs, and the face mesh (one locked graph) runs one clip at a time anyway.
 _extraction_slot = threading.Lock()
+SILENCE_DBFS = -50.0    # whole-clip RMS level below which the sound track counts as silent (speech is ~-30 to -15)
+MIN_VOICED = 0.05       # share of voiced audio frames below which no voice was heard (speech: ~0.3-0.6)
 
 
 class InputError(ValueError):
@@ -71,6 +77,7 @@ class Prediction:
     timings: dict[str, float]                      # seconds per stage
     features_cached: bool
     transcript_truncated: bool
+    transcript_used: dict[str, int]                # words / of_words, tokens / of_tokens the model read
     timeline: list[Segment] | None = None
     notices: list[str] = field(default_factory=list)
 
@@ -82,6 +89,7 @@ class Prediction:
             "contributions": {k: round(v, 4) for k, v in self.contributions.items()},
             "duration_s": round(self.clip.duration_s, 3), "face_fraction": round(self.clip.face_fraction, 3),
             "features_cached": self.features_cached, "transcript_truncated": self.transcript_truncated,
+            "transcript_used": self.transcript_used,
             "timeline": None if self.timeline is None else [dataclasses.asdict(s) for s in self.timeline],
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()}, "notices": self.notices,
         }
@@ -94,7 +102,7 @@ def sentiment_labels(score: float, label_range: float) -> tuple[str, str]:
     return SEVEN_CLASSES[k + 3], ("negative", "neutral", "positive")[int(np.sign(k)) + 1]
 
 
-def user_message(err: BaseException) -> str:
+def user_message(err: BaseException | str) -> str:
     """An error's message as the page shows it: HTML-escaped (Gradio renders error messages as HTML and
     they quote what the visitor sent) and encodable (a lone surrogate would break the JSON reply)."""
     return html.escape(str(err), quote=False).encode("utf-8", "replace").decode("utf-8")
@@ -121,6 +129,17 @@ def timeline_windows(duration_s: float, window_s: float) -> list[tuple[float, fl
     if len(edges) > 2 and edges[-1] - edges[-2] < window_s / 2:
         edges.pop(-2)
     return list(zip(edges[:-1], edges[1:]))
+def sound_notice(clip: ClipFeatures) -> str | None:
+    """What to tell the visitor when the sound track holds no voice the model could use, else None."""
+    level = 10 * np.log10(float(np.mean(np.square(clip.waveform, dtype=np.float64))) + 1e-12)
+    if level < SILENCE_DBFS:
+        return (f"The sound track is silent ({level:.0f} dBFS, below {SILENCE_DBFS:.0f}): the voice could not count "
+                "and the score rests on the words and the face. Check that the microphone was on.")
+    voiced = float(np.mean(clip.audio[:, clip.spec.audio_features.index("voicing")] > 0.5))
+    if voiced < MIN_VOICED:
+        return (f"No voice was heard ({voiced:.0%} of the sound track is voiced): the score rests mostly on the "
+                "words and the face.")
+    return None
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -237,7 +256,8 @@ class SentimentPipeline:
         t0 = time.perf_counter()
         with self._tokenizer_lock:
             tokens = tokenize([text, ""], self.weights.tokenizer, DEFAULT_MAX_LENGTH)
-        truncated = bool(tokens["attention_mask"][0, -1])   # the transcript filled every position
+            used = self._transcript_used(text)
+        truncated = used["tokens"] < used["of_tokens"]
         t1 = time.perf_counter()
         audio, vision = self._tensor(clip.audio), self._tensor(clip.vision)
         full, ablated = self._score_with_ablations(tokens, audio, vision)
@@ -255,7 +275,11 @@ class SentimentPipeline:
         sentiment_class, polarity = sentiment_labels(score, self.label_range)
         notices = list(self.weights.notices)
         if truncated:
-            notices.append(f"The transcript is longer than {DEFAULT_MAX_LENGTH} tokens; only its start was used.")
+            notices.append(f"The model reads at most {DEFAULT_MAX_LENGTH} tokens: only the first {used['words']} of "
+                           f"{used['of_words']} words of the transcript were used.")
+        notices += clip.notices
+        if (sound := sound_notice(clip)) is not None:
+            notices.append(sound)
         if clip.face_fraction < 0.5:
             notices.append(f"A face was found in only {clip.face_fraction:.0%} of the sampled frames.")
         return Prediction(
@@ -264,7 +288,17 @@ class SentimentPipeline:
             tcf_images={p: x[0].float().cpu().numpy() for p, x in full.tcf_images.items()},
             tcf_feature_maps={p: [m[0].float().cpu().numpy() for m in maps] for p, maps in full.tcf_feature_maps.items()},
             clip=clip, timings=timings, features_cached=cached, transcript_truncated=truncated,
-            timeline=timeline, notices=notices)
+            transcript_used=used, timeline=timeline, notices=notices)
+
+    def _transcript_used(self, text: str) -> dict[str, int]:
+        """How much of ``text`` fits the model's token budget, in word pieces and in words (a word cut
+        in the middle counts as used)."""
+        tok = self.weights.tokenizer
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        total = len(enc["input_ids"])
+        n = min(total, DEFAULT_MAX_LENGTH - tok.num_special_tokens_to_add())
+        end = enc["offset_mapping"][n - 1][1] if n else 0
+        return dict(words=len(text[:end].split()), of_words=len(text.split()), tokens=n, of_tokens=total)
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(x, dtype=torch.float32, device=self.weights.device).unsqueeze(0)

@@ -1,24 +1,34 @@
 """Pictures and HTML for a Prediction: score gauge, contributions, TCF heatmaps, face mesh, audio.
 
-Figures are drawn with matplotlib's object API (``Figure`` + Agg canvas, no pyplot global state),
-so concurrent requests can render at the same time, and returned as RGB arrays.
+TCF heatmaps are HTML: each map goes through a colormap lookup table straight to a small PNG, and
+titles, axis names and colour bars are HTML around it (a matplotlib figure per request cost ~0.45 s
+per pair); the panels reflow from four in a row to two on a phone. The audio and timeline figures are
+drawn with matplotlib's object API (``Figure`` + Agg canvas, no pyplot global state), so concurrent
+requests can render at the same time, and returned as RGB arrays.
 """
 
 from __future__ import annotations
 
+import base64
 import html
+from functools import lru_cache
 
+import cv2
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from preprocessing import draw_face_mesh
 
-from .pipeline import Prediction, Segment
+from .pipeline import Prediction, Segment, user_message
 
 PAIR_NAMES = {"ta": ("text", "acoustic"), "tv": ("text", "visual"), "av": ("visual", "acoustic")}   # rows, columns (model.TCF_OPERANDS)
 POLARITY_COLOURS = {"negative": "#d9485f", "neutral": "#8a8f98", "positive": "#2f9e6e"}
 AUDIO_GROUPS = ((0, "MFCC"), (13, "ΔMFCC"), (26, "ΔΔMFCC"), (39, "prosody+\nspectrum"))
+SCORE_PLACEHOLDER = ('<div class="score-card score-empty"><p>After <b>Analyse</b>: the sentiment score, its label and '
+                     'what each modality (words, voice, face) contributed.</p></div>')
+MAP_SIDE = 256          # heatmaps are shown at most this many pixels wide (area-averaged): a panel is ~200 px on screen
 
 
 def to_rgb(fig: Figure) -> np.ndarray:
@@ -43,7 +53,20 @@ def score_card_html(pred: Prediction) -> str:
   </div>
   <div class="gauge"><div class="gauge-marker" style="left:{pos:.1f}%"></div></div>
   <div class="gauge-ticks"><span>−{r:g}<br>negative</span><span>0<br>neutral</span><span>+{r:g}<br>positive</span></div>
+  {notices_html(pred.notices)}
 </div>"""
+
+
+def notices_html(notices: list[str]) -> str:
+    """The prediction's notices (transcript cut, silence, untrusted timing, ...), shown beside the score."""
+    items = "".join(f'<li>⚠️ {html.escape(n)}</li>' for n in notices)
+    return f'<ul id="score-notices" class="score-notices">{items}</ul>' if notices else ""
+
+
+def error_html(message: str) -> str:
+    """Takes the score's place when a request is refused, so the reason stays on the page."""
+    return (f'<div id="analysis-error" class="score-card score-error"><b>Cannot analyse this clip.</b> '
+            f'{user_message(message)}<br><small>The previous results were cleared.</small></div>')
 
 
 def contributions_html(pred: Prediction) -> str:
@@ -57,8 +80,11 @@ def contributions_html(pred: Prediction) -> str:
         rows.append(f'<div class="contrib-row"><span class="contrib-name">{name}</span>'
                     f'<div class="contrib-track"><div class="contrib-bar" style="{side};background:{colour}"></div></div>'
                     f'<span class="contrib-value">{delta:+.2f}</span></div>')
+    without = " · ".join(f"without {name} {pred.score - delta:+.2f}" for name, delta in pred.contributions.items())
     return ('<div class="contrib"><div class="contrib-title">Per-modality contribution '
-            '<small>(score − score with that modality neutralised)</small></div>' + "".join(rows) + "</div>")
+            '<small>(score − score with that modality neutralised)</small></div>' + "".join(rows) +
+            f'<div id="contrib-without" class="contrib-note">Score {pred.score:+.2f}; {without}. The modalities act '
+            'together, so the bars need not add up to the score.</div></div>')
 
 
 def details_markdown(pred: Prediction, source: str, device: str, trained_on: str) -> str:
@@ -68,32 +94,60 @@ def details_markdown(pred: Prediction, source: str, device: str, trained_on: str
              f"**Time per stage:** {stages}{cached}",
              f"**Clip:** {pred.clip.duration_s:.1f} s · face in {pred.clip.face_fraction:.0%} of "
              f"{len(pred.clip.face_mask)} sampled frames ({pred.clip.spec.video_fps:g} fps)"]
-    lines += [f"⚠️ {html.escape(n)}" for n in pred.notices]
     return "\n\n".join(lines)
 
 
 # ---- figures -----------------------------------------------------------------------------------
 
-def tcf_figure(pair: str, image: np.ndarray, maps: list[np.ndarray]) -> np.ndarray:
-    """The pair's outer-product image and each Conv2d+ReLU output (channel mean), with colour bars."""
+@lru_cache(maxsize=None)
+def colour_table(cmap: str) -> np.ndarray:
+    """(256, 3) uint8 RGB lookup table of a matplotlib colormap."""
+    return (matplotlib.colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+
+
+def heatmap_png(values: np.ndarray, cmap: str, vmin: float, vmax: float) -> str:
+    """2-D array -> PNG data URI: area-averaged to at most MAP_SIDE, then mapped through the colormap."""
+    h, w = values.shape
+    scale = min(1.0, MAP_SIDE / max(h, w))
+    if scale < 1:
+        values = cv2.resize(values.astype(np.float32), (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    index = np.clip((values - vmin) / ((vmax - vmin) or 1.0) * 255, 0, 255).astype(np.uint8)
+    rgb = colour_table(cmap)[index]
+    ok, png = cv2.imencode(".png", rgb[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode()
+
+
+def _panel(title: str, values: np.ndarray, cmap: str, vmin: float, vmax: float, y_name: str, x_name: str) -> str:
+    stops = ", ".join(f"rgb{tuple(int(c) for c in colour_table(cmap)[i])}" for i in range(0, 256, 51))
+    h, w = values.shape
+    return (f'<figure class="tcf-panel"><figcaption>{title}</figcaption>'
+            f'<div class="tcf-plot"><span class="tcf-ylabel">{y_name} 0–{h - 1} ↓</span>'
+            f'<img src="{heatmap_png(values, cmap, vmin, vmax)}" alt="{title}"></div>'
+            f'<div class="tcf-xlabel">{x_name} 0–{w - 1} →</div>'
+            f'<div class="tcf-bar" style="background:linear-gradient(90deg, {stops})"></div>'
+            f'<div class="tcf-bar-ticks"><span>{vmin:.3g}</span><span>{vmax:.3g}</span></div></figure>')
+
+
+def tcf_html(pair: str, image: np.ndarray, maps: list[np.ndarray]) -> str:
+    """The pair's outer-product image (diverging colours, symmetric range) and each Conv2d+ReLU output
+    (channel mean), each with its title, axis names and colour bar."""
     first, second = PAIR_NAMES[pair]
-    fig = Figure(figsize=(3.1 * (1 + len(maps)), 3.0), dpi=90, layout="constrained")
-    axes = fig.subplots(1, 1 + len(maps))
     lim = float(np.abs(image).max()) or 1.0
-    im = axes[0].imshow(image, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-    axes[0].set_title(f"{first} × {second} image ({image.shape[0]}²)", fontsize=9)
-    axes[0].set_ylabel(f"{first} h′ index", fontsize=8)
-    axes[0].set_xlabel(f"{second} h′ index", fontsize=8)
-    fig.colorbar(im, ax=axes[0], shrink=0.8)
-    for i, (ax, fmap) in enumerate(zip(axes[1:], maps), start=1):
-        im = ax.imshow(fmap.mean(axis=0), cmap="magma", interpolation="nearest")
-        ax.set_title(f"conv{i} + ReLU ({fmap.shape[0]} ch{', mean' if fmap.shape[0] > 1 else ''})", fontsize=9)
-        ax.set_xlabel("x (px)", fontsize=8)
-        ax.set_ylabel("y (px)", fontsize=8)
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    for ax in axes:
-        ax.tick_params(labelsize=7)
-    return to_rgb(fig)
+    panels = [_panel(f"{first} × {second} image ({image.shape[0]}²)", image, "RdBu_r", -lim, lim,
+                     f"{first} h′ index", f"{second} h′ index")]
+    for i, fmap in enumerate(maps, start=1):
+        mean = fmap.mean(axis=0)
+        title = f"conv{i} + ReLU ({fmap.shape[0]} ch{', mean' if fmap.shape[0] > 1 else ''})"
+        panels.append(_panel(title, mean, "magma", float(mean.min()), float(mean.max()), "y px", "x px"))
+    return (f'<div class="tcf-pair" data-pair="{pair}"><div class="tcf-heading">{first} × {second}</div>'
+            f'<div class="tcf-panels">{"".join(panels)}</div></div>')
+
+
+def tcf_placeholder(pair: str) -> str:
+    first, second = PAIR_NAMES[pair]
+    return (f'<div class="tcf-pair tcf-empty" data-pair="{pair}"><div class="tcf-heading">{first} × {second}</div>'
+            f'<p>After <b>Analyse</b>: the {first} × {second} image (outer product of the two modalities&#8217; expanded vectors) '
+            f'and its three Conv2d feature maps.</p></div>')
 
 
 def face_mesh_image(pred: Prediction) -> np.ndarray:
@@ -108,7 +162,6 @@ def audio_figure(pred: Prediction) -> np.ndarray:
     t = np.arange(len(clip.waveform)) / clip.sample_rate
     ax_wave.plot(t, clip.waveform, lw=0.4, color="#4c6ef5")
     ax_wave.set_ylabel("amplitude", fontsize=8)
-    ax_wave.set_title("Audio waveform and the acoustic features the model reads", fontsize=9)
     feats = clip.audio
     z = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
     im = ax_feat.imshow(z.T, aspect="auto", cmap="coolwarm", vmin=-3, vmax=3, interpolation="nearest",

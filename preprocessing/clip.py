@@ -35,6 +35,7 @@ class ClipFeatures:
     key_landmarks: np.ndarray    # (478, 3) float32, x and y normalised to the key frame
     spec: FeatureSpec
     timings: dict[str, float] = field(default_factory=dict)   # seconds per stage: decode, audio, visual, total
+    notices: list[str] = field(default_factory=list)          # what the user should know about the file (media.py)
 
 
 MAX_FACE_GRAPHS = 2   # each FaceMesh graph holds ~20 MB and two threads of its own
@@ -79,7 +80,8 @@ def extract_clip(path: str | os.PathLike, spec: FeatureSpec = FeatureSpec(),
         waveform=media.waveform, sample_rate=media.sample_rate, duration_s=media.duration_s,
         # copies: views would keep every decoded frame (~1 GB for a minute at 25 fps) alive in caches
         frame_times=media.frame_times, key_frame=media.frames[key].copy(), key_landmarks=track.landmarks[key].copy(),
-        spec=spec, timings={"decode": t1 - t0, "audio": t2 - t1, "visual": t3 - t2, "total": t3 - t0})
+        spec=spec, timings={"decode": t1 - t0, "audio": t2 - t1, "visual": t3 - t2, "total": t3 - t0},
+        notices=media.notices)
 
 
 def draw_face_mesh(image: np.ndarray, landmarks: np.ndarray, color: tuple[int, int, int] = (0, 220, 255)) -> np.ndarray:

@@ -2,14 +2,22 @@
 frames sampled at a fixed rate.
 
 Every container PyAV can demux works (mp4, webm, mov, mkv, avi, ...), including browser webcam
-recordings (webm vp8/vp9 + opus, or mp4). Only the sampled frames are converted to RGB: the
-codec still has to decode every frame, but the colour conversion and copy are skipped for the rest.
+recordings (webm vp8/vp9 + opus, or mp4, often without a duration in the header and with a
+variable frame rate). Only the sampled frames are converted to RGB: the codec still has to decode
+every frame, but the colour conversion and copy are skipped for the rest.
+
+Frame times come from the video's timestamps when they can be trusted: present on every frame,
+strictly increasing in display order and implying a possible average rate (1-240 fps); variable
+frame rates pass, the timestamps being their only true clock. Otherwise (all zero, repeated,
+decreasing, or missing and invented by a muxer 1 ms apart) frames are timed by their order at the
+stream's nominal rate, and ``Media.notices`` says so. Both samplings run in the one decoding pass,
+because whether the timestamps hold is known only at the end.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -30,6 +38,7 @@ class Media:
     frames: np.ndarray        # (Lv, H, W, 3) uint8 RGB, sampled at `fps`
     frame_times: np.ndarray   # (Lv,) float32 seconds
     duration_s: float
+    notices: list[str] = field(default_factory=list)   # what the user should know about the file's timing
 
 
 def load_media(path: str | os.PathLike, fps: float = 5.0, sample_rate: int = 16_000,
@@ -66,8 +75,8 @@ def load_media(path: str | os.PathLike, fps: float = 5.0, sample_rate: int = 16_
         _check_picture(container, vstream, name, max_duration_s)
         vstream.thread_type = "AUTO"
         try:
-            frames, times, wave = _decode(container, vstream, astream, fps, sample_rate, max_side,
-                                          max_duration_s, name)
+            frames, times, wave, notices = _decode(container, vstream, astream, fps, sample_rate, max_side,
+                                                   max_duration_s, name)
         except av.FFmpegError as e:
             raise UnreadableMediaError(name, f"decoding failed: {type(e).__name__}") from e
     if len(frames) == 0 or len(wave) == 0:
@@ -75,7 +84,33 @@ def load_media(path: str | os.PathLike, fps: float = 5.0, sample_rate: int = 16_
     duration = max(len(wave) / sample_rate, float(times[-1]))
     if max_duration_s and duration > max_duration_s + 0.5:
         raise TooLongError(name, duration, max_duration_s)
-    return Media(wave, sample_rate, np.stack(frames), np.asarray(times, np.float32), duration)
+    return Media(wave, sample_rate, np.stack(frames), np.asarray(times, np.float32), duration, notices)
+
+
+DEFAULT_RATE = 30.0     # frames per second assumed when the stream states no usable rate (browser recorders)
+RATE_RANGE = (1.0, 240.0)   # plausible frame rates, stated or implied by the timestamps
+
+
+def nominal_rate(vstream) -> float | None:
+    """The stream's stated frame rate, if one is plausible (1-240 fps)."""
+    for rate in (vstream.guessed_rate, vstream.base_rate, vstream.codec_context.framerate, vstream.average_rate):
+        if rate and RATE_RANGE[0] <= float(rate) <= RATE_RANGE[1]:
+            return float(rate)
+    return None
+
+
+class _Sampler:
+    """Keeps the first frame at or after each sample time k / fps."""
+
+    def __init__(self, fps: float):
+        self.fps, self.next_t, self.picked = fps, 0.0, {}    # picked: frame index -> time (s)
+
+    def wants(self, t: float) -> bool:
+        return t + 1e-3 >= self.next_t
+
+    def take(self, index: int, t: float) -> None:
+        self.picked[index] = t
+        self.next_t = (int(t * self.fps + 1e-6) + 1) / self.fps
 
 
 def _check_picture(container, vstream, name: str, max_duration_s: float | None) -> None:
@@ -92,10 +127,13 @@ def _check_picture(container, vstream, name: str, max_duration_s: float | None) 
 
 def _decode(container, vstream, astream, fps: float, sample_rate: int, max_side: int,
             max_duration_s: float | None, name: str):
-    """One demux pass over both streams. Keeps the first video frame at or after each sample time
-    k / fps (relative to the first frame) and resamples all audio to mono float32."""
-    frames, times, chunks = [], [], []
-    start, next_t, n_audio = None, 0.0, 0
+    """One demux pass over both streams: video frames sampled twice, by timestamp and by order at the
+    nominal rate (the timestamp sampling is used if the timestamps held to the end), and all audio
+    resampled to mono float32."""
+    rate = nominal_rate(vstream)
+    by_stamp, by_order = _Sampler(fps), _Sampler(fps)
+    images, chunks = {}, []
+    index, start, last, stamps_ok, n_audio = -1, None, None, True, 0
     limit = max_duration_s + 0.5 if max_duration_s else float("inf")
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     for packet in container.demux(vstream, astream):
@@ -105,21 +143,41 @@ def _decode(container, vstream, astream, fps: float, sample_rate: int, max_side:
                     chunks.append(out.to_ndarray().reshape(-1))
                     n_audio += chunks[-1].size
                 continue
-            if frame.time is None:
-                continue
-            start = frame.time if start is None else start
-            t = frame.time - start
-            if t + 1e-3 < next_t:
-                continue
-            scale = min(1.0, max_side / max(frame.width, frame.height))
-            w, h = round(frame.width * scale) // 2 * 2, round(frame.height * scale) // 2 * 2
-            frames.append(frame.to_ndarray(format="rgb24", width=w, height=h))
-            times.append(t)
-            next_t = (int(t * fps + 1e-6) + 1) / fps
-        seen = max(n_audio / sample_rate, times[-1] if times else 0.0)
+            index += 1
+            if start is None and frame.time is not None and index == 0:
+                start = frame.time
+            t = None if frame.time is None or start is None else frame.time - start
+            if stamps_ok and (t is None or (last is not None and t <= last)):
+                stamps_ok = False
+                images = {i: images[i] for i in by_order.picked}   # the timestamp sampling is void
+            last = t
+            t_order = index / (rate or DEFAULT_RATE)
+            take_stamp = stamps_ok and by_stamp.wants(t)
+            take_order = by_order.wants(t_order)
+            if take_stamp or take_order:
+                scale = min(1.0, max_side / max(frame.width, frame.height))
+                w, h = round(frame.width * scale) // 2 * 2, round(frame.height * scale) // 2 * 2
+                images[index] = frame.to_ndarray(format="rgb24", width=w, height=h)
+            if take_stamp:
+                by_stamp.take(index, t)
+            if take_order:
+                by_order.take(index, t_order)
+        t_order = max(index, 0) / (rate or DEFAULT_RATE)
+        seen = max(n_audio / sample_rate, min(last, t_order) if stamps_ok and last is not None else t_order)
         if seen > limit:
             raise TooLongError(name, seen, max_duration_s)
     for out in resampler.resample(None):
         chunks.append(out.to_ndarray().reshape(-1))
     wave = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return frames, times, np.nan_to_num(wave.astype(np.float32, copy=False))
+    if stamps_ok and index > 0 and not RATE_RANGE[0] <= index / last <= RATE_RANGE[1]:
+        stamps_ok = False
+    notices = []
+    if not stamps_ok and index >= 0:
+        stated = f"its stated {rate:g} fps" if rate else f"an assumed {DEFAULT_RATE:g} fps (the file states none)"
+        notices.append(f"The video's timestamps could not be trusted (missing, not increasing, or implying an "
+                       f"impossible frame rate), so its frames were timed by their order at {stated}.")
+    picked = by_stamp.picked if stamps_ok else by_order.picked
+    return ([images[i] for i in picked], list(picked.values()),
+            np.nan_to_num(wave.astype(np.float32, copy=False)), notices)
+
+

@@ -5,7 +5,8 @@ with a virtual camera that moves, scales and rotates it, optionally opens the mo
 lower lip/jaw down and painting the mouth cavity (so mouth features respond), and adds a sound
 track: espeak-ng speech when installed, else a voice-like harmonic tone with a known pitch contour.
 Written with PyAV in mp4 (h264+aac), webm (vp9/vp8+opus), mkv (h264+opus), mov (h264+aac) or
-avi (mpeg4+pcm or mp3). Deterministic for a given seed.
+avi (mpeg4+pcm or mp3). Deterministic for a given seed. ``reencode_video`` rewrites a clip's video
+timestamps (all zero, repeated, variable rate) to test decoding of broken or unusual files.
 """
 
 from __future__ import annotations
@@ -219,3 +220,34 @@ def make_plain_clip(path: str | os.PathLike, duration_s: float = 2.0, fps: int =
         if aus is not None:
             _write_audio(out, aus, voice_tone(duration_s, 160.0, AUDIO_RATE))
     return path
+
+
+def reencode_video(src: str | os.PathLike, dst: str | os.PathLike, stamp=None, rate: int = 10,
+                   time_base: Fraction = Fraction(1, 1000), codec_options: dict | None = None,
+                   options: dict | None = None) -> Path:
+    """Re-encode ``src``'s video (VP9 for .webm, else H.264) at a stated ``rate``, frame i stamped
+    ``stamp(i)`` in ``time_base`` units; ``stamp=None`` leaves the frames without pts, which the encoder
+    writes as 0 (a broken file, for tests). The audio packets are copied; ``options`` go to the muxer."""
+    dst = Path(dst)
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options=options or {}) as out:
+        vin, ain = inp.streams.video[0], inp.streams.audio[0]
+        vout = out.add_stream("libvpx-vp9" if dst.suffix == ".webm" else "libx264", rate=rate)
+        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
+        vout.options = codec_options or {}
+        if stamp:
+            vout.time_base = vout.codec_context.time_base = time_base     # so the stamps survive the encoder
+        aout = out.add_stream_from_template(ain)
+        i = 0
+        for packet in inp.demux(vin, ain):
+            if packet.dts is None:
+                continue
+            if packet.stream is ain:
+                packet.stream = aout
+                out.mux(packet)
+                continue
+            for frame in packet.decode():
+                frame.pts, frame.time_base = (stamp(i), time_base) if stamp else (None, frame.time_base)
+                i += 1
+                out.mux(vout.encode(frame))
+        out.mux(vout.encode(None))
+    return dst

@@ -35,7 +35,7 @@ def launch_app(args: list[str], log_path: Path, with_pid: bool = False):
     proc = subprocess.Popen([sys.executable, "app.py", *args, "--port", str(port)], cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT, env={**env, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 300      # a limit, not a speed check: the warm-up analysis runs before serving
     while True:
         try:
             urllib.request.urlopen(url, timeout=2)
@@ -53,9 +53,15 @@ def launch_app(args: list[str], log_path: Path, with_pid: bool = False):
 
 
 @pytest.fixture(scope="module")
-def server(checkpoint, tmp_path_factory):
+def server_log(tmp_path_factory) -> Path:
+    """The console output (stdout + stderr) of ``server``."""
+    return tmp_path_factory.mktemp("app-log") / "app.log"
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint, server_log):
     """URL of a running app on a small random checkpoint; its log is in the failure message if it dies."""
-    yield from launch_app(["--weights", str(checkpoint)], tmp_path_factory.mktemp("app-log") / "app.log")
+    yield from launch_app(["--weights", str(checkpoint)], server_log)
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +101,74 @@ def test_bad_input_is_an_error_and_the_server_keeps_serving(client, make_clip, t
     assert isinstance(predict(client, make_clip("talk.mp4"), TRANSCRIPT)["score"], float)
 
 
+def wait_for(condition, timeout: float = 60.0, what: str = "condition"):
+    """Poll ``condition()`` until it returns something truthy (a limit for loaded machines, not a speed check)."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+    return result
+
+
+def test_console_shows_one_line_per_refusal_and_no_native_chatter(client, make_clip, server_log, tmp_path):
+    from gradio_client.exceptions import AppError
+    start = server_log.stat().st_size
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"not a video at all " * 100)
+    for video, text in ((corrupt, TRANSCRIPT), (make_clip("talk.mp4"), " "), (make_clip("talk.mp4"), "")):
+        with pytest.raises(AppError):
+            predict(client, video, text)
+    new = wait_for(lambda: (t := server_log.read_text()[start:]).count("refused:") >= 3 and t, what="3 log lines")
+    assert new.count("refused:") == 3 and len(new.strip().splitlines()) == 3, new
+    assert "Traceback" not in new
+    log = server_log.read_text()
+    assert "warm-up: the first analysis took" in log          # the face mesh ran at start-up...
+    assert "Feedback manager" not in log and "XNNPACK" not in log   # ...and said nothing
+
+
+def test_api_reports_untrusted_timing_and_silence(client, tmp_path):
+    """A clip whose frames all carry timestamp 0 and whose sound track is silent: scored, with both notices."""
+    from preprocessing.synthetic import make_face_clip, reencode_video
+    source = make_face_clip(tmp_path / "src.mkv", 3.0, fps=10, size=(320, 180), audio="silence")
+    result = predict(client, reencode_video(source, tmp_path / "zero.mp4", None), TRANSCRIPT)
+    notices = " ".join(result["notices"])
+    assert "timed by their order at its stated 10 fps" in notices and "sound track is silent" in notices
+    assert result["face_fraction"] > 0.9
+
+
 def test_eight_concurrent_requests_all_succeed(client, make_clip):
     clips = [make_clip("talk.mp4"), make_clip("still.mp4", motion="still")]
     jobs = [(clips[i % 2], f"{TRANSCRIPT} Take {i}.") for i in range(8)]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda job: predict(client, *job), jobs))
     assert len(results) == 8 and all(isinstance(r["score"], float) for r in results)
+
+
+def test_weights_box_never_shows_a_server_path(checkpoint):
+    import app
+    from mclmcf.weights import DEFAULT_DIR
+    assert app.weights_placeholder(str(DEFAULT_DIR)) == "bundled demo weights"
+    assert app.weights_placeholder(str(checkpoint)) == "the server's default weights"
+    assert app.weights_placeholder("owner/mclmcf-demo@v1") == "owner/mclmcf-demo@v1"
+    demo = app.build_demo(app.PipelineRegistry(str(checkpoint)))
+    box = next(b for b in demo.blocks.values() if getattr(b, "label", None) == "Weights")
+    assert box.placeholder == "the server's default weights"
+
+
+def test_readme_test_command_works_with_and_without_sudo(tmp_path):
+    """The README's install line starts with $(command -v sudo): sudo where installed, nothing where not."""
+    line = next(l for l in (ROOT / "README.md").read_text().splitlines() if "apt-get install" in l).strip()
+    prefix = line[:line.index("apt-get")]
+    for with_sudo, expected in ((False, "ran"), (True, "via-sudo echo ran")):
+        bin_dir = tmp_path / f"bin-{with_sudo}"
+        bin_dir.mkdir()
+        if with_sudo:
+            (bin_dir / "sudo").write_text('#!/bin/sh\necho via-sudo "$@"\n')
+            (bin_dir / "sudo").chmod(0o755)
+        out = subprocess.run(["/bin/sh", "-c", prefix + "echo ran"], env={"PATH": str(bin_dir)}, capture_output=True,
+                             text=True)
+        assert out.returncode == 0 and out.stdout.strip() == expected, (prefix, out)
 
 
 def test_app_starts_without_weights_and_says_so(tmp_path):
@@ -124,6 +192,7 @@ def browser_test(test):
 @browser_test
 def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
 
     with chromium("app-failure.png") as driver:
@@ -134,17 +203,62 @@ def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
         analyse.click()
         score = wait.until(EC.presence_of_element_located((By.ID, "sentiment-score")))
         assert -100 < float(score.text.replace("+", "")) < 100
-        wait.until(lambda d: sum(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, ".tcf-map img")) == 3)
-        for close in driver.find_elements(By.CSS_SELECTOR, ".toast-close"):   # the earlier error toast
-            close.click()
-        height = driver.execute_script("return document.body.scrollHeight")
-        driver.set_window_size(1400, min(height + 100, 4000))
-        time.sleep(0.5)                                       # let the resized layout paint
-        driver.save_screenshot(str(ARTIFACTS / "app.png"))
+        wait.until(lambda d: sum(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, ".tcf-map img")) == 12)
+        full_page_screenshot(driver, 1400, "app.png")
+
+        box = driver.find_element(By.CSS_SELECTOR, "textarea")   # refused after a success: nothing stale stays
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(Keys.BACKSPACE)                         # clear() would not tell the page the text changed
+        wait.until(lambda d: box.get_attribute("value") == "")
+        analyse.click()
+        error = wait.until(EC.visibility_of_element_located((By.ID, "analysis-error")))
+        assert "transcript is empty" in error.text and "previous results were cleared" in error.text
+        assert not driver.find_elements(By.ID, "sentiment-score") and not driver.find_elements(By.ID, "contrib-without")
+        assert not driver.find_elements(By.CSS_SELECTOR, ".tcf-map img")
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".tcf-pair.tcf-empty")) == 3
+        full_page_screenshot(driver, 1400, "app-refused.png")
 
 
 def img_loaded(driver, img) -> bool:
     return bool(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img))
+
+
+def full_page_screenshot(driver, width: int, name: str) -> None:
+    """Resize to the whole page's height, wait until the browser has painted twice, save the screenshot."""
+    height = driver.execute_script("return document.body.scrollHeight")
+    driver.set_window_size(width, min(height + 100, 6000))
+    driver.execute_async_script("const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(done));")
+    driver.save_screenshot(str(ARTIFACTS / name))
+
+
+@browser_test
+def test_browser_phone_width_placeholders_and_readable_maps(server, make_clip):
+    """412 px wide (a phone): labelled placeholders before the first answer; then every TCF panel inside the
+    screen, two abreast and at least 140 px wide, and no horizontal scrolling."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+
+    with chromium("app-phone-failure.png", width=412, height=900) as driver:
+        wait, analyse = open_with_clip(driver, server, make_clip("talk.mp4"))
+        placeholders = wait.until(lambda d: len(found := d.find_elements(By.CSS_SELECTOR, ".tcf-pair.tcf-empty p")) == 3
+                                  and [p.text for p in found])
+        assert all(p.startswith("After Analyse") for p in placeholders), placeholders
+        assert driver.find_element(By.CSS_SELECTOR, ".score-empty").text.startswith("After Analyse: the sentiment score")
+        assert "Waveform and the acoustic features" in driver.find_element(By.TAG_NAME, "body").text
+        full_page_screenshot(driver, 412, "app-phone-empty.png")
+        long_text = " ".join([TRANSCRIPT] * 12)
+        driver.find_element(By.CSS_SELECTOR, "textarea").send_keys(long_text)
+        analyse.click()
+        notices = wait.until(EC.visibility_of_element_located((By.ID, "score-notices")))
+        assert f"of {len(long_text.split())} words of the transcript were used" in notices.text   # by the score
+        wait.until(lambda d: sum(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, ".tcf-map img")) == 12)
+        view = driver.execute_script("return document.documentElement.clientWidth")
+        boxes = driver.execute_script("return [...document.querySelectorAll('.tcf-map img')].map(i => "
+                                      "{const r = i.getBoundingClientRect(); return [r.left, r.right, r.top, r.width];})")
+        assert all(0 <= left and right <= view and width >= 140 for left, right, _, width in boxes), (view, boxes)
+        assert boxes[0][2] == boxes[1][2] and boxes[2][2] > boxes[0][2]      # two panels per row
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= view
+        full_page_screenshot(driver, 412, "app-phone.png")
 
 
 def open_with_clip(driver, url: str, clip: Path):
@@ -162,17 +276,18 @@ def open_with_clip(driver, url: str, clip: Path):
 
 
 @contextlib.contextmanager
-def chromium(failure_screenshot: str):
+def chromium(failure_screenshot: str, width: int = 1400, height: int = 1000):
     """A headless Chromium; on an error the page is saved to tests/artifacts/FAILURE_SCREENSHOT."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
         options.add_argument(arg)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_script_timeout(30)
     try:
         yield driver
     except Exception:
@@ -186,10 +301,13 @@ def chromium(failure_screenshot: str):
 def test_browser_demo_weights_score_positive_above_negative(demo_server, make_clip):
     """The bundled weights, same clip: a positive and a negative transcript get clearly different scores."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
 
     with chromium("app-demo-failure.png") as driver:
         wait, analyse = open_with_clip(driver, demo_server, make_clip("talk.mp4"))
-        assert "movie-review snippets" in driver.find_element(By.TAG_NAME, "body").text   # what the weights saw
+        # what the weights saw; the banner may paint after the upload box on a busy machine
+        wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "movie-review snippets"))
+        assert str(ROOT) not in driver.page_source                                       # no server paths
         box = driver.find_element(By.CSS_SELECTOR, "textarea")
         scores = {}
         for name, text in (("positive", "A wonderful, moving film with brilliant performances. I loved it."),

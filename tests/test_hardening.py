@@ -226,12 +226,12 @@ def test_malformed_corpus_gets_clear_messages_and_leaves_the_server_intact(harde
 
 
 @browser_test
-def test_browser_weights_markup_shows_as_text_in_the_toast(hardened_server, make_clip):
+def test_browser_weights_markup_shows_as_text_on_the_page(hardened_server, make_clip):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
 
     url, _ = hardened_server
-    with chromium("hardening-toast-failure.png") as driver:
+    with chromium("hardening-markup-failure.png") as driver:
         wait, analyse = open_with_clip(driver, url, make_clip("talk.mp4"))
         driver.find_element(By.CSS_SELECTOR, "textarea").send_keys(GOOD_TRANSCRIPT)
         driver.find_element(By.XPATH, "//button[contains(., 'Settings')]").click()
@@ -239,10 +239,10 @@ def test_browser_weights_markup_shows_as_text_in_the_toast(hardened_server, make
         wait.until(EC.visibility_of_element_located((By.XPATH, f"{field}//input | {field}//textarea"))).send_keys(MARKUP)
         analyse.click()
 
-        def error_toast(d):
-            return next((t for t in d.find_elements(By.CSS_SELECTOR, ".toast-body") if "weights source" in t.text), None)
-        toast = wait.until(error_toast)
-        driver.save_screenshot(str(ARTIFACTS / "hardening-toast.png"))
-        assert "<b id=x>w</b>" in toast.text                       # the markup is shown as text
+        def refusal(d):   # a refused request's reason takes the score's place
+            return next((e for e in d.find_elements(By.ID, "analysis-error") if "weights source" in e.text), None)
+        message = wait.until(refusal)
+        driver.save_screenshot(str(ARTIFACTS / "hardening-markup.png"))
+        assert "<b id=x>w</b>" in message.text                     # the markup is shown as text
         assert not driver.find_elements(By.ID, "x")                # ... and built no element
-        assert not toast.find_elements(By.TAG_NAME, "img")
+        assert not message.find_elements(By.TAG_NAME, "img")

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from mclmcf import weights as weights_mod
-from mclmcf.pipeline import InputError, PipelineRegistry, SentimentPipeline, sentiment_labels
+from mclmcf.pipeline import InputError, PipelineRegistry, SentimentPipeline, sentiment_labels, sound_notice
 from mclmcf.weights import WeightsError, load_weights
 from preprocessing import FeatureSpecMismatch, NoFaceError, TooLongError, UnreadableMediaError
+from preprocessing.audio import audio_features
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 @pytest.fixture
 def pipeline(loaded) -> SentimentPipeline:
@@ -34,6 +39,41 @@ def test_prediction_score_maps_and_contributions(pipeline, make_clip):
     assert all(math.isfinite(v) for v in pred.contributions.values())
     assert json.loads(json.dumps(pred.to_json()))["score"] == pytest.approx(pred.score, abs=1e-4)
     assert {"decode", "audio", "visual", "model", "total"} <= set(pred.timings)
+
+
+@pytest.mark.parametrize("name", ["positive.mp4", "negative.mp4"])
+def test_bundled_examples_are_read_frame_by_frame(pipeline, name):
+    """6 s clips at 10 sampled frames per second: ~60 face frames, not the one frame broken timestamps gave."""
+    pred = pipeline.predict(EXAMPLES / name, "a clip")
+    assert len(pred.clip.face_mask) >= 55 and pred.clip.face_fraction > 0.9
+    assert not any("timestamps" in n for n in pred.notices)
+
+
+def test_silent_sound_track_is_flagged(pipeline, make_clip):
+    silent = pipeline.predict(make_clip("silent.mp4", audio="silence"), "I really enjoyed this movie")
+    assert any("sound track is silent" in n for n in silent.to_json()["notices"])
+    spoken = pipeline.predict(make_clip("talk.mp4"), "I really enjoyed this movie")
+    assert not any("silent" in n or "No voice" in n for n in spoken.notices)
+
+
+def test_sound_without_a_voice_is_flagged(pipeline, make_clip):
+    """Breath-like noise at speech level: loud enough, but not voiced."""
+    clip = pipeline.features(make_clip("talk.mp4"))[0]
+    noise = (0.1 * np.random.default_rng(0).standard_normal(len(clip.waveform))).astype(np.float32)
+    noisy = dataclasses.replace(clip, waveform=noise, audio=audio_features(noise, clip.spec))
+    assert "No voice was heard" in sound_notice(noisy)
+    assert sound_notice(clip) is None
+
+
+def test_transcript_use_is_reported(pipeline, make_clip):
+    long_text = " ".join(["The film was a long and winding story about a family and its secrets."] * 6)   # 84 words
+    pred = pipeline.predict(make_clip("talk.mp4"), long_text)
+    used = pred.to_json()["transcript_used"]
+    assert pred.transcript_truncated and used["of_words"] == 84 and 30 < used["words"] < 50
+    assert used["tokens"] == 48 and used["of_tokens"] > 80
+    assert any(f"first {used['words']} of 84 words" in n for n in pred.notices)
+    short = pipeline.predict(make_clip("talk.mp4"), "It was great.")
+    assert not short.transcript_truncated and short.transcript_used["words"] == short.transcript_used["of_words"] == 3
 
 
 def test_contribution_is_score_change_when_modality_neutralised(pipeline, make_clip):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import av
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from preprocessing import (EmptyMediaError, MediaError, NoAudioStreamError, NoFaceError, NoVideoStreamError,
                            TooLongError, UnreadableMediaError, UnsupportedFormatError, extract_clip)
 from preprocessing.media import load_media
-from preprocessing.synthetic import voice_tone
+from preprocessing.synthetic import reencode_video, voice_tone
 
 # (file, video codec, audio codec); None = the container's default (see synthetic.CONTAINERS)
 CONTAINERS = [("clip.mp4", None, None), ("clip.webm", None, None), ("vp8.webm", "libvpx", None),
@@ -127,3 +129,89 @@ def test_no_face_anywhere(make_clip):
     with pytest.raises(NoFaceError) as e:
         extract_clip(make_clip("wall.mp4", face=False, audio="tone"))
     assert_human(e.value, "wall.mp4")
+
+
+# ---- timestamps: trusted when present, increasing and plausible; else frame order at the nominal rate ----
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def frame_times(path) -> list:
+    with av.open(str(path)) as c:
+        return [f.time for f in c.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    from preprocessing.synthetic import make_face_clip
+    return make_face_clip(tmp_path_factory.mktemp("ts") / "src.mkv", 3.0, fps=10, size=(320, 180), audio="tone")
+
+
+def assert_timed_by_order(m, notice=True):
+    """3 s at a stated 10 fps sampled at 5 fps: 15 frames 0.2 s apart."""
+    assert len(m.frames) == 15 and np.allclose(m.frame_times, np.arange(15) * 0.2, atol=1e-4)
+    assert abs(m.duration_s - 3.0) < 0.1
+    assert bool(m.notices) == notice and (not notice or "timed by their order at its stated 10 fps" in m.notices[0])
+
+
+@pytest.mark.parametrize("name", ["positive.mp4", "negative.mp4"])
+def test_bundled_examples_have_increasing_timestamps(name):
+    times = frame_times(EXAMPLES / name)
+    assert len(times) == 90 and all(b > a for a, b in zip(times, times[1:]))
+    m = load_media(EXAMPLES / name, fps=10)
+    assert len(m.frames) >= 55 and m.frame_times[-1] > 5.5 and not m.notices
+
+
+def test_all_zero_timestamps_fall_back_to_frame_order(source, tmp_path):
+    path = reencode_video(source, tmp_path / "zero.mp4", None)      # what the old example generator did
+    assert set(frame_times(path)) == {0.0}
+    assert_timed_by_order(load_media(path, fps=5))
+
+
+def test_repeated_timestamps_fall_back_to_frame_order(source, tmp_path):
+    path = reencode_video(source, tmp_path / "repeat.mkv", lambda i: (i // 2) * 200)
+    times = frame_times(path)
+    assert times[0] == times[1] and times[2] > times[1]
+    assert_timed_by_order(load_media(path, fps=5))
+
+
+def test_missing_timestamps_fall_back_to_frame_order(source, tmp_path):
+    """Packets without timestamps: the muxer numbers them 1 ms apart (30 frames in 0.03 s, 1000 fps)."""
+    path = tmp_path / "nopts.mkv"
+    with av.open(str(source)) as inp, av.open(str(path), "w") as out:
+        vin, ain = inp.streams.video[0], inp.streams.audio[0]
+        streams = {vin: out.add_stream_from_template(vin), ain: out.add_stream_from_template(ain)}
+        for packet in inp.demux(vin, ain):
+            if packet.dts is None:
+                continue
+            if packet.stream is vin:
+                packet.pts = packet.dts = None
+            packet.stream = streams[packet.stream]
+            out.mux(packet)
+    assert frame_times(path)[-1] < 0.1
+    assert_timed_by_order(load_media(path, fps=5))
+
+
+def test_recording_without_duration(source, tmp_path):
+    """A live-muxed webm as browsers' MediaRecorder writes it: no duration in the header."""
+    path = reencode_video(source, tmp_path / "live.webm", lambda i: i * 100, options={"live": "1"})
+    with av.open(str(path)) as c:
+        assert c.duration is None
+    assert_timed_by_order(load_media(path, fps=5), notice=False)
+    with pytest.raises(TooLongError):
+        load_media(path, max_duration_s=1.0)
+
+
+def test_variable_frame_rate_uses_the_timestamps(source, tmp_path):
+    """20 fps for the first second, then 5 fps; timed by order at the stated 10 fps, the frame shown at
+    1.2 s would be the one filmed at 0.6 s."""
+    stamps = [i * 50 if i < 20 else 1000 + (i - 20) * 200 for i in range(30)]
+    path = reencode_video(source, tmp_path / "vfr.mkv", lambda i: stamps[i])
+    m = load_media(path, fps=5)
+    assert not m.notices and len(m.frames) == 15
+    with av.open(str(path)) as c:
+        filmed = [(f.time, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+    for t, frame in zip(m.frame_times, m.frames):    # each sample is the first frame filmed at or after k / 5 s
+        first = next(i for i, (ft, _) in enumerate(filmed) if ft >= t - 1e-3)
+        assert filmed[first][0] == pytest.approx(t, abs=1e-3) and np.array_equal(frame, filmed[first][1])
+    assert np.allclose(m.frame_times, np.arange(15) * 0.2, atol=1e-3)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import re
+
+import cv2
 import numpy as np
 import pytest
 
@@ -18,10 +23,35 @@ def is_picture(x: np.ndarray) -> bool:
     return x.ndim == 3 and x.shape[2] == 3 and x.dtype == np.uint8 and x.std() > 0
 
 
-def test_figures_are_rgb_pictures(prediction):
-    for pair in viz.PAIR_NAMES:
-        image = viz.tcf_figure(pair, prediction.tcf_images[pair], prediction.tcf_feature_maps[pair])
-        assert is_picture(image) and image.shape[1] > 2 * image.shape[0]     # one wide strip per pair
+def png(uri: str) -> np.ndarray:
+    """Decode a heatmap's PNG data URI back to an RGB array."""
+    assert uri.startswith("data:image/png;base64,")
+    return cv2.imdecode(np.frombuffer(base64.b64decode(uri.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+
+
+def test_tcf_html_shows_each_map_with_title_axes_and_colour_bar(prediction):
+    for pair, (first, second) in viz.PAIR_NAMES.items():
+        image, maps = prediction.tcf_images[pair], prediction.tcf_feature_maps[pair]
+        page = viz.tcf_html(pair, image, maps)
+        uris = re.findall(r'src="(data:image/png;base64,[^"]+)"', page)
+        assert len(uris) == 1 + len(maps) == page.count('class="tcf-bar"') == page.count("<figcaption>")
+        assert f"{first} × {second} image ({image.shape[0]}²)" in page and f"{first} h′ index 0–{image.shape[0] - 1}" in page
+        assert all(f"conv{i} + ReLU" in page for i in range(1, len(maps) + 1))
+        pictures = [png(u) for u in uris]
+        assert [p.shape[:2] for p in pictures] == [image.shape] + [m.shape[1:] for m in maps]   # 64 px: not downscaled
+        assert all(is_picture(p) for p in pictures)
+
+
+def test_heatmap_colours_follow_the_values():
+    """Lowest value -> the colormap's first colour, highest -> its last; large maps are area-averaged."""
+    values = np.tile(np.linspace(-1, 1, 600, dtype=np.float32), (300, 1))
+    picture = png(viz.heatmap_png(values, "RdBu_r", -1, 1))
+    table = viz.colour_table("RdBu_r")
+    assert picture.shape == (128, 256, 3)
+    assert np.abs(picture[:, 0].astype(int) - table[0]).max() <= 3 and np.abs(picture[:, -1].astype(int) - table[-1]).max() <= 3
+
+
+def test_other_figures_are_rgb_pictures(prediction):
     assert is_picture(viz.audio_figure(prediction))
     assert is_picture(viz.timeline_figure(prediction.timeline, prediction.label_range))
     mesh = viz.face_mesh_image(prediction)
@@ -31,6 +61,17 @@ def test_figures_are_rgb_pictures(prediction):
 def test_html_and_details(prediction):
     card = viz.score_card_html(prediction)
     assert f"{prediction.score:+.2f}" in card and prediction.sentiment_class in card
-    assert viz.contributions_html(prediction).count("contrib-row") == 3
+    contributions = viz.contributions_html(prediction)
+    assert contributions.count("contrib-row") == 3
+    without_text = prediction.score - prediction.contributions["text"]
+    assert f"without text {without_text:+.2f}" in contributions and "need not add up" in contributions
     details = viz.details_markdown(prediction, "checkpoints/", "cpu", "random weights")
     assert "checkpoints/" in details and "cpu" in details and "model" in details
+
+
+def test_notices_sit_in_the_score_card_escaped(prediction):
+    pred = dataclasses.replace(prediction, notices=["Only the first 38 of 85 words were used <b>"])
+    card = viz.score_card_html(pred)
+    assert "first 38 of 85 words were used &lt;b&gt;" in card
+    assert "score-notices" not in viz.score_card_html(dataclasses.replace(prediction, notices=[]))
+    assert "&lt;script&gt;" in viz.error_html("bad <script>")

@@ -1,0 +1,56 @@
+"""The server console: one line per refused request, and the native libraries' chatter filtered out.
+
+mediapipe's TFLite and absl C++ logging ("Feedback manager requires a model with a single signature
+...", one line per face-mesh graph and thread) writes straight to file descriptor 2 before
+``absl::InitializeLog()``: neither GLOG_minloglevel, TF_CPP_MIN_LOG_LEVEL nor Python's absl.logging
+reaches it (checked with mediapipe 0.10.14). ``filter_native_stderr`` puts a pipe on fd 2 and copies
+every other line through to the real stderr, so Python tracebacks of real faults still show.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import sys
+import threading
+
+NATIVE_NOISE = re.compile(rb"inference_feedback_manager\.cc|Created TensorFlow Lite XNNPACK delegate|"
+                          rb"All log messages before absl::InitializeLog\(\) is called")
+
+
+def filter_native_stderr(noise: re.Pattern = NATIVE_NOISE) -> None:
+    """Drop lines matching ``noise`` from everything written to fd 2 by this process, native code included."""
+    real = os.dup(2)
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+
+    def copy() -> None:
+        with os.fdopen(read, "rb") as lines:
+            for line in lines:
+                if not noise.search(line):
+                    os.write(real, line)
+
+    thread = threading.Thread(target=copy, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def restore() -> None:   # at exit: give fd 2 back so the pipe drains, then let the copier finish
+        sys.stderr.flush()
+        os.dup2(real, 2)
+        thread.join(timeout=2)
+
+    atexit.register(restore)
+
+
+def setup_logging() -> logging.Logger:
+    """Timestamped lines on stderr: the app's own at INFO, other libraries' (httpx's request log) from WARNING."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    log = logging.getLogger("mclmcf.app")
+    log.setLevel(logging.INFO)
+    return log
+
+
+def one_line(message: str) -> str:
+    return " ".join(str(message).split())
