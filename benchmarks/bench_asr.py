@@ -1,0 +1,125 @@
+"""Speech recognition: time as a multiple of clip duration, and word error rate on espeak-ng speech.
+
+    python benchmarks/bench_asr.py [--quick] [--durations 5 10 30] [--reps 3]
+
+Model: the app's default (preprocessing.asr.speech_recognizer(): the packaged Whisper tiny.en, int8
+on CPU / float16 on CUDA), decoded as the app decodes (greedy, VAD, word timestamps); the result
+cache is off, so every run transcribes.
+  ASR time    N s of espeak-ng speech (SENTENCES in turn, 0.4 s pauses, cut to N s); median of --reps
+              transcriptions after a warm-up one; model loading is reported once, apart
+  WER         every sentence of SENTENCES spoken by each voice at each speed, one clip per sentence;
+              WER = all word edits / all reference words (preprocessing.words.word_error_rate's
+              normalisation: case and punctuation ignored)
+Writes benchmarks/results/asr.json. Needs espeak-ng.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from common import machine_info, machine_line, print_table, write_json
+
+SENTENCES = (
+    "I really enjoyed this movie, it was great.",
+    "The acting was wooden and the story made no sense at all.",
+    "The music was beautiful and the ending made me cry.",
+    "Honestly, it was the worst film I have seen this year.",
+    "The director did a fine job with a difficult script.",
+    "I would not recommend it to anyone.",
+    "What a wonderful surprise, the whole family loved it.",
+    "The dialogue was dull and the jokes fell flat.",
+)
+VOICES = ("en", "en-us", "en-us+f3", "en-gb-scotland")
+SPEEDS = (120, 160, 200)          # words per minute (espeak-ng -s)
+PAUSE_S = 0.4
+
+
+def speech_of_length(seconds: float, sr: int) -> np.ndarray:
+    from preprocessing.synthetic import speak
+    parts, n, i = [], 0, 0
+    while n < seconds * sr:
+        y = np.concatenate([speak(SENTENCES[i % len(SENTENCES)], sr), np.zeros(int(PAUSE_S * sr), np.float32)])
+        parts.append(y)
+        n, i = n + len(y), i + 1
+    return np.concatenate(parts)[: int(seconds * sr)]
+
+
+def measure_speed(recognizer, durations: list[float], reps: int) -> list[dict]:
+    from preprocessing.asr import SAMPLE_RATE
+    rows = []
+    for d in durations:
+        wave = speech_of_length(d, SAMPLE_RATE)
+        recognizer.transcribe(wave)
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            recognizer.transcribe(wave)
+            times.append(time.perf_counter() - start)
+        s = statistics.median(times)
+        rows.append(dict(duration_s=d, asr_s=s, x_real_time=s / d))
+        print(f"  {d:g} s clip: {s:.3f} s", flush=True)
+    return rows
+
+
+def measure_wer(recognizer, voices, speeds, sentences) -> list[dict]:
+    from preprocessing.asr import SAMPLE_RATE
+    from preprocessing.synthetic import speak
+    from preprocessing.words import edit_distance, normalise
+    rows = []
+    for voice in voices:
+        for wpm in speeds:
+            edits = words = 0
+            worst = ("", 0.0)
+            for text in sentences:
+                wave = np.concatenate([speak(text, SAMPLE_RATE, voice=voice, words_per_minute=wpm),
+                                       np.zeros(SAMPLE_RATE // 2, np.float32)])
+                heard = recognizer.transcribe(wave).text
+                e = edit_distance(normalise(text), normalise(heard))
+                edits, words = edits + e, words + len(normalise(text))
+                if e / len(normalise(text)) > worst[1]:
+                    worst = (heard, e / len(normalise(text)))
+            rows.append(dict(voice=voice, words_per_minute=wpm, wer=edits / words, words=words, worst_heard=worst[0]))
+            print(f"  {voice} {wpm} wpm: WER {edits / words:.3f}", flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="one short clip, one voice and speed: checks that it runs")
+    ap.add_argument("--durations", type=float, nargs="+", default=[5.0, 10.0, 30.0])
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    from preprocessing.asr import ASRConfig, SpeechRecognizer, speech_recognizer
+
+    info = machine_info()
+    print(machine_line(info))
+    default, status = speech_recognizer()
+    if default is None:
+        raise SystemExit(status)
+    recognizer = SpeechRecognizer(default.model, ASRConfig(cache_size=0))
+    start = time.perf_counter()
+    recognizer.transcribe(np.zeros(16_000, np.float32))   # loads the model
+    load_s = time.perf_counter() - start
+    durations, reps = ([5.0], 1) if args.quick else (args.durations, args.reps)
+    voices, speeds, sentences = ((VOICES[0],), (SPEEDS[1],), SENTENCES[:2]) if args.quick else (VOICES, SPEEDS, SENTENCES)
+    speed = measure_speed(recognizer, durations, reps)
+    wer = measure_wer(recognizer, voices, speeds, sentences)
+
+    print(f"\nASR ({default.model.label}, {recognizer.device}); model load {load_s:.2f} s; goal <= 0.15x real time")
+    print_table(["clip", "ASR s", "x real time"], [[f"{r['duration_s']:g} s", r["asr_s"], r["x_real_time"]] for r in speed])
+    print()
+    print_table(["voice", *[f"{w} wpm" for w in speeds]],
+                [[v, *[next(r["wer"] for r in wer if r["voice"] == v and r["words_per_minute"] == w) for w in speeds]]
+                 for v in voices])
+    total = sum(r["wer"] * r["words"] for r in wer) / sum(r["words"] for r in wer)
+    print(f"WER over all voices and speeds: {total:.3f} ({len(sentences)} sentences per cell)")
+    write_json("asr_quick" if args.quick else "asr", dict(machine=info, model=default.model.label, device=recognizer.device, load_s=load_s,
+                           speed=speed, wer=wer, wer_overall=total, quick=args.quick))
+
+
+if __name__ == "__main__":
+    main()
