@@ -1,10 +1,10 @@
 """Speech recognition: time as a multiple of clip duration, and word error rate on espeak-ng speech.
 
-    python benchmarks/bench_asr.py [--quick] [--durations 5 10 30] [--reps 3] [--no-pipeline]
+    python benchmarks/bench_asr.py [--quick] [--durations 5 10 30] [--reps 3] [--no-pipeline] [--beam-size N]
 
 Model: the app's default (preprocessing.asr.speech_recognizer(): the packaged Whisper tiny.en, int8
-on CPU / float16 on CUDA), decoded as the app decodes (beam 5, VAD, word timestamps); the result
-cache is off, so every run transcribes.
+on CPU / float16 on CUDA), decoded as the app decodes (beam 5, VAD, word timestamps; --beam-size
+changes the beam and writes asr_beamN.json); the result cache is off, so every run transcribes.
   ASR time    N s of espeak-ng speech (SENTENCES in turn, 0.4 s pauses, cut to N s); median of --reps
               transcriptions after a warm-up one; model loading is reported once, apart
   WER         every sentence of SENTENCES spoken by each voice at each speed, one clip per sentence;
@@ -118,10 +118,17 @@ def measure_pipeline(recognizer, durations: list[float], reps: int) -> list[dict
             clip = make_face_clip(Path(tmp) / f"clip{d:g}.mp4", duration_s=d, size=(640, 360), text=text)
             _, pred = run(clip, "")
             typed = pred.transcript
-            asr_s = statistics.median(run(clip, "")[0] for _ in range(reps))
-            typed_s = statistics.median(run(clip, typed)[0] for _ in range(reps))
-            rows.append(dict(duration_s=d, with_asr_s=asr_s, typed_s=typed_s, with_asr_x=asr_s / d, typed_x=typed_s / d))
-            print(f"  {d:g} s clip: pipeline {asr_s:.2f} s with ASR, {typed_s:.2f} s typed", flush=True)
+            with_asr = [run(clip, "") for _ in range(reps)]
+            typed_runs = [run(clip, typed) for _ in range(reps)]
+            asr_s = statistics.median(t for t, _ in with_asr)
+            typed_s = statistics.median(t for t, _ in typed_runs)
+            stages = {k: statistics.median(p.timings[k] for _, p in with_asr) for k in with_asr[0][1].timings}
+            rows.append(dict(duration_s=d, with_asr_s=asr_s, typed_s=typed_s, with_asr_x=asr_s / d, typed_x=typed_s / d,
+                             stages_with_asr_s=stages,
+                             stages_typed_s={k: statistics.median(p.timings[k] for _, p in typed_runs)
+                                             for k in typed_runs[0][1].timings}))
+            print(f"  {d:g} s clip: pipeline {asr_s:.2f} s with ASR, {typed_s:.2f} s typed; with ASR: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()), flush=True)
     return rows
 
 
@@ -131,6 +138,7 @@ def main() -> None:
     ap.add_argument("--durations", type=float, nargs="+", default=[5.0, 10.0, 30.0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-pipeline", action="store_true", help="skip the whole-pipeline rows")
+    ap.add_argument("--beam-size", type=int, default=None, help="decoding beam (default: the app's)")
     args = ap.parse_args()
     from preprocessing.asr import ASRConfig, SpeechRecognizer, speech_recognizer
 
@@ -139,7 +147,8 @@ def main() -> None:
     default, status = speech_recognizer()
     if default is None:
         raise SystemExit(status)
-    recognizer = SpeechRecognizer(default.model, ASRConfig(cache_size=0))
+    config = ASRConfig(cache_size=0, **({"beam_size": args.beam_size} if args.beam_size else {}))
+    recognizer = SpeechRecognizer(default.model, config)
     start = time.perf_counter()
     recognizer.transcribe(np.zeros(16_000, np.float32))   # loads the model
     load_s = time.perf_counter() - start
@@ -149,7 +158,7 @@ def main() -> None:
     wer = measure_wer(recognizer, voices, speeds, sentences)
     pipeline = [] if args.no_pipeline else measure_pipeline(recognizer, durations, reps)
 
-    print(f"\nASR ({default.model.label}, {recognizer.device}); model load {load_s:.2f} s")
+    print(f"\nASR ({default.model.label}, {recognizer.device}, beam {config.beam_size}); model load {load_s:.2f} s")
     by_duration = {r["duration_s"]: r for r in pipeline}
     print_table(["clip", "ASR s", "ASR x real time", "pipeline with ASR x", "pipeline typed x"],
                 [[f"{r['duration_s']:g} s", r["asr_s"], r["x_real_time"],
@@ -162,7 +171,9 @@ def main() -> None:
                  for v in voices])
     total = sum(r["wer"] * r["words"] for r in wer) / sum(r["words"] for r in wer)
     print(f"WER over all voices and speeds: {total:.3f} ({len(sentences)} sentences per cell)")
-    write_json("asr_quick" if args.quick else "asr", dict(machine=info, model=default.model.label, device=recognizer.device, load_s=load_s,
+    name = "asr" + ("" if config.beam_size == ASRConfig().beam_size else f"_beam{config.beam_size}")
+    write_json(name + ("_quick" if args.quick else ""), dict(machine=info, model=default.model.label, device=recognizer.device,
+                           beam_size=config.beam_size, load_s=load_s,
                            speed=speed, pipeline=pipeline, wer=wer, wer_overall=total, quick=args.quick))
 
 
