@@ -1,6 +1,6 @@
 """MCL-MCF multimodal sentiment demo: a thin Gradio UI over mclmcf.pipeline and mclmcf.viz.
 
-    python app.py [--weights REPO_ID[@REV] | DIR] [--port 7860] [--host 127.0.0.1]
+    python app.py [--weights REPO_ID[@REV] | DIR] [--asr-model NAME | DIR | none] [--port 7860] [--host 127.0.0.1]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from mclmcf import viz
 from mclmcf.console import filter_native_stderr, one_line, setup_logging
 from mclmcf.pipeline import FPS_RANGE, PipelineRegistry, Prediction, user_message
 from mclmcf.weights import DEFAULT_DIR, ENV_VAR, LoadedWeights, default_source
+from preprocessing import asr
 
 transformers.logging.set_verbosity_error()
 log = setup_logging()
@@ -34,6 +35,7 @@ EXAMPLES = [[str(HERE / "examples" / f), text] for f, text in json.loads((HERE /
 MAX_FILE_MB = 50
 MAX_DURATION_S = 60.0
 CONCURRENCY = 2
+TRANSCRIPT_LABELS = {False: "Transcript", True: "Transcript (from speech recognition: correct it and analyse again)"}
 CSS = """
 .score-card {padding: 12px 16px; border-radius: 12px; background: var(--block-background-fill);}
 .score-top {display: flex; align-items: center; gap: 18px;}
@@ -73,6 +75,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--weights", default=None,
                         help=f"Hub repo id (optionally @revision) or local directory; default ${ENV_VAR}, "
                              "else checkpoints/")
+    parser.add_argument("--asr-model", default=None,
+                        help=f"speech recognition for empty transcripts: a faster-whisper size, Hub repo id or local "
+                             f"directory, or 'none'; default ${asr.ENV_VAR}, else the packaged Whisper tiny.en")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     return parser.parse_args()
@@ -81,11 +86,12 @@ def parse_args() -> argparse.Namespace:
 def load_default(registry: PipelineRegistry) -> tuple[str, LoadedWeights | None]:
     """Load the default weights at start-up: (banner to show, weights or None). Never raises."""
     try:
-        w = registry.get().weights
+        pipeline = registry.get()
     except ValueError as err:   # no weights / unusable weights: the UI still starts and says why
         return f"⚠️ **No usable model weights.** {err}", None
+    w = pipeline.weights
     notices = "".join(f"\n\n⚠️ {n}" for n in w.notices)
-    return f"Model: `{w.source}` on **{w.device.type}** · trained on: {w.trained_on}{notices}", w
+    return f"Model: `{w.source}` on **{w.device.type}** · trained on: {w.trained_on}{notices}\n\n{pipeline.asr_status}", w
 
 
 def weights_placeholder(source: str | None) -> str:
@@ -115,14 +121,15 @@ def analysis(registry: PipelineRegistry, video, transcript, fps, window, weights
     w = registry.get(weights).weights
     tcf = [viz.tcf_html(p, pred.tcf_images[p], pred.tcf_feature_maps[p]) for p in viz.PAIR_NAMES]
     timeline = viz.timeline_figure(pred.timeline, pred.label_range) if pred.timeline else None
-    return (viz.score_card_html(pred), viz.contributions_html(pred), *tcf, viz.face_mesh_image(pred),
+    box = gr.update(value=pred.transcript, label=TRANSCRIPT_LABELS[pred.transcript_source == "asr"])
+    return (box, viz.score_card_html(pred), viz.contributions_html(pred), *tcf, viz.face_mesh_image(pred),
             viz.audio_figure(pred), gr.update(value=timeline, visible=timeline is not None),
             viz.details_markdown(pred, w.source, w.device.type, w.trained_on), pred.to_json())
 
 
 def refused(message: str) -> tuple:
     """The outputs after a refused request: the reason in the score's place, every old result cleared."""
-    return (viz.error_html(message), "", *(viz.tcf_placeholder(p) for p in viz.PAIR_NAMES), None, None,
+    return (gr.update(), viz.error_html(message), "", *(viz.tcf_placeholder(p) for p in viz.PAIR_NAMES), None, None,
             gr.update(value=None, visible=False), "", None)
 
 
@@ -150,7 +157,7 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
             return refused(str(refusal_logged(err)))
 
     @gpu
-    def predict(video, transcript, fps=None, window=0.0, weights=None) -> dict:
+    def predict(video, transcript=None, fps=None, window=0.0, weights=None) -> dict:
         try:
             return run(registry, video, transcript, fps, window, weights).to_json()
         except ValueError as err:
@@ -159,18 +166,19 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
 
     with gr.Blocks(title="MCL-MCF multimodal sentiment") as demo:
         gr.Markdown("# MCL-MCF multimodal sentiment\nUpload or record a short clip of someone speaking, type "
-                    "what they say, and the model rates the sentiment from the words, the voice and the face. "
+                    "what they say (or leave the box empty: speech recognition fills it in), and the model rates the sentiment from the words, the voice and the face. "
                     "Below: the TCF multimodal “images” (outer products of two modalities) the model convolves.")
         gr.Markdown(banner, elem_id="weights-banner")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
                 video = gr.Video(sources=["upload", "webcam"], include_audio=True, label="Clip (≤ 60 s)", height=300)
-                transcript = gr.Textbox(label="Transcript", lines=2, placeholder="What is said in the clip")
+                transcript = gr.Textbox(label=TRANSCRIPT_LABELS[False], lines=2, elem_id="transcript",
+                                        placeholder="What is said in the clip; leave empty to have it transcribed")
                 with gr.Accordion("Settings", open=False):
                     fps = gr.Slider(*FPS_RANGE, value=default_fps, step=1, label="Face frames sampled per second",
                                     info=f"the weights were trained at {default_fps:g}; lower is faster")
                     window = gr.Slider(0, 10, value=0, step=1, label="Timeline window (s, 0 = off)",
-                                       info="score each window of a long clip (full transcript, its own voice + face)")
+                                       info="score each window of a long clip with its own words, voice and face")
                     weights = gr.Textbox(label="Weights", placeholder=weights_placeholder(registry.default_source),
                                          info="Hub repo id[@revision]; empty = the weights this server started with")
                 button = gr.Button("Analyse", variant="primary")
@@ -187,20 +195,22 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
         with gr.Accordion("Raw result (JSON, as returned by the API)", open=False):
             result = gr.JSON(label="result")
         inputs = [video, transcript, fps, window, weights]
-        button.click(analyse, inputs, [score, contributions, *tcf_images, face, audio, timeline, details, result],
+        button.click(analyse, inputs, [transcript, score, contributions, *tcf_images, face, audio, timeline, details, result],
                      api_name="analyse", api_visibility="undocumented")
         # the API's numbers reach the pipeline as sent ("abc", NaN): a Slider would reject them with
         # Gradio's own unhelpful errors before the pipeline could say what is wrong
         api_numbers = [gr.Number(value=default_fps, visible=False), gr.Number(value=0, visible=False)]
         gr.Button(visible=False).click(predict, [video, transcript, *api_numbers, weights], result, api_name="predict",
-                                       api_description="Sentiment score (JSON) for a clip and its transcript")
+                                       api_description="Sentiment score (JSON) for a clip and its transcript "
+                                                       "(empty: transcribed)")
     return demo
 
 
 def main() -> None:
     args = parse_args()
     filter_native_stderr()
-    registry = PipelineRegistry(args.weights or default_source(), max_duration_s=MAX_DURATION_S, max_file_mb=MAX_FILE_MB)
+    registry = PipelineRegistry(args.weights or default_source(), max_duration_s=MAX_DURATION_S, max_file_mb=MAX_FILE_MB,
+                                asr_model=args.asr_model)
     demo = build_demo(registry)
     warm_up(registry)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)

@@ -1,4 +1,4 @@
-"""Video + transcript -> features -> sentiment score, TCF maps and per-modality contributions.
+"""Video (+ transcript) -> features -> sentiment score, TCF maps and per-modality contributions.
 
 Shared by the app and scripts; no UI code. Feature extraction (the slow part: face mesh on every
 sampled frame) is cached by file content and extractor settings, so re-running a clip with an
@@ -8,14 +8,21 @@ Per-modality contribution = score(all modalities) - score(that modality neutrali
 text -> an empty transcript, audio / vision -> every frame at the training mean (zero after the
 model's standardisation). Positive means the modality pushed the score up.
 
+Transcript: the typed one, or, when the box is empty, what speech recognition hears
+(preprocessing.asr); no speech heard is an InputError, not a neutral score. A transcript longer
+than the text encoder's window (50 tokens) is cut into consecutive token windows, each scored with
+the clip's voice and face, and the score is the mean of the windows' scores weighted by their token
+counts (every token counts once); the TCF maps shown are the first window's.
+
 Silence: a sound track whose whole-clip level is below ``SILENCE_DBFS`` (an all-zero track, a muted
 microphone) or with fewer than ``MIN_VOICED`` of its frames voiced (noise, music without a voice) still
 gets a score, but the visitor is told that the voice could not count (``Prediction.notices``).
 
 Timeline (long clips): the clip is cut into windows of ``timeline_window_s`` seconds and each window
-is scored with its own audio and face frames and the *full* transcript. Splitting the transcript in
-proportion to time would assume a constant speaking rate and often cut sentences in half; keeping
-the text fixed makes the timeline show how voice and face move the prediction over time.
+is scored with its own audio and face frames and the words spoken in it (by word middle), from the
+speech recogniser's word times, or from a typed transcript aligned to the recognised words
+(preprocessing.words.align_words). A window without words gets an empty text. Without word times
+(no recogniser, or it heard nothing) every window shares the full transcript, and a notice says so.
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ import numpy as np
 import torch
 
 from preprocessing import ClipFeatures, FeatureSpec, extract_clip
-from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize
+from preprocessing.asr import SpeechRecognitionError, speech_recognizer
+from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows
+from preprocessing.words import TimedWord, align_words, words_in_span
 
 from .weights import LoadedWeights, check_visitor_source, load_weights
 
@@ -62,6 +71,7 @@ class Segment:
     start_s: float
     end_s: float
     score: float
+    text: str                                      # the words the window was scored with
 
 
 @dataclass
@@ -76,8 +86,10 @@ class Prediction:
     clip: ClipFeatures
     timings: dict[str, float]                      # seconds per stage
     features_cached: bool
-    transcript_truncated: bool
-    transcript_used: dict[str, int]                # words / of_words, tokens / of_tokens the model read
+    transcript: str                                # the text scored
+    transcript_source: str                         # "typed" or "asr"
+    text_windows: int                              # encoder windows the transcript was scored in
+    words: list[TimedWord] | None = None           # the transcript's words with times, when known
     timeline: list[Segment] | None = None
     notices: list[str] = field(default_factory=list)
 
@@ -88,8 +100,8 @@ class Prediction:
             "sentiment_class": self.sentiment_class, "polarity": self.polarity,
             "contributions": {k: round(v, 4) for k, v in self.contributions.items()},
             "duration_s": round(self.clip.duration_s, 3), "face_fraction": round(self.clip.face_fraction, 3),
-            "features_cached": self.features_cached, "transcript_truncated": self.transcript_truncated,
-            "transcript_used": self.transcript_used,
+            "features_cached": self.features_cached, "transcript": self.transcript,
+            "transcript_source": self.transcript_source, "text_windows": self.text_windows,
             "timeline": None if self.timeline is None else [dataclasses.asdict(s) for s in self.timeline],
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()}, "notices": self.notices,
         }
@@ -152,8 +164,10 @@ def file_digest(path: str | os.PathLike) -> str:
 
 class SentimentPipeline:
     def __init__(self, weights: LoadedWeights, max_duration_s: float = 60.0, max_file_mb: float = 50.0,
-                 cache_size: int = 16, max_transcript_chars: int = 2000, max_windows: int = MAX_WINDOWS):
+                 cache_size: int = 16, max_transcript_chars: int = 2000, max_windows: int = MAX_WINDOWS,
+                 asr_model: str | None = None):
         self.weights = weights
+        self.asr, self.asr_status = speech_recognizer(asr_model)   # asr None: transcripts must be typed
         self.max_duration_s = max_duration_s
         self.max_file_mb = max_file_mb
         self.max_transcript_chars = max_transcript_chars
@@ -224,25 +238,51 @@ class SentimentPipeline:
         return path
 
     def _check_transcript(self, transcript: str | None) -> str:
+        """The typed transcript with whitespace collapsed; "" when the box is empty."""
         text = " ".join((transcript or "").split())
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as err:
             raise InputError(f"The transcript contains characters that are not text (an unpaired surrogate at "
                              f"position {err.start}). Type or paste it again as plain text.") from None
-        if not text:
-            raise InputError("The transcript is empty: type what the speaker says in the clip.")
         if len(text) > self.max_transcript_chars:
             raise InputError(f"The transcript has {len(text)} characters; the limit is {self.max_transcript_chars}. "
-                             "Use a single utterance (a sentence or two).")
+                             "Shorten it to what is said in the clip.")
         return text
+
+    def _transcript(self, typed: str, clip: ClipFeatures, need_times: bool,
+                    timings: dict) -> tuple[str, str, list[TimedWord] | None, list[str]]:
+        """(text, "typed" / "asr", timed words or None, notices). An empty box is filled by speech
+        recognition; a typed transcript is timed by it only when the timeline needs word times."""
+        shared = "Timeline windows share the full transcript: "
+        if typed and not (need_times and self.asr):
+            return typed, "typed", None, [shared + self.asr_status] if need_times else []
+        if self.asr is None:
+            raise InputError(f"The transcript is empty: type what the speaker says in the clip. {self.asr_status}")
+        t0 = time.perf_counter()
+        try:
+            heard = self.asr.transcribe(clip.waveform, clip.sample_rate)
+        except SpeechRecognitionError as err:
+            if not typed:
+                raise
+            return typed, "typed", None, [shared + str(err)]
+        finally:
+            timings["asr"] = time.perf_counter() - t0
+        if typed:
+            words = align_words(typed, heard.words)
+            return typed, "typed", words or None, [] if words else [shared + "no speech was recognised to time its words."]
+        if not heard.has_speech:
+            raise InputError("No speech was found in the clip (only silence, music or other sounds), so there are no "
+                             "words to rate. If someone does speak, type what they say in the transcript box.")
+        return heard.text, "asr", heard.words, [f"Transcript by speech recognition ({heard.model}): correct it in the "
+                                                "box and analyse again if it misheard."]
 
     # ---- model ---------------------------------------------------------------------------------
 
     def predict(self, video: str | os.PathLike | None, transcript: str | None, fps: float | None = None,
                 timeline_window_s: float = 0.0) -> Prediction:
         t_start = time.perf_counter()
-        text = self._check_transcript(transcript)
+        typed = self._check_transcript(transcript)
         window_s = self.check_window(timeline_window_s)
         clip, cached = self.features(video, fps)
         n_windows = len(timeline_windows(clip.duration_s, window_s)) if window_s else 0
@@ -253,30 +293,24 @@ class SentimentPipeline:
             raise InputError(f"A {window_s:g} s timeline window cuts this {clip.duration_s:.1f} s clip into "
                              f"{n_windows} windows; the limit is {self.max_windows}. Use a window of at least {fits:g} s.")
         timings = {} if cached else {k: v for k, v in clip.timings.items() if k != "total"}
-        t0 = time.perf_counter()
-        with self._tokenizer_lock:
-            tokens = tokenize([text, ""], self.weights.tokenizer, DEFAULT_MAX_LENGTH)
-            used = self._transcript_used(text)
-        truncated = used["tokens"] < used["of_tokens"]
+        wants_timeline = bool(window_s) and clip.duration_s >= 2 * window_s
+        text, source, words, text_notices = self._transcript(typed, clip, wants_timeline, timings)
         t1 = time.perf_counter()
-        audio, vision = self._tensor(clip.audio), self._tensor(clip.vision)
-        full, ablated = self._score_with_ablations(tokens, audio, vision)
+        score, full, windows = self._score_with_ablations(text, clip)
         t2 = time.perf_counter()
-        timeline = None
-        if window_s and clip.duration_s >= 2 * window_s:
-            timeline = self._timeline(tokens, clip, window_s)
+        timeline = self._timeline(text, words, clip, window_s) if wants_timeline else None
         t3 = time.perf_counter()
-        timings.update(tokenize=t1 - t0, model=t2 - t1)
+        timings["model"] = t2 - t1
         if timeline is not None:
             timings["timeline"] = t3 - t2
         timings["total"] = time.perf_counter() - t_start
 
-        score = float(full.score[0])
+        score, ablated = score[0], score[1:]
         sentiment_class, polarity = sentiment_labels(score, self.label_range)
-        notices = list(self.weights.notices)
-        if truncated:
-            notices.append(f"The model reads at most {DEFAULT_MAX_LENGTH} tokens: only the first {used['words']} of "
-                           f"{used['of_words']} words of the transcript were used.")
+        notices = list(self.weights.notices) + text_notices
+        if windows > 1:
+            notices.append(f"The transcript is longer than the text encoder's {DEFAULT_MAX_LENGTH} tokens: it was "
+                           f"scored in {windows} windows, combined by a token-weighted mean.")
         notices += clip.notices
         if (sound := sound_notice(clip)) is not None:
             notices.append(sound)
@@ -287,39 +321,41 @@ class SentimentPipeline:
             contributions={m: score - float(s) for m, s in zip(MODALITIES, ablated)},
             tcf_images={p: x[0].float().cpu().numpy() for p, x in full.tcf_images.items()},
             tcf_feature_maps={p: [m[0].float().cpu().numpy() for m in maps] for p, maps in full.tcf_feature_maps.items()},
-            clip=clip, timings=timings, features_cached=cached, transcript_truncated=truncated,
-            transcript_used=used, timeline=timeline, notices=notices)
-
-    def _transcript_used(self, text: str) -> dict[str, int]:
-        """How much of ``text`` fits the model's token budget, in word pieces and in words (a word cut
-        in the middle counts as used)."""
-        tok = self.weights.tokenizer
-        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-        total = len(enc["input_ids"])
-        n = min(total, DEFAULT_MAX_LENGTH - tok.num_special_tokens_to_add())
-        end = enc["offset_mapping"][n - 1][1] if n else 0
-        return dict(words=len(text[:end].split()), of_words=len(text.split()), tokens=n, of_tokens=total)
-
-    def _tensor(self, x: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(x, dtype=torch.float32, device=self.weights.device).unsqueeze(0)
+            clip=clip, timings=timings, features_cached=cached, transcript=text, transcript_source=source,
+            text_windows=windows, words=words, timeline=timeline, notices=notices)
 
     @torch.inference_mode()
-    def _score_with_ablations(self, tokens: dict, audio: torch.Tensor, vision: torch.Tensor):
-        """One forward with the maps for the real inputs; one batch of three with a modality neutralised."""
-        model, dev = self.weights.model, self.weights.device
-        ids, mask, types = (torch.as_tensor(tokens[k], device=dev) for k in ("input_ids", "attention_mask", "token_type_ids"))
-        la = torch.tensor([audio.shape[1]], device=dev)
-        lv = torch.tensor([vision.shape[1]], device=dev)
-        full = model(ids[:1], mask[:1], audio, la, vision, lv, token_type_ids=types[:1], return_maps=True)
-        audio_mean = model.audio_norm.mean.expand_as(audio)
-        vision_mean = model.vision_norm.mean.expand_as(vision)
-        pick = torch.tensor([1, 0, 0], device=dev)   # token row per ablation: empty transcript, real, real
-        ablated = model(ids[pick], mask[pick], torch.cat([audio, audio_mean, audio]), la.repeat(3),
-                        torch.cat([vision, vision, vision_mean]), lv.repeat(3), token_type_ids=types[pick])
-        return full, ablated.score.float().cpu().numpy()
+    def _score(self, items: list[tuple[str, np.ndarray, np.ndarray]], return_maps: bool = False):
+        """Scores of (text, audio, vision) items in one batch: each text is cut into encoder windows
+        (tokenize_windows), each window scored with its item's audio and vision, and an item's score is
+        its windows' mean weighted by their token counts. Returns (scores (N,), model output per
+        window, windows of the first item)."""
+        with self._tokenizer_lock:
+            tokens = [tokenize_windows(text, self.weights.tokenizer, DEFAULT_MAX_LENGTH) for text, _, _ in items]
+        owner = np.concatenate([np.full(len(t["input_ids"]), i) for i, t in enumerate(tokens)])
+        dev = self.weights.device
+        ids, mask, types = (torch.as_tensor(np.concatenate([t[k] for t in tokens]), device=dev)
+                            for k in ("input_ids", "attention_mask", "token_type_ids"))
+        audio, la = _pad([items[i][1] for i in owner], dev)
+        vision, lv = _pad([items[i][2] for i in owner], dev)
+        out = self.weights.model(ids, mask, audio, la, vision, lv, token_type_ids=types, return_maps=return_maps)
+        per_window = out.score.float().cpu().numpy()
+        n_tokens = np.maximum(mask.sum(1).cpu().numpy() - 2, 1)   # without [CLS] and [SEP]
+        scores = [float(np.average(per_window[owner == i], weights=n_tokens[owner == i])) for i in range(len(items))]
+        return scores, out, int((owner == 0).sum())
 
-    @torch.inference_mode()
-    def _timeline(self, tokens: dict, clip: ClipFeatures, window_s: float) -> list[Segment]:
+    def _score_with_ablations(self, text: str, clip: ClipFeatures):
+        """([score, score with text, audio, vision neutralised], output with the maps, text windows):
+        one forward with the maps for the real inputs, one batch for the three ablations."""
+        model = self.weights.model
+        audio_mean = np.broadcast_to(model.audio_norm.mean.float().cpu().numpy().reshape(-1), clip.audio.shape)
+        vision_mean = np.broadcast_to(model.vision_norm.mean.float().cpu().numpy().reshape(-1), clip.vision.shape)
+        (score,), full, windows = self._score([(text, clip.audio, clip.vision)], return_maps=True)
+        ablated, _, _ = self._score([("", clip.audio, clip.vision), (text, audio_mean, clip.vision),
+                                     (text, clip.audio, vision_mean)])
+        return [score, *ablated], full, windows
+
+    def _timeline(self, text: str, words: list[TimedWord] | None, clip: ClipFeatures, window_s: float) -> list[Segment]:
         spans = timeline_windows(clip.duration_s, window_s)
         fps_a = clip.spec.audio_fps
         audio_parts, vision_parts = [], []
@@ -327,13 +363,11 @@ class SentimentPipeline:
             audio_parts.append(clip.audio[int(s * fps_a):max(int(s * fps_a) + 1, int(e * fps_a))])
             idx = np.flatnonzero((clip.frame_times >= s) & (clip.frame_times < e))
             vision_parts.append(clip.vision[idx] if len(idx) else clip.vision[-1:])
-        dev, n = self.weights.device, len(spans)
-        ids, mask, types = (torch.as_tensor(tokens[k][:1], device=dev).expand(n, -1)
-                            for k in ("input_ids", "attention_mask", "token_type_ids"))
-        audio, la = _pad(audio_parts, dev)
-        vision, lv = _pad(vision_parts, dev)
-        scores = self.weights.model(ids, mask, audio, la, vision, lv, token_type_ids=types).score.float().cpu()
-        return [Segment(round(float(s), 3), round(float(e), 3), float(x)) for (s, e), x in zip(spans, scores)]
+        last = len(spans) - 1   # the last window also takes a word that ends at the clip's end
+        texts = ([words_in_span(words, s, e if i < last else np.inf) for i, (s, e) in enumerate(spans)] if words
+                 else [text] * len(spans))
+        scores, _, _ = self._score(list(zip(texts, audio_parts, vision_parts)))
+        return [Segment(round(float(s), 3), round(float(e), 3), x, t) for (s, e), x, t in zip(spans, scores, texts)]
 
 
 def _pad(parts: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,8 +10,8 @@ to the app does: same weights resolution (--weights, $MCLMCF_WEIGHTS, checkpoint
 tokenisation and model call.
 
 Transcripts come from the CSV's transcript column (``transcript_source`` "typed"). A clip without one
-needs automatic speech recognition: an ASR module registers a transcriber with
-:func:`register_transcriber`; without one, such clips are refused with a message saying so.
+is transcribed by the pipeline's speech recognition (``--asr-model``, as the app; ``transcript_source``
+"asr"); where none is available, such clips are refused with a message saying so.
 
 scores.csv: one row per clip, written as clips finish (a kill loses only the clips in flight) and
 sorted into the CSV's order at the end. --resume keeps every scored row and does the rest; rows with
@@ -26,7 +26,6 @@ import os
 import sys
 from concurrent.futures import as_completed
 from pathlib import Path
-from typing import Callable
 
 from tqdm import tqdm
 
@@ -38,26 +37,15 @@ from .pipeline import PipelineRegistry
 
 COLUMNS = ("id", "clip", "score", "sentiment_class", "polarity", "label", "transcript_source", "duration_s",
            "face_fraction", "error")
-NO_ASR = ("has no transcript and no automatic speech recognition is installed: add a transcript column "
-          "(or fill the empty cells) with what is said in each clip")
-
-# (transcript_source name, clip path -> transcript); set by an ASR module through register_transcriber
-_transcriber: tuple[str, Callable[[str], str]] | None = None
-_worker: dict = {}   # this process's pipeline registry and transcriber (one per worker process)
+NO_ASR = "has no transcript and no speech recognition is available"
+_worker: dict = {}   # this process's pipeline registry (one per worker process)
 
 
-def register_transcriber(source: str, transcribe: Callable[[str], str] | None) -> None:
-    """Use ``transcribe(clip_path) -> text`` for clips without a typed transcript; ``source`` is written
-    to the transcript_source column. ``transcribe`` must be a module-level function (workers import it)."""
-    global _transcriber
-    _transcriber = None if transcribe is None else (source, transcribe)
-
-
-def _init(weights: str | None, pipeline_kwargs: dict, transcriber, threads: int | None) -> None:
+def _init(weights: str | None, pipeline_kwargs: dict, threads: int | None) -> None:
     if threads:
         import torch
         torch.set_num_threads(threads)
-    _worker.update(registry=PipelineRegistry(weights, **pipeline_kwargs), transcriber=transcriber)
+    _worker.update(registry=PipelineRegistry(weights, **pipeline_kwargs))
 
 
 def score_row(path: str, row: Row) -> dict:
@@ -65,17 +53,11 @@ def score_row(path: str, row: Row) -> dict:
     out = dict.fromkeys(COLUMNS, "")
     out.update(id=row.id, clip=row.clip, label="" if row.label is None else row.label)
     try:
-        text, source = row.transcript, "typed"
-        if not text and _worker["transcriber"] is not None:
-            source, transcribe = _worker["transcriber"]
-            text = transcribe(path)
-        elif not text:
-            raise ValueError(f"'{row.clip}' {NO_ASR}")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} does not exist")
-        pred = _worker["registry"].get().predict(path, text)
+        pred = _worker["registry"].get().predict(path, row.transcript)   # empty: speech recognition
         out.update(score=round(pred.score, 4), sentiment_class=pred.sentiment_class, polarity=pred.polarity,
-                   transcript_source=source, duration_s=round(pred.clip.duration_s, 3),
+                   transcript_source=pred.transcript_source, duration_s=round(pred.clip.duration_s, 3),
                    face_fraction=round(pred.clip.face_fraction, 3))
     except Exception as err:  # a bad clip (or a bug on an exotic file) is reported in its row
         out["error"] = f"{type(err).__name__}: {err}"
@@ -110,16 +92,17 @@ def run_predict(clips: Path, labels: Path, out: Path, weights: str | None = None
                 resume: bool = False, **pipeline_kwargs) -> dict:
     """Raises LabelsError / weights errors (ValueError) / SystemExit with a message for unusable input."""
     table = read_labels(labels, require_labels=False, label_range=float("inf"))
-    if table.rows[0].transcript is None and _transcriber is None:
-        raise SystemExit(f"error: {labels} {NO_ASR}.")
     if out.exists() and not resume:
         raise SystemExit(f"error: {out} exists; pass --resume to continue it, or remove it to start again")
     done = finished_rows(out) if resume and out.exists() else {}
     write_rows(out, list(done.values()))
     todo = [r for r in table.rows if r.id not in done]
 
-    _init(weights, pipeline_kwargs, _transcriber, None)
+    _init(weights, pipeline_kwargs, None)
     pipeline = _worker["registry"].get()      # load once here: unusable weights stop before any clip
+    if pipeline.asr is None and any(not r.transcript for r in table.rows):
+        raise SystemExit(f"error: {labels} {NO_ASR} ({pipeline.asr_status}): add a transcript column (or fill "
+                         "the empty cells) with what is said in each clip")
     for notice in pipeline.weights.notices:
         print(f"note: {notice}", file=sys.stderr)
     print(f"weights {pipeline.weights.source} on {pipeline.weights.device}; {len(todo)} clip(s) to score, "
@@ -140,7 +123,7 @@ def run_predict(clips: Path, labels: Path, out: Path, weights: str | None = None
         if workers > 1 and len(jobs) > 1:
             _worker.clear()                   # the workers load their own copy
             threads = max(1, (os.cpu_count() or 1) // workers)
-            with worker_pool(workers, _init, (weights, pipeline_kwargs, _transcriber, threads)) as pool:
+            with worker_pool(workers, _init, (weights, pipeline_kwargs, threads)) as pool:
                 for future in as_completed([pool.submit(score_row, *job) for job in jobs]):
                     record(future.result())
         else:
@@ -169,10 +152,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--resume", action="store_true", help="keep the scored rows of --out and do the rest")
     ap.add_argument("--max-duration", type=float, default=60.0, help="longest clip in seconds (app: 60)")
     ap.add_argument("--max-file-mb", type=float, default=50.0, help="largest clip file in MB (app: 50)")
+    ap.add_argument("--asr-model", default=None, help="speech recognition for clips without a transcript "
+                                                      "(as app.py --asr-model; 'none' turns it off)")
     a = ap.parse_args(argv)
     try:
         return run_predict(a.clips, a.labels, a.out, a.weights, a.workers, a.resume,
-                           max_duration_s=a.max_duration, max_file_mb=a.max_file_mb)
+                           max_duration_s=a.max_duration, max_file_mb=a.max_file_mb, asr_model=a.asr_model)
     except (LabelsError, ValueError) as err:   # labels, weights (WeightsError, FeatureSpecMismatch)
         raise SystemExit(f"error: {err}") from None
 

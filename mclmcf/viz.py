@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import textwrap
 from functools import lru_cache
 
 import cv2
@@ -94,6 +95,9 @@ def details_markdown(pred: Prediction, source: str, device: str, trained_on: str
              f"**Time per stage:** {stages}{cached}",
              f"**Clip:** {pred.clip.duration_s:.1f} s · face in {pred.clip.face_fraction:.0%} of "
              f"{len(pred.clip.face_mask)} sampled frames ({pred.clip.spec.video_fps:g} fps)"]
+    source = "speech recognition" if pred.transcript_source == "asr" else "typed"
+    lines.append(f"**Transcript ({source}, {pred.text_windows} encoder window{'s' * (pred.text_windows > 1)}):** "
+                 f"{html.escape(pred.transcript)}")
     return "\n\n".join(lines)
 
 
@@ -179,8 +183,23 @@ def audio_figure(pred: Prediction) -> np.ndarray:
 
 
 def timeline_figure(segments: list[Segment], label_range: float) -> np.ndarray:
-    fig = Figure(figsize=(9.0, 2.4), dpi=90, layout="constrained")
-    ax = fig.subplots()
+    """Score per window; below it, each window's words (unless every window shares one text)."""
+    shared = len({s.text for s in segments}) == 1
+    fig = Figure(figsize=(9.0, 2.4 if shared else 3.2), dpi=90, layout="constrained")
+    if shared:
+        ax = fig.subplots()
+    else:
+        ax, ax_words = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+        total = segments[-1].end_s
+        for seg in segments:   # ~120 characters of this font fit across the axes
+            width = max(6, int(120 * (seg.end_s - seg.start_s) / total))
+            ax_words.text((seg.start_s + seg.end_s) / 2, 0.5, textwrap.fill(seg.text or "(no words)", width),
+                          ha="center", va="center", fontsize=6.5, color="#333" if seg.text else "#999")
+            ax_words.axvline(seg.start_s, color="#ccc", lw=0.6)
+        ax_words.set_yticks([])
+        ax_words.set_ylabel("words", fontsize=8)
+        ax_words.set_xlabel("time (s)", fontsize=8)
+        ax_words.tick_params(labelsize=7)
     for seg in segments:
         colour = POLARITY_COLOURS["positive" if seg.score >= 0 else "negative"]
         ax.hlines(seg.score, seg.start_s, seg.end_s, colors=colour, lw=3)
@@ -188,8 +207,10 @@ def timeline_figure(segments: list[Segment], label_range: float) -> np.ndarray:
     ax.plot(mids, [s.score for s in segments], "o--", color="#555", lw=0.8, ms=3)
     ax.axhline(0, color="#aaa", lw=0.8)
     ax.set_ylim(-label_range, label_range)
-    ax.set_xlabel("time (s)", fontsize=8)
+    if shared:
+        ax.set_xlabel("time (s)", fontsize=8)
     ax.set_ylabel("score", fontsize=8)
-    ax.set_title("Score per window (audio + face of the window, full transcript)", fontsize=9)
+    words = "the full transcript (no word times)" if shared else "the words spoken in it"
+    ax.set_title(f"Score per window: its audio, its face and {words}", fontsize=9)
     ax.tick_params(labelsize=7)
     return to_rgb(fig)

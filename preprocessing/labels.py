@@ -43,6 +43,10 @@ class Row:
     split: str | None
     modality_labels: dict[str, float] = field(default_factory=dict)   # label_T / label_A / label_V
     annotation: str | None = None
+    transcript_source: str = ""   # typed / asr / none (empty and not transcribed); set from transcript if empty
+
+    def __post_init__(self):
+        self.transcript_source = self.transcript_source or ("typed" if self.transcript else "none")
 
 
 @dataclass

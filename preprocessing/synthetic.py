@@ -168,11 +168,13 @@ def voice_tone(duration: float, pitch_hz: float | tuple[float, float], sr: int,
     return y.astype(np.float32)
 
 
-def speak(text: str, sample_rate: int = AUDIO_RATE) -> np.ndarray:
-    """``text`` spoken by espeak-ng (150 words/min), mono float32 at ``sample_rate``, peak 0.8."""
+def speak(text: str, sample_rate: int = AUDIO_RATE, voice: str | None = None, words_per_minute: int = 150) -> np.ndarray:
+    """``text`` spoken by espeak-ng (its default voice unless ``voice``, e.g. "en-us+f3"), mono
+    float32 at ``sample_rate``, peak 0.8."""
     import soundfile as sf
     import soxr
-    wav = subprocess.run(["espeak-ng", "-s", "150", "--stdout", text], check=True, capture_output=True).stdout
+    command = ["espeak-ng", "-s", str(words_per_minute), *(["-v", voice] if voice else []), "--stdout", text]
+    wav = subprocess.run(command, check=True, capture_output=True).stdout
     y, sr = sf.read(io.BytesIO(wav), dtype="float32")
     y = soxr.resample(y.mean(axis=1) if y.ndim > 1 else y, sr, sample_rate)
     return (0.8 * y / max(1e-6, float(np.abs(y).max()))).astype(np.float32)

