@@ -32,6 +32,8 @@ def test_run_all_quick_writes_every_result():
     assert (RESULTS / "scaling_quick.png").stat().st_size > 0
     inference = json.loads((RESULTS / "inference_quick.json").read_text())
     assert inference["results"][0]["pipeline_s"] >= inference["results"][0]["forward_s"] > 0
+    asr = json.loads((RESULTS / "asr_quick.json").read_text())
+    assert asr["speed"] and 0 <= asr["wer_overall"] <= 1
     accuracy = json.loads((RESULTS / "accuracy_quick.json").read_text())
     assert set(accuracy["summary"]) == {"faithful", "efficient"}
     for text in (proc.stdout, train["table"]):
