@@ -133,11 +133,13 @@ def _panel(title: str, values: np.ndarray, cmap: str, vmin: float, vmax: float, 
 
 
 def tcf_html(pair: str, image: np.ndarray, maps: list[np.ndarray]) -> str:
-    """The pair's outer-product image (diverging colours, symmetric range) and each Conv2d+ReLU output
-    (channel mean), each with its title, axis names and colour bar."""
+    """The pair's outer-product image and each Conv2d+ReLU output (channel mean), each with its title,
+    axis names and colour bar. The image gets diverging colours on a symmetric range when it has both
+    signs (fusion_activation="none") and a sequential map from 0 when it is non-negative (the default)."""
     first, second = PAIR_NAMES[pair]
     lim = float(np.abs(image).max()) or 1.0
-    panels = [_panel(f"{first} × {second} image ({image.shape[0]}²)", image, "RdBu_r", -lim, lim,
+    cmap, vmin = ("RdBu_r", -lim) if image.min() < 0 else ("viridis", 0.0)
+    panels = [_panel(f"{first} × {second} image ({image.shape[0]}²)", image, cmap, vmin, lim,
                      f"{first} h′ index", f"{second} h′ index")]
     for i, fmap in enumerate(maps, start=1):
         mean = fmap.mean(axis=0)

@@ -67,6 +67,7 @@ def files(folder: Path, good_clip: Path) -> dict[str, Path]:
     out["tiny.mp4"] = make_plain_clip(folder / "tiny.mp4", 1.0, fps=10, size=(1, 1), video_codec="mpeg4")
     out["mute.mp4"] = make_face_clip(folder / "mute.mp4", 1.0, fps=10, size=(160, 90), audio="none")
     out["voice.m4a.mp4"] = audio_only(folder / "voice.m4a.mp4")
+    out["hum.mp4"] = make_face_clip(folder / "hum.mp4", 2.0, fps=10, size=(160, 90), audio="tone")
     out["wall.mp4"] = make_face_clip(folder / "wall.mp4", 1.0, fps=10, size=(160, 90), face=False, audio="tone")
     out["long.mp4"] = make_plain_clip(folder / "long.mp4", 62.0, fps=2, size=(64, 64))
     return out
@@ -85,7 +86,7 @@ def cases(folder: Path, good_clip: Path) -> list[Case]:
         Case("audio only", r"has no picture", f["voice.m4a.mp4"]),
         Case("no face", r"No face was found", f["wall.mp4"]),
         Case("longer than 60 s", r"'long\.mp4' is 6\d\.\d s long; the limit is 60 s", f["long.mp4"]),
-        Case("empty transcript", r"transcript is empty", transcript="   "),
+        Case("empty transcript, no speech", r"No speech was found in the clip", f["hum.mp4"], transcript="   "),
         Case("transcript too long", r"has 3000 characters; the limit is 2000", transcript="a" * 3000),
         Case("lone surrogate in the transcript", r"transcript contains characters that are not text",
              transcript="great \ud83d movie"),

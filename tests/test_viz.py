@@ -51,6 +51,16 @@ def test_heatmap_colours_follow_the_values():
     assert np.abs(picture[:, 0].astype(int) - table[0]).max() <= 3 and np.abs(picture[:, -1].astype(int) - table[-1]).max() <= 3
 
 
+def test_tcf_image_range_follows_its_signs():
+    """The default (ReLU) images are non-negative: a sequential map from 0. Signed images
+    (fusion_activation="none") keep a diverging map centred on 0."""
+    maps = [np.ones((4, 8, 8), np.float32)]
+    ticks = r'<div class="tcf-bar-ticks"><span>([^<]+)</span><span>([^<]+)</span>'
+    non_negative = np.outer(np.arange(8.0), np.arange(8.0)).astype(np.float32)
+    assert re.search(ticks, viz.tcf_html("tv", non_negative, maps)).groups() == ("0", "49")
+    assert re.search(ticks, viz.tcf_html("tv", non_negative - 10, maps)).groups() == ("-39", "39")
+
+
 def test_other_figures_are_rgb_pictures(prediction):
     assert is_picture(viz.audio_figure(prediction))
     assert is_picture(viz.timeline_figure(prediction.timeline, prediction.label_range))
