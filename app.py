@@ -8,10 +8,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import gradio as gr
+HERE = Path(__file__).resolve().parent
+# after a fresh install librosa's numba kernels compile on first use (~16 s on 2 cores): a side process
+# compiles them into numba's disk cache while this one imports, loads the weights and builds the page
+KERNEL_COMPILE = (subprocess.Popen([sys.executable, "-c", "from preprocessing.audio import compile_kernels; compile_kernels()"],
+                                   cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                  if __name__ == "__main__" else None)
+
+import gradio as gr  # noqa: E402  (this and the imports below come after the side process has started)
 import transformers
 
 from mclmcf import viz
@@ -30,7 +39,6 @@ except ImportError:
     def gpu(fn):
         return fn
 
-HERE = Path(__file__).resolve().parent
 EXAMPLES = [[str(HERE / "examples" / f), text] for f, text in json.loads((HERE / "examples" / "examples.json").read_text())]
 MAX_FILE_MB = 50
 MAX_DURATION_S = 60.0
@@ -134,8 +142,13 @@ def refused(message: str) -> tuple:
 
 
 def warm_up(registry: PipelineRegistry) -> None:
-    """Answer the first bundled example once before serving: librosa's numba kernels compile, the face-mesh
-    graph and matplotlib's fonts load here instead of in the first visitor's request."""
+    """Answer the first bundled example once before serving: librosa's kernels (compiled by the side process),
+    the face-mesh graph and matplotlib's fonts load here instead of in the first visitor's request."""
+    if KERNEL_COMPILE is not None:
+        try:
+            KERNEL_COMPILE.wait(timeout=300)            # its cache, not a second compile here
+        except subprocess.TimeoutExpired:
+            KERNEL_COMPILE.kill()
     start = time.perf_counter()
     try:
         analysis(registry, *EXAMPLES[0], None, 0.0, None)
