@@ -95,10 +95,11 @@ class MiniXception(nn.Module):
 
 @lru_cache(maxsize=1)
 def load_classifier(path: Path = WEIGHTS) -> MiniXception:
-    """The converted weights in a MiniXception in eval mode (every tensor must match: strict)."""
+    """The converted weights in a MiniXception in eval mode (every tensor must match: strict). Channels-last:
+    oneDNN's depthwise and 1x1 convolutions run about twice as fast on CPU in that layout."""
     model = MiniXception()
     model.load_state_dict(load_file(path), strict=True)
-    return model.eval()
+    return model.eval().to(memory_format=torch.channels_last)
 
 
 def face_box(landmarks: np.ndarray, width: int, height: int) -> tuple[int, int, int]:
@@ -129,6 +130,7 @@ def classify(faces: np.ndarray) -> np.ndarray:
     if len(faces) == 0:
         return np.zeros((0, len(CLASSES)), np.float32)
     x = torch.from_numpy(faces.astype(np.float32) / 255.0 * 2.0 - 1.0)[:, None]
+    x = x.contiguous(memory_format=torch.channels_last)
     return torch.softmax(load_classifier()(x), dim=1).numpy()
 
 

@@ -109,3 +109,19 @@ def test_frames_without_a_face_get_zero_rows_and_are_left_out_of_the_summary(ast
     assert summary["mean"]["happy"] == pytest.approx(float(probs[0, CLASSES.index("happy")]), abs=1e-4)
     none = expression_summary(np.zeros((2, 7), np.float32), np.array([False, False]), np.array([0.0, 0.1]))
     assert none["frames"] == [] and set(none["mean"].values()) == {None}
+
+
+def test_prediction_json_carries_per_frame_expressions(loaded, make_clip):
+    """The API's ``expressions``: one entry per sampled frame with a face, at that frame's time."""
+    import json
+
+    from mclmcf.pipeline import SentimentPipeline
+    pred = SentimentPipeline(loaded, max_duration_s=10.0).predict(make_clip("talk.mp4"), "I liked it.")
+    result = json.loads(json.dumps(pred.to_json()))["expressions"]
+    assert result["classes"] == list(CLASSES) and len(result["frames"]) == int(pred.clip.face_mask.sum()) > 0
+    assert [f["time_s"] for f in result["frames"]] == [round(float(t), 3) for t in pred.clip.frame_times[pred.clip.face_mask]]
+    probs = np.array([[f["probabilities"][c] for c in CLASSES] for f in result["frames"]])
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-3)
+    np.testing.assert_allclose([result["mean"][c] for c in CLASSES], probs.mean(0), atol=1e-3)
+    assert "expression" in pred.timings
+
