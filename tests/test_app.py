@@ -86,6 +86,9 @@ def test_api_returns_the_score_and_reuses_features(client, make_clip):
     first = predict(client, clip, TRANSCRIPT)
     assert isinstance(first["score"], float) and first["label_range"] == 3.0
     assert set(first["contributions"]) == {"text", "audio", "vision"}
+    expressions = first["expressions"]
+    assert "happy" in expressions["classes"] and len(expressions["frames"]) > 0
+    assert set(expressions["mean"]) == set(expressions["frames"][0]["probabilities"]) == set(expressions["classes"])
     second = predict(client, clip, "It was boring and far too long.")
     assert second["features_cached"] and second["score"] != first["score"]
 
@@ -250,22 +253,26 @@ def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
         score = wait.until(EC.presence_of_element_located((By.ID, "sentiment-score")))
         assert -100 < float(score.text.replace("+", "")) < 100
         wait.until(lambda d: sum(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, ".tcf-map img")) == 12)
+        wait.until(lambda d: any(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, "#expression-strip img")))
         full_page_screenshot(driver, 1400, "app.png")
-        first = score.text
+        # the score alone may not change (random weights barely read the words: +0.71 both times), the
+        # line with the ablated scores does
+        first = driver.find_element(By.ID, "contrib-without").text
 
         box.send_keys(Keys.CONTROL, "a")                      # the visitor corrects the transcript and re-runs
         box.send_keys("It was boring and far too long.")
         analyse.click()
         wait.until(lambda d: "from speech recognition" not in d.find_element(By.ID, "transcript").text)
-        wait.until(lambda d: d.find_element(By.ID, "sentiment-score").text != first)
+        wait.until(lambda d: d.find_element(By.ID, "contrib-without").text != first)
 
         box.send_keys(Keys.CONTROL, "a")                      # refused after a success: nothing stale stays
         box.send_keys("word " * 420)                          # 2100 characters; the limit is 2000
         analyse.click()
         error = wait.until(EC.visibility_of_element_located((By.ID, "analysis-error")))
-        assert "2100 characters" in error.text and "previous results were cleared" in error.text
+        assert "characters; the limit is 2000" in error.text and "previous results were cleared" in error.text
         assert not driver.find_elements(By.ID, "sentiment-score") and not driver.find_elements(By.ID, "contrib-without")
         assert not driver.find_elements(By.CSS_SELECTOR, ".tcf-map img")
+        assert not driver.find_elements(By.CSS_SELECTOR, "#expression-strip img")
         assert len(driver.find_elements(By.CSS_SELECTOR, ".tcf-pair.tcf-empty")) == 3
         full_page_screenshot(driver, 1400, "app-refused.png")
 

@@ -125,3 +125,25 @@ def test_prediction_json_carries_per_frame_expressions(loaded, make_clip):
     np.testing.assert_allclose([result["mean"][c] for c in CLASSES], probs.mean(0), atol=1e-3)
     assert "expression" in pred.timings
 
+
+def test_strip_draws_frames_without_a_face_in_grey():
+    from types import SimpleNamespace
+
+    from matplotlib.colors import to_rgb
+
+    from mclmcf.expression_strip import NO_FACE, expression_strip, frame_edges
+    from preprocessing import FeatureSpec
+    probs = np.random.default_rng(0).dirichlet(np.ones(7), 20).astype(np.float32)
+    grey = (np.array(to_rgb(NO_FACE)) * 255).round()
+
+    def strip(mask):
+        clip = SimpleNamespace(expressions=probs * mask[:, None], face_mask=mask, frame_times=np.arange(20) / 10,
+                               spec=FeatureSpec())
+        image = expression_strip(SimpleNamespace(clip=clip))
+        return image, int(np.all(np.abs(image.astype(int) - grey) <= 1, axis=-1).sum())
+
+    image, all_faces = strip(np.ones(20, bool))
+    assert image.ndim == 3 and image.shape[2] == 3
+    _, some_missing = strip(np.arange(20) >= 5)      # a quarter of the time axis without a face
+    assert some_missing > all_faces + 0.1 * image.shape[0] * image.shape[1] / 4, (all_faces, some_missing)
+    np.testing.assert_allclose(frame_edges(np.array([0.0, 0.1, 0.3]), 10.0), [-0.05, 0.05, 0.2, 0.35])
