@@ -1,4 +1,4 @@
-"""The expression-over-time strip shown beside the face mesh: one row per FER2013 expression, one column per
+"""The expression-over-time strip shown below the face mesh: one row per FER2013 expression, one column per
 sampled frame, colour = the classifier's probability; frames without a face are left grey.
 
 The probabilities are preprocessing.expression's reading of each frame's face crop; they are not model

@@ -114,7 +114,6 @@ def face_box(landmarks: np.ndarray, width: int, height: int) -> tuple[int, int, 
 def face_crop(grey: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
     """(64, 64) uint8 crop of ``box`` from a grey frame; outside the frame: the bottom rows' mean (as fer pads)."""
     x, y, side = box
-    h, w = grey.shape
     crop = grey[max(y, 0):max(y + side, 0), max(x, 0):max(x + side, 0)]
     border = (max(-y, 0), side - crop.shape[0] - max(-y, 0), max(-x, 0), side - crop.shape[1] - max(-x, 0))
     if any(border):
