@@ -25,6 +25,7 @@ import transformers
 
 from mclmcf import viz
 from mclmcf.console import filter_native_stderr, one_line, setup_logging
+from mclmcf.expression_strip import expression_strip
 from mclmcf.pipeline import FPS_RANGE, PipelineRegistry, Prediction, user_message
 from mclmcf.weights import DEFAULT_DIR, ENV_VAR, LoadedWeights, default_source
 from preprocessing import asr
@@ -131,14 +132,14 @@ def analysis(registry: PipelineRegistry, video, transcript, fps, window, weights
     timeline = viz.timeline_figure(pred.timeline, pred.label_range) if pred.timeline else None
     box = gr.update(value=pred.transcript, label=TRANSCRIPT_LABELS[pred.transcript_source == "asr"])
     return (box, viz.score_card_html(pred), viz.contributions_html(pred), *tcf, viz.face_mesh_image(pred),
-            viz.audio_figure(pred), gr.update(value=timeline, visible=timeline is not None),
+            expression_strip(pred), viz.audio_figure(pred), gr.update(value=timeline, visible=timeline is not None),
             viz.details_markdown(pred, w.source, w.device.type, w.trained_on), pred.to_json())
 
 
 def refused(message: str) -> tuple:
     """The outputs after a refused request: the reason in the score's place, every old result cleared."""
     return (gr.update(), viz.error_html(message), "", *(viz.tcf_placeholder(p) for p in viz.PAIR_NAMES), None, None,
-            gr.update(value=None, visible=False), "", None)
+            None, gr.update(value=None, visible=False), "", None)
 
 
 def warm_up(registry: PipelineRegistry) -> None:
@@ -200,6 +201,8 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
                 score = gr.HTML(viz.SCORE_PLACEHOLDER, label="Sentiment")
                 contributions = gr.HTML()
                 face = gr.Image(label="Face mesh on a key frame", height=260, interactive=False)
+                expressions = gr.Image(label="Facial expression over time", show_label=False, elem_id="expression-strip",
+                                       interactive=False)   # the figure's title says what it shows
         gr.Markdown("### TCF multimodal images and their Conv2d feature maps")
         tcf_images = [gr.HTML(viz.tcf_placeholder(p), elem_classes="tcf-map") for p in viz.PAIR_NAMES]
         audio = gr.Image(label="Waveform and the acoustic features the model reads (after Analyse)", interactive=False)
@@ -208,7 +211,8 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
         with gr.Accordion("Raw result (JSON, as returned by the API)", open=False):
             result = gr.JSON(label="result")
         inputs = [video, transcript, fps, window, weights]
-        button.click(analyse, inputs, [transcript, score, contributions, *tcf_images, face, audio, timeline, details, result],
+        button.click(analyse, inputs, [transcript, score, contributions, *tcf_images, face, expressions, audio, timeline,
+                                       details, result],
                      api_name="analyse", api_visibility="undocumented")
         # the API's numbers reach the pipeline as sent ("abc", NaN): a Slider would reject them with
         # Gradio's own unhelpful errors before the pipeline could say what is wrong

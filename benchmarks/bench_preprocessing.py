@@ -1,12 +1,16 @@
 """Preprocessing speed: seconds per stage for a 10 s, 25 fps, 640x360 clip, as a multiple of its duration.
 
-    python benchmarks/bench_preprocessing.py [--runs 5] [--container .mp4]
+    python benchmarks/bench_preprocessing.py [--runs 5] [--container .mp4] [--threads N]
     python benchmarks/bench_preprocessing.py --worst-case     # 4K clips at the limits instead (~5 min)
 
 The clip is generated (preprocessing.synthetic: astronaut face, swaying camera, talking mouth,
 espeak-ng speech). "warm" = median over runs in one process (the app's steady state); "cold" = the
 first call, which also builds the face-mesh graph and warms librosa's numba kernels.
-Target: total <= 0.3x real time. Writes benchmarks/results/preprocessing.json.
+Target: total <= 0.3x real time. A second table gives the cost per sampled frame of the face mesh and of
+the facial-expression classifier (face crop + mini-Xception, preprocessing.expression): wall time from the
+warm runs, and the expression stage's CPU time (all threads) measured alone, which a busy machine inflates
+less. Writes benchmarks/results/preprocessing.json (preprocessing_threadsN.json with --threads N: torch's
+intra-op threads, which the classifier uses; on a machine shared with other jobs one thread is much faster).
 
 --worst-case: black 4K clips (no face, so each is refused after all its work): a 59 s 4K60 clip with
 and without the decode cap (preprocessing.media.MAX_DECODE_PIXELS, which refuses it from the header)
@@ -21,10 +25,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from common import machine_info, machine_line, print_table, write_json  # also puts the repo on sys.path
 from preprocessing import FeatureSpec, MediaError, extract_clip
 from preprocessing import media
+from preprocessing.clip import face_extractor
+from preprocessing.expression import frame_expressions
 from preprocessing.synthetic import make_face_clip, make_plain_clip
 
 TARGET = 0.3
@@ -65,12 +72,27 @@ def worst_case(spec: FeatureSpec) -> None:
     })
 
 
+def expression_cpu_ms(clip: Path, spec: FeatureSpec, runs: int) -> float:
+    """Median CPU milliseconds (this process, all threads) per face frame of the expression stage alone."""
+    decoded = media.load_media(clip, fps=spec.video_fps, sample_rate=spec.sample_rate)
+    track = face_extractor(spec)(decoded.frames)
+    costs = []
+    for _ in range(runs):
+        cpu = time.process_time()
+        frame_expressions(decoded.frames, track.landmarks, track.mask)
+        costs.append((time.process_time() - cpu) * 1000 / track.mask.sum())
+    return float(np.median(costs))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--container", default=".mp4")
     ap.add_argument("--worst-case", action="store_true", help="time 4K clips at the limits instead")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice, one per core)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.worst_case:
         return worst_case(FeatureSpec())
     spec = FeatureSpec()
@@ -80,7 +102,8 @@ def main() -> None:
                               motion="sway", mouth="talk", audio="speech")
         cold = extract_clip(clip, spec)
         runs = [extract_clip(clip, spec).timings for _ in range(args.runs)]
-    stages = ["decode", "audio", "visual", "total"]
+        expression_cpu = expression_cpu_ms(clip, spec, args.runs)
+    stages = ["decode", "audio", "visual", "expression", "total"]
     warm = {s: float(np.median([r[s] for r in runs])) for s in stages}
     rows = [(s, warm[s]) for s in stages] + [("total (cold, first call)", cold.timings["total"])]
 
@@ -90,15 +113,21 @@ def main() -> None:
     table = print_table(["stage", "seconds", "x real time", "target"],
                         [[name, sec, sec / DURATION, f"<= {TARGET}" if name.startswith("total") else ""]
                          for name, sec in rows])
+    frames, faces = len(cold.face_mask), int(cold.face_mask.sum())
+    per_frame = {"visual": 1000 * warm["visual"] / frames, "expression": 1000 * warm["expression"] / faces}
+    frame_table = print_table(["per sampled frame", "ms (wall, warm median)", "ms CPU (stage alone)"],
+                              [["face mesh + visual features", per_frame["visual"], None],
+                               ["expression: face crop + mini-Xception", per_frame["expression"], expression_cpu]])
     ok = warm["total"] / DURATION <= TARGET
     print(f"warm total {warm['total'] / DURATION:.3f}x real time: {'meets' if ok else 'MISSES'} the {TARGET}x target; "
           f"face found in {cold.face_fraction:.0%} of {len(cold.face_mask)} frames")
-    write_json("preprocessing", {
+    write_json("preprocessing" + (f"_threads{args.threads}" if args.threads else ""), {
         "clip": {"duration_s": DURATION, "fps": FPS, "size": SIZE, "container": args.container},
         "machine": info, "feature_spec": spec.to_dict(), "runs": args.runs,
         "seconds_warm_median": warm, "x_real_time_warm": {s: warm[s] / DURATION for s in stages},
         "seconds_cold": cold.timings, "target_x_real_time": TARGET, "meets_target": ok,
-        "face_fraction": cold.face_fraction, "table": table,
+        "face_fraction": cold.face_fraction, "table": table, "frames": frames, "face_frames": faces,
+        "ms_per_frame_warm": per_frame, "expression_cpu_ms_per_frame": expression_cpu, "frame_table": frame_table,
     })
 
 

@@ -44,6 +44,7 @@ import torch
 
 from preprocessing import ClipFeatures, FeatureSpec, extract_clip
 from preprocessing.asr import SpeechRecognitionError, speech_recognizer
+from preprocessing.expression import expression_summary
 from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows
 from preprocessing.words import TimedWord, align_words, words_in_span
 
@@ -103,6 +104,7 @@ class Prediction:
             "features_cached": self.features_cached, "transcript": self.transcript,
             "transcript_source": self.transcript_source, "text_windows": self.text_windows,
             "timeline": None if self.timeline is None else [dataclasses.asdict(s) for s in self.timeline],
+            "expressions": expression_summary(self.clip.expressions, self.clip.face_mask, self.clip.frame_times),
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()}, "notices": self.notices,
         }
 

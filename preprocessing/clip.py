@@ -14,6 +14,7 @@ import numpy as np
 
 from .audio import audio_features
 from .errors import NoFaceError
+from .expression import frame_expressions
 from .media import load_media
 from .spec import FeatureSpec
 from .visual import FaceMeshExtractor
@@ -33,8 +34,10 @@ class ClipFeatures:
     frame_times: np.ndarray      # (Lv,) float32 seconds
     key_frame: np.ndarray        # (H, W, 3) uint8 RGB: a frame with a face, for display
     key_landmarks: np.ndarray    # (478, 3) float32, x and y normalised to the key frame
+    expressions: np.ndarray | None   # (Lv, 7) float32 expression probabilities (expression.CLASSES), zero rows where
+                                     # no face; None when not asked for. Shown to the visitor, not a model input
     spec: FeatureSpec
-    timings: dict[str, float] = field(default_factory=dict)   # seconds per stage: decode, audio, visual, total
+    timings: dict[str, float] = field(default_factory=dict)   # seconds per stage: decode, audio, visual, [expression,] total
     notices: list[str] = field(default_factory=list)          # what the user should know about the file (media.py)
 
 
@@ -60,10 +63,12 @@ def face_extractor(spec: FeatureSpec) -> FaceMeshExtractor:
 
 
 def extract_clip(path: str | os.PathLike, spec: FeatureSpec = FeatureSpec(),
-                 max_duration_s: float | None = DEFAULT_MAX_DURATION_S, require_face: bool = True) -> ClipFeatures:
-    """Decode ``path`` and compute its audio and visual features. Raises a ``MediaError`` subclass
-    with a user-facing message for anything wrong with the file (``NoFaceError`` if no sampled
-    frame shows a face and ``require_face``)."""
+                 max_duration_s: float | None = DEFAULT_MAX_DURATION_S, require_face: bool = True,
+                 expressions: bool = True) -> ClipFeatures:
+    """Decode ``path`` and compute its audio and visual features, and with ``expressions`` the facial
+    expression probabilities of every sampled frame with a face (for display; datasets leave them out).
+    Raises a ``MediaError`` subclass with a user-facing message for anything wrong with the file
+    (``NoFaceError`` if no sampled frame shows a face and ``require_face``)."""
     t0 = time.perf_counter()
     media = load_media(path, fps=spec.video_fps, sample_rate=spec.sample_rate, max_duration_s=max_duration_s)
     t1 = time.perf_counter()
@@ -74,13 +79,18 @@ def extract_clip(path: str | os.PathLike, spec: FeatureSpec = FeatureSpec(),
     faces = np.flatnonzero(track.mask)
     if require_face and len(faces) == 0:
         raise NoFaceError(Path(path).name, len(track.mask))
+    timings = {"decode": t1 - t0, "audio": t2 - t1, "visual": t3 - t2}
+    probabilities = None
+    if expressions:
+        probabilities = frame_expressions(media.frames, track.landmarks, track.mask)
+        timings["expression"] = time.perf_counter() - t3
     key = int(faces[len(faces) // 2]) if len(faces) else len(track.mask) // 2
     return ClipFeatures(
         audio=audio, vision=track.features, face_mask=track.mask, face_fraction=float(track.mask.mean()),
         waveform=media.waveform, sample_rate=media.sample_rate, duration_s=media.duration_s,
         # copies: views would keep every decoded frame (~1 GB for a minute at 25 fps) alive in caches
         frame_times=media.frame_times, key_frame=media.frames[key].copy(), key_landmarks=track.landmarks[key].copy(),
-        spec=spec, timings={"decode": t1 - t0, "audio": t2 - t1, "visual": t3 - t2, "total": t3 - t0},
+        expressions=probabilities, spec=spec, timings={**timings, "total": time.perf_counter() - t0},
         notices=media.notices)
 
 

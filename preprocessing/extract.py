@@ -58,7 +58,7 @@ def cache_path(cache_dir: Path, clip: str, file: Path, spec: FeatureSpec) -> Pat
 def extract_to_cache(file: str, spec_dict: dict, out: str, max_duration_s: float) -> tuple[str, str]:
     """Worker: features of one clip into an .npz. Returns ("", "") or (error type, message)."""
     try:
-        c = extract_clip(file, FeatureSpec.from_dict(spec_dict), max_duration_s=max_duration_s)
+        c = extract_clip(file, FeatureSpec.from_dict(spec_dict), max_duration_s=max_duration_s, expressions=False)
     except MediaError as e:
         return type(e).__name__, str(e)
     except Exception as e:  # a bug or an exotic file: report it, keep going with the other clips

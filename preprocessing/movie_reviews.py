@@ -101,7 +101,7 @@ def face_pool(workdir: Path, spec: FeatureSpec) -> list[np.ndarray]:
         path = make_face_clip(workdir / f"face_{i:02d}.mp4", duration_s=POOL_SECONDS, fps=10, size=(480, 270),
                               motion=("still", "sway")[i % 2], mouth=("closed", "talk", "open")[i % 3],
                               audio="silence", seed=i)
-        pool.append(extract_clip(path, spec).vision)
+        pool.append(extract_clip(path, spec, expressions=False).vision)
     return pool
 
 

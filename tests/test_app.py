@@ -87,6 +87,9 @@ def test_api_returns_the_score_and_reuses_features(client, make_clip):
     first = predict(client, clip, TRANSCRIPT)
     assert isinstance(first["score"], float) and first["label_range"] == 3.0
     assert set(first["contributions"]) == {"text", "audio", "vision"}
+    expressions = first["expressions"]
+    assert "happy" in expressions["classes"] and len(expressions["frames"]) > 0
+    assert set(expressions["mean"]) == set(expressions["frames"][0]["probabilities"]) == set(expressions["classes"])
     second = predict(client, clip, "It was boring and far too long.")
     assert second["features_cached"] and second["score"] != first["score"]
 
@@ -251,6 +254,7 @@ def test_browser_upload_analyse_and_show_heatmaps(server, client, make_clip):
         score = wait.until(EC.presence_of_element_located((By.ID, "sentiment-score")))
         assert -100 < float(score.text.replace("+", "")) < 100
         wait.until(lambda d: sum(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, ".tcf-map img")) == 12)
+        wait.until(lambda d: any(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, "#expression-strip img")))
         full_page_screenshot(driver, 1400, "app.png")
 
         box.send_keys(Keys.CONTROL, "a")                      # the visitor corrects the transcript and re-runs
@@ -268,6 +272,7 @@ def test_browser_upload_analyse_and_show_heatmaps(server, client, make_clip):
         assert "2104 characters" in error.text and "previous results were cleared" in error.text
         assert not driver.find_elements(By.ID, "sentiment-score") and not driver.find_elements(By.ID, "contrib-without")
         assert not driver.find_elements(By.CSS_SELECTOR, ".tcf-map img")
+        assert not driver.find_elements(By.CSS_SELECTOR, "#expression-strip img")
         assert len(driver.find_elements(By.CSS_SELECTOR, ".tcf-pair.tcf-empty")) == 3
         full_page_screenshot(driver, 1400, "app-refused.png")
 

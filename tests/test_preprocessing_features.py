@@ -76,7 +76,9 @@ def test_extract_clip_shapes(make_clip):
     assert c.face_mask.shape == (20,) and c.face_mask.all() and c.face_fraction == 1.0
     assert c.waveform.dtype == np.float32 and c.sample_rate == SR and abs(c.duration_s - 2.0) < 0.1
     assert c.key_frame.shape == (180, 320, 3) and c.key_landmarks.shape == (478, 3)
-    assert set(c.timings) == {"decode", "audio", "visual", "total"}
+    assert set(c.timings) == {"decode", "audio", "visual", "expression", "total"}
+    assert c.expressions.shape == (20, 7) and np.allclose(c.expressions.sum(1), 1, atol=1e-5)
+    assert extract_clip(make_clip("clip.mp4", audio="tone"), expressions=False).expressions is None
     assert np.isfinite(c.audio).all() and np.isfinite(c.vision).all()
 
 
