@@ -86,6 +86,7 @@ def test_api_returns_the_score_and_reuses_features(client, make_clip):
     first = predict(client, clip, TRANSCRIPT)
     assert isinstance(first["score"], float) and first["label_range"] == 3.0
     assert set(first["contributions"]) == {"text", "audio", "vision"}
+    assert [w["word"] for w in first["words"]] == TRANSCRIPT.split() and first["voice"]["pitch_median_hz"] > 0
     second = predict(client, clip, "It was boring and far too long.")
     assert second["features_cached"] and second["score"] != first["score"]
 
@@ -250,6 +251,11 @@ def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
         score = wait.until(EC.presence_of_element_located((By.ID, "sentiment-score")))
         assert -100 < float(score.text.replace("+", "")) < 100
         wait.until(lambda d: sum(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, ".tcf-map img")) == 12)
+        words = driver.find_elements(By.CSS_SELECTOR, "#word-attributions .word")
+        assert [w.text for w in words] == box.get_attribute("value").split() and all(w.is_displayed() for w in words)
+        assert len({w.value_of_css_property("background-color") for w in words}) > 1       # coloured, not blank
+        assert "pushed it up" in driver.find_element(By.ID, "word-attributions").text      # the legend
+        assert driver.find_element(By.ID, "voice-summary").text.startswith("Voice: pitch")
         full_page_screenshot(driver, 1400, "app.png")
         first = score.text
 
@@ -266,6 +272,7 @@ def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
         assert "2100 characters" in error.text and "previous results were cleared" in error.text
         assert not driver.find_elements(By.ID, "sentiment-score") and not driver.find_elements(By.ID, "contrib-without")
         assert not driver.find_elements(By.CSS_SELECTOR, ".tcf-map img")
+        assert not driver.find_elements(By.ID, "word-attributions") and not driver.find_elements(By.ID, "voice-summary")
         assert len(driver.find_elements(By.CSS_SELECTOR, ".tcf-pair.tcf-empty")) == 3
         full_page_screenshot(driver, 1400, "app-refused.png")
 
@@ -360,9 +367,9 @@ def test_browser_demo_weights_score_positive_above_negative(demo_server, make_cl
         wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "movie-review snippets"))
         assert str(ROOT) not in driver.page_source                                       # no server paths
         box = driver.find_element(By.CSS_SELECTOR, "textarea")
-        scores = {}
-        for name, text in (("positive", "A wonderful, moving film with brilliant performances. I loved it."),
-                           ("negative", "A dull, lifeless mess. The worst film I have seen in years.")):
+        scores, attributions = {}, {}
+        for name, text, word in (("positive", "A wonderful, moving film with brilliant performances. I loved it.", "brilliant"),
+                                 ("negative", "A dull, lifeless mess. The worst film I have seen in years.", "worst")):
             box.clear()
             box.send_keys(text)
             previous = scores.get("positive")
@@ -370,6 +377,10 @@ def test_browser_demo_weights_score_positive_above_negative(demo_server, make_cl
             score = wait.until(lambda d: (el := d.find_elements(By.ID, "sentiment-score")) and
                                float(el[0].text.replace("+", "")) != previous and el[0])
             scores[name] = float(score.text.replace("+", ""))
+            span = wait.until(lambda d: next((s for s in d.find_elements(By.CSS_SELECTOR, "#word-attributions .word")
+                                              if s.text == word), None))
+            attributions[word] = float(span.get_attribute("title"))      # the word's value, in its tooltip
         driver.save_screenshot(str(ARTIFACTS / "app-demo-weights.png"))
+    assert attributions["brilliant"] > 0 > attributions["worst"], attributions
     assert scores["positive"] > 0.5 and scores["negative"] < -0.5, scores
     assert scores["positive"] - scores["negative"] > 1.5, scores
