@@ -257,19 +257,21 @@ def test_browser_upload_analyse_and_show_heatmaps(server, make_clip):
         assert "pushed it up" in driver.find_element(By.ID, "word-attributions").text      # the legend
         assert driver.find_element(By.ID, "voice-summary").text.startswith("Voice: pitch")
         full_page_screenshot(driver, 1400, "app.png")
-        first = score.text
 
         box.send_keys(Keys.CONTROL, "a")                      # the visitor corrects the transcript and re-runs
         box.send_keys("It was boring and far too long.")
         analyse.click()
         wait.until(lambda d: "from speech recognition" not in d.find_element(By.ID, "transcript").text)
-        wait.until(lambda d: d.find_element(By.ID, "sentiment-score").text != first)
+        # the small random weights barely read the text (its score may not change at two decimals): the words do
+        wait.until(lambda d: [w.text for w in d.find_elements(By.CSS_SELECTOR, "#word-attributions .word")] ==
+                   "It was boring and far too long.".split())
 
         box.send_keys(Keys.CONTROL, "a")                      # refused after a success: nothing stale stays
         box.send_keys("word " * 420)                          # 2100 characters; the limit is 2000
         analyse.click()
         error = wait.until(EC.visibility_of_element_located((By.ID, "analysis-error")))
-        assert "2100 characters" in error.text and "previous results were cleared" in error.text
+        # the trailing space is dropped (whitespace is collapsed) before counting
+        assert "2099 characters" in error.text and "previous results were cleared" in error.text
         assert not driver.find_elements(By.ID, "sentiment-score") and not driver.find_elements(By.ID, "contrib-without")
         assert not driver.find_elements(By.CSS_SELECTOR, ".tcf-map img")
         assert not driver.find_elements(By.ID, "word-attributions") and not driver.find_elements(By.ID, "voice-summary")
@@ -308,7 +310,7 @@ def test_browser_phone_width_placeholders_and_readable_maps(server, make_clip):
         driver.find_element(By.CSS_SELECTOR, "textarea").send_keys(long_text)
         analyse.click()
         notices = wait.until(EC.visibility_of_element_located((By.ID, "score-notices")))
-        assert f"of {len(long_text.split())} words of the transcript were used" in notices.text   # by the score
+        assert "it was scored in 3 windows" in notices.text                  # the whole transcript counts
         wait.until(lambda d: sum(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, ".tcf-map img")) == 12)
         view = driver.execute_script("return document.documentElement.clientWidth")
         boxes = driver.execute_script("return [...document.querySelectorAll('.tcf-map img')].map(i => "
