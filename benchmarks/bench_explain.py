@@ -1,6 +1,6 @@
 """Word attribution (mclmcf.explain): cost per analysis and the completeness error of Integrated Gradients.
 
-    python benchmarks/bench_explain.py [--quick] [--steps 16 32 64] [--reps 7] [--threads N]
+    python benchmarks/bench_explain.py [--quick] [--words 10 30 60 120] [--steps 16 32 64] [--reps 7] [--threads N]
 
 Weights: the bundled demo weights (checkpoints/: all-MiniLM-L6-v2 text encoder, MOSI preset). Audio and face:
 one 2 s synthetic clip (preprocessing.synthetic), held fixed as in the app; the cost does not depend on the
@@ -9,8 +9,8 @@ clip's length (its voice and face vectors are computed once per call).
               median and minimum wall time of --reps calls after one warm-up, and the process CPU time
               (both threads) of the median call; the machine may be shared, so the load average is printed
   error       |sum of word attributions - (score - baseline score)| over SENTENCES, per step count
-Writes benchmarks/results/explain.json (explain_quick.json with --quick: 30 words, the default steps, 1 rep,
-two sentences).
+Writes benchmarks/results/explain.json (explain_threadsN.json with --threads N; explain_quick.json with --quick:
+30 words, the default steps, 1 rep, two sentences).
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ SENTENCES = ["The food was awful, but the waiter was wonderful.",
              "The hotel was dirty and noisy, but the view was amazing.",
              "I really enjoyed this movie, it was great.",
              "A dull, lifeless mess. The worst film I have seen in years."]
-THIRTY = ("The plot was dull and tedious, but the acting was brilliant, and honestly I loved every minute of the "
+# 34 words; transcript(n) cuts or repeats it to n words
+REVIEW = ("The plot was dull and tedious, but the acting was brilliant, and honestly I loved every minute of the "
           "soundtrack even if the ending felt rushed and a little bit too predictable for me.")
 
 
 def transcript(n_words: int) -> str:
-    words = (THIRTY.split() * (n_words // 30 + 1))[:n_words]
+    words = (REVIEW.split() * n_words)[:n_words]
     return " ".join(words)
 
 
@@ -66,6 +67,7 @@ def measure(weights, clip, text: str, steps: int, reps: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke test: 30 words, the default steps, one rep")
+    ap.add_argument("--words", type=int, nargs="+", default=[10, 30, 60, 120], help="transcript lengths")
     ap.add_argument("--steps", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
@@ -79,8 +81,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     info = machine_info()
-    lengths, steps, reps = ([30], [STEPS], 1) if args.quick else ([10, 30, 60, 120], args.steps, args.reps)
-    sentences = SENTENCES[:2] if args.quick else SENTENCES + [THIRTY]
+    lengths, steps, reps = ([30], [STEPS], 1) if args.quick else (args.words, args.steps, args.reps)
+    sentences = SENTENCES[:2] if args.quick else SENTENCES + [REVIEW]
     weights = load_weights(str(DEFAULT_DIR))
     pipeline = SentimentPipeline(weights)
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,7 +108,7 @@ def main() -> None:
                           abs(r["completeness_error"])] for r in cost])
     error_table = print_table(["steps", "sentences", "max |error|", "median |error|"],
                               [[e["steps"], e["sentences"], e["max_abs_error"], e["median_abs_error"]] for e in errors])
-    write_json("explain_quick" if args.quick else "explain",
+    write_json("explain_quick" if args.quick else f"explain_threads{args.threads}" if args.threads else "explain",
                dict(machine=dict(info, torch_threads=torch.get_num_threads()), quick=args.quick, default_steps=STEPS,
                     reps=reps, cost=cost, completeness=errors, table=table, error_table=error_table))
 
