@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from preprocessing import ClipFeatures
+from preprocessing.audio import VOICED
 from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows
 from preprocessing.words import TimedWord
 
@@ -153,7 +154,7 @@ def summarise_voice(clip: ClipFeatures, n_words: int, words: list[TimedWord] | N
     speaking time from the recognised words' times when known, else from the first to the last voiced frame."""
     names = clip.spec.audio_features
     audio = clip.audio
-    voiced = audio[:, names.index("voicing")] > 0.5
+    voiced = audio[:, names.index("voicing")] > VOICED
     if not voiced.any():
         return VoiceSummary(None, None, None, None, None, 0.0)
     f0 = np.exp(audio[voiced, names.index("log_f0")])
