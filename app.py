@@ -23,7 +23,7 @@ KERNEL_COMPILE = (subprocess.Popen([sys.executable, "-c", "from preprocessing.au
 import gradio as gr  # noqa: E402  (this and the imports below come after the side process has started)
 import transformers
 
-from mclmcf import viz
+from mclmcf import explain_viz, viz
 from mclmcf.console import filter_native_stderr, one_line, setup_logging
 from mclmcf.expression_strip import expression_strip
 from mclmcf.pipeline import FPS_RANGE, PipelineRegistry, Prediction, user_message
@@ -131,15 +131,16 @@ def analysis(registry: PipelineRegistry, video, transcript, fps, window, weights
     tcf = [viz.tcf_html(p, pred.tcf_images[p], pred.tcf_feature_maps[p]) for p in viz.PAIR_NAMES]
     timeline = viz.timeline_figure(pred.timeline, pred.label_range) if pred.timeline else None
     box = gr.update(value=pred.transcript, label=TRANSCRIPT_LABELS[pred.transcript_source == "asr"])
-    return (box, viz.score_card_html(pred), viz.contributions_html(pred), *tcf, viz.face_mesh_image(pred),
-            expression_strip(pred), viz.audio_figure(pred), gr.update(value=timeline, visible=timeline is not None),
+    return (box, viz.score_card_html(pred), viz.contributions_html(pred), explain_viz.words_html(pred.attributions),
+            *tcf, viz.face_mesh_image(pred), expression_strip(pred), viz.audio_figure(pred),
+            explain_viz.voice_html(pred.voice), gr.update(value=timeline, visible=timeline is not None),
             viz.details_markdown(pred, w.source, w.device.type, w.trained_on), pred.to_json())
 
 
 def refused(message: str) -> tuple:
     """The outputs after a refused request: the reason in the score's place, every old result cleared."""
-    return (gr.update(), viz.error_html(message), "", *(viz.tcf_placeholder(p) for p in viz.PAIR_NAMES), None, None,
-            None, gr.update(value=None, visible=False), "", None)
+    return (gr.update(), viz.error_html(message), "", "", *(viz.tcf_placeholder(p) for p in viz.PAIR_NAMES), None,
+            None, None, "", gr.update(value=None, visible=False), "", None)
 
 
 def warm_up(registry: PipelineRegistry) -> None:
@@ -200,19 +201,21 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
             with gr.Column(scale=6):
                 score = gr.HTML(viz.SCORE_PLACEHOLDER, label="Sentiment")
                 contributions = gr.HTML()
+                words = gr.HTML(explain_viz.WORDS_PLACEHOLDER)
                 face = gr.Image(label="Face mesh on a key frame", height=260, interactive=False)
                 expressions = gr.Image(label="Facial expression over time", show_label=False, elem_id="expression-strip",
                                        interactive=False)   # the figure's title says what it shows
         gr.Markdown("### TCF multimodal images and their Conv2d feature maps")
         tcf_images = [gr.HTML(viz.tcf_placeholder(p), elem_classes="tcf-map") for p in viz.PAIR_NAMES]
         audio = gr.Image(label="Waveform and the acoustic features the model reads (after Analyse)", interactive=False)
+        voice = gr.HTML()
         timeline = gr.Image(label="Score over time", show_label=False, interactive=False, visible=False)
         details = gr.Markdown()
         with gr.Accordion("Raw result (JSON, as returned by the API)", open=False):
             result = gr.JSON(label="result")
         inputs = [video, transcript, fps, window, weights]
-        button.click(analyse, inputs, [transcript, score, contributions, *tcf_images, face, expressions, audio, timeline,
-                                       details, result],
+        button.click(analyse, inputs, [transcript, score, contributions, words, *tcf_images, face, expressions, audio, voice,
+                                       timeline, details, result],
                      api_name="analyse", api_visibility="undocumented")
         # the API's numbers reach the pipeline as sent ("abc", NaN): a Slider would reject them with
         # Gradio's own unhelpful errors before the pipeline could say what is wrong
@@ -232,7 +235,7 @@ def main() -> None:
     warm_up(registry)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=f"{MAX_FILE_MB}mb",
-                theme=gr.themes.Soft(primary_hue="indigo"), css=CSS)
+                theme=gr.themes.Soft(primary_hue="indigo"), css=CSS + explain_viz.CSS)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ espeak-ng speech), 25 fps, 640x360 mp4.
                    librosa's numba kernels and builds the face-mesh graph: the app cold start counts that).
                    Each run is SentimentPipeline.predict on a fresh pipeline (no feature cache): decode -> audio +
                    face features -> tokenizer -> text encoder + model (with the three modality
-                   ablations the app shows) -> the three TCF heatmaps as the page shows them (mclmcf.viz.tcf_html:
-                   colour lookup, PNG encoding, HTML)
+                   ablations the app shows) -> word attribution (mclmcf.explain) -> the three TCF heatmaps as
+                   the page shows them (mclmcf.viz.tcf_html: colour lookup, PNG encoding, HTML)
   app cold start   `python app.py` in a subprocess until the first gradio_client /predict answer (the app runs
                    its warm-up analysis before serving; caches as this machine has them: see
                    bench_first_answer.py for a fresh install)

@@ -48,6 +48,7 @@ from preprocessing.expression import expression_summary
 from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows
 from preprocessing.words import TimedWord, align_words, words_in_span
 
+from .explain import VoiceSummary, WordAttributions, attribute_words, summarise_voice
 from .weights import LoadedWeights, check_visitor_source, load_weights
 
 SEVEN_CLASSES = ("strongly negative", "negative", "weakly negative", "neutral", "weakly positive",
@@ -93,6 +94,8 @@ class Prediction:
     words: list[TimedWord] | None = None           # the transcript's words with times, when known
     timeline: list[Segment] | None = None
     notices: list[str] = field(default_factory=list)
+    attributions: WordAttributions | None = None   # the score over the transcript's words (mclmcf.explain)
+    voice: VoiceSummary | None = None
 
     def to_json(self) -> dict:
         """What the programmatic API returns: small, JSON-serialisable."""
@@ -106,6 +109,10 @@ class Prediction:
             "timeline": None if self.timeline is None else [dataclasses.asdict(s) for s in self.timeline],
             "expressions": expression_summary(self.clip.expressions, self.clip.face_mask, self.clip.frame_times),
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()}, "notices": self.notices,
+            "words": None if self.attributions is None else
+            [{"word": w.word, "attribution": round(w.attribution, 4)} for w in self.attributions.words],
+            "words_baseline_score": None if self.attributions is None else round(self.attributions.baseline_score, 4),
+            "voice": None if self.voice is None else self.voice.to_json(),
         }
 
 
@@ -282,7 +289,9 @@ class SentimentPipeline:
     # ---- model ---------------------------------------------------------------------------------
 
     def predict(self, video: str | os.PathLike | None, transcript: str | None, fps: float | None = None,
-                timeline_window_s: float = 0.0) -> Prediction:
+                timeline_window_s: float = 0.0, explain: bool = True) -> Prediction:
+        """``explain``: also attribute the score to the transcript's words (mclmcf.explain: one forward and
+        backward of STEPS + 2 sequences per encoder window)."""
         t_start = time.perf_counter()
         typed = self._check_transcript(transcript)
         window_s = self.check_window(timeline_window_s)
@@ -302,9 +311,14 @@ class SentimentPipeline:
         t2 = time.perf_counter()
         timeline = self._timeline(text, words, clip, window_s) if wants_timeline else None
         t3 = time.perf_counter()
+        attributions = (attribute_words(self.weights.model, self.weights.tokenizer, text, clip.audio, clip.vision,
+                                        tokenizer_lock=self._tokenizer_lock) if explain else None)
+        t4 = time.perf_counter()
         timings["model"] = t2 - t1
         if timeline is not None:
             timings["timeline"] = t3 - t2
+        if explain:
+            timings["explain"] = t4 - t3
         timings["total"] = time.perf_counter() - t_start
 
         score, ablated = score[0], score[1:]
@@ -324,7 +338,8 @@ class SentimentPipeline:
             tcf_images={p: x[0].float().cpu().numpy() for p, x in full.tcf_images.items()},
             tcf_feature_maps={p: [m[0].float().cpu().numpy() for m in maps] for p, maps in full.tcf_feature_maps.items()},
             clip=clip, timings=timings, features_cached=cached, transcript=text, transcript_source=source,
-            text_windows=windows, words=words, timeline=timeline, notices=notices)
+            text_windows=windows, words=words, timeline=timeline, notices=notices, attributions=attributions,
+            voice=summarise_voice(clip, len(text.split()), words))
 
     @torch.inference_mode()
     def _score(self, items: list[tuple[str, np.ndarray, np.ndarray]], return_maps: bool = False):

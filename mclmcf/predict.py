@@ -55,7 +55,7 @@ def score_row(path: str, row: Row) -> dict:
     try:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} does not exist")
-        pred = _worker["registry"].get().predict(path, row.transcript)   # empty: speech recognition
+        pred = _worker["registry"].get().predict(path, row.transcript, explain=False)   # empty transcript: ASR
         out.update(score=round(pred.score, 4), sentiment_class=pred.sentiment_class, polarity=pred.polarity,
                    transcript_source=pred.transcript_source, duration_s=round(pred.clip.duration_s, 3),
                    face_fraction=round(pred.clip.face_fraction, 3))

@@ -179,7 +179,8 @@ def load_weights(source: str | None = None, device: torch.device | None = None,
                            "(config.feature_spec): it cannot be used on raw video.")
     spec = FeatureSpec()   # the installed extractor; equal to the checkpoint's once the check passes
     spec.check_compatible(config.feature_spec, what=f"weights '{label}'")
-    return LoadedWeights(model=model.to(device).eval(), tokenizer=_tokenizer(directory, config.text_encoder),
+    # inference only: no parameter needs a gradient (word attribution asks for its input's alone: cheaper backward)
+    return LoadedWeights(model=model.to(device).eval().requires_grad_(False), tokenizer=_tokenizer(directory, config.text_encoder),
                          spec=spec, source=label, device=device, notices=notices)
 
 

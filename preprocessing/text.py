@@ -31,11 +31,16 @@ def text_bert(texts: str | Sequence[str], tokenizer, max_length: int = DEFAULT_M
     return np.stack([enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]], axis=1)
 
 
-def tokenize_windows(text: str, tokenizer, max_length: int = DEFAULT_MAX_LENGTH) -> dict[str, np.ndarray]:
+def tokenize_windows(text: str, tokenizer, max_length: int = DEFAULT_MAX_LENGTH,
+                     offsets: bool = False) -> dict[str, np.ndarray]:
     """One text -> consecutive, non-overlapping windows of at most ``max_length`` tokens, each a full
     encoder input ([CLS] ... [SEP]), as :func:`tokenize` returns them ((W, max_length) each); a text
-    that fits (or an empty one) is one window. Windows are cut at token boundaries."""
+    that fits (or an empty one) is one window. Windows are cut at token boundaries. ``offsets``: also
+    "offset_mapping" (W, max_length, 2), each token's character span in ``text`` ((0, 0) for special
+    tokens and padding)."""
     tok = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
     enc = tok([text], padding="max_length", truncation=True, max_length=max_length, return_overflowing_tokens=True,
-              stride=0, return_token_type_ids=True, return_attention_mask=True, return_tensors="np")
-    return {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+              stride=0, return_token_type_ids=True, return_attention_mask=True, return_offsets_mapping=offsets,
+              return_tensors="np")
+    keys = ("input_ids", "attention_mask", "token_type_ids") + (("offset_mapping",) if offsets else ())
+    return {k: enc[k].astype(np.int64) for k in keys}

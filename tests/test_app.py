@@ -90,6 +90,7 @@ def test_api_returns_the_score_and_reuses_features(client, make_clip):
     expressions = first["expressions"]
     assert "happy" in expressions["classes"] and len(expressions["frames"]) > 0
     assert set(expressions["mean"]) == set(expressions["frames"][0]["probabilities"]) == set(expressions["classes"])
+    assert [w["word"] for w in first["words"]] == TRANSCRIPT.split() and first["voice"]["pitch_median_hz"] > 0
     second = predict(client, clip, "It was boring and far too long.")
     assert second["features_cached"] and second["score"] != first["score"]
 
@@ -255,6 +256,11 @@ def test_browser_upload_analyse_and_show_heatmaps(server, client, make_clip):
         assert -100 < float(score.text.replace("+", "")) < 100
         wait.until(lambda d: sum(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, ".tcf-map img")) == 12)
         wait.until(lambda d: any(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, "#expression-strip img")))
+        words = driver.find_elements(By.CSS_SELECTOR, "#word-attributions .word")
+        assert [w.text for w in words] == box.get_attribute("value").split() and all(w.is_displayed() for w in words)
+        assert len({w.value_of_css_property("background-color") for w in words}) > 1       # coloured, not blank
+        assert "pushed it up" in driver.find_element(By.ID, "word-attributions").text      # the legend
+        assert driver.find_element(By.ID, "voice-summary").text.startswith("Voice: pitch")
         full_page_screenshot(driver, 1400, "app.png")
 
         box.send_keys(Keys.CONTROL, "a")                      # the visitor corrects the transcript and re-runs
@@ -262,6 +268,8 @@ def test_browser_upload_analyse_and_show_heatmaps(server, client, make_clip):
         box.send_keys(corrected)
         analyse.click()
         wait.until(lambda d: "from speech recognition" not in d.find_element(By.ID, "transcript").text)
+        wait.until(lambda d: [w.text for w in d.find_elements(By.CSS_SELECTOR, "#word-attributions .word")] ==
+                   corrected.split())
         expected = f"{predict(client, make_clip('spoken.mp4', duration_s=3.5), corrected)['score']:+.2f}"
         wait.until(lambda d: d.find_element(By.ID, "sentiment-score").text == expected)   # random weights: texts may round alike
 
@@ -273,6 +281,7 @@ def test_browser_upload_analyse_and_show_heatmaps(server, client, make_clip):
         assert not driver.find_elements(By.ID, "sentiment-score") and not driver.find_elements(By.ID, "contrib-without")
         assert not driver.find_elements(By.CSS_SELECTOR, ".tcf-map img")
         assert not driver.find_elements(By.CSS_SELECTOR, "#expression-strip img")
+        assert not driver.find_elements(By.ID, "word-attributions") and not driver.find_elements(By.ID, "voice-summary")
         assert len(driver.find_elements(By.CSS_SELECTOR, ".tcf-pair.tcf-empty")) == 3
         full_page_screenshot(driver, 1400, "app-refused.png")
 
@@ -367,9 +376,9 @@ def test_browser_demo_weights_score_positive_above_negative(demo_server, make_cl
         wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "movie-review snippets"))
         assert str(ROOT) not in driver.page_source                                       # no server paths
         box = driver.find_element(By.CSS_SELECTOR, "textarea")
-        scores = {}
-        for name, text in (("positive", "A wonderful, moving film with brilliant performances. I loved it."),
-                           ("negative", "A dull, lifeless mess. The worst film I have seen in years.")):
+        scores, attributions = {}, {}
+        for name, text, word in (("positive", "A wonderful, moving film with brilliant performances. I loved it.", "brilliant"),
+                                 ("negative", "A dull, lifeless mess. The worst film I have seen in years.", "worst")):
             box.clear()
             box.send_keys(text)
             previous = scores.get("positive")
@@ -377,6 +386,10 @@ def test_browser_demo_weights_score_positive_above_negative(demo_server, make_cl
             score = wait.until(lambda d: (el := d.find_elements(By.ID, "sentiment-score")) and
                                float(el[0].text.replace("+", "")) != previous and el[0])
             scores[name] = float(score.text.replace("+", ""))
+            span = wait.until(lambda d: next((s for s in d.find_elements(By.CSS_SELECTOR, "#word-attributions .word")
+                                              if s.text == word), None))
+            attributions[word] = float(span.get_attribute("title"))      # the word's value, in its tooltip
         driver.save_screenshot(str(ARTIFACTS / "app-demo-weights.png"))
+    assert attributions["brilliant"] > 0 > attributions["worst"], attributions
     assert scores["positive"] > 0.5 and scores["negative"] < -0.5, scores
     assert scores["positive"] - scores["negative"] > 1.5, scores

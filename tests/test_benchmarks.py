@@ -34,6 +34,9 @@ def test_run_all_quick_writes_every_result():
     assert inference["results"][0]["pipeline_s"] >= inference["results"][0]["forward_s"] > 0
     asr = json.loads((RESULTS / "asr_quick.json").read_text())
     assert asr["speed"] and 0 <= asr["wer_overall"] <= 1
+    explain = json.loads((RESULTS / "explain_quick.json").read_text())
+    assert explain["cost"][0]["words"] == 30 and explain["cost"][0]["wall_median_s"] > 0
+    assert explain["completeness"][0]["max_abs_error"] < 0.05          # the tolerance tests/test_explain.py uses
     accuracy = json.loads((RESULTS / "accuracy_quick.json").read_text())
     assert set(accuracy["summary"]) == {"faithful", "efficient"}
     for text in (proc.stdout, train["table"]):

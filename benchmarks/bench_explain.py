@@ -1,0 +1,117 @@
+"""Word attribution (mclmcf.explain): cost per analysis and the completeness error of Integrated Gradients.
+
+    python benchmarks/bench_explain.py [--quick] [--words 10 30 60 120] [--steps 16 32 64] [--reps 7] [--threads N]
+
+Weights: the bundled demo weights (checkpoints/: all-MiniLM-L6-v2 text encoder, MOSI preset). Audio and face:
+one 2 s synthetic clip (preprocessing.synthetic), held fixed as in the app; the cost does not depend on the
+clip's length (its voice and face vectors are computed once per call).
+  cost        attribute_words() on transcripts of 10, 30, 60 and 120 words (1, 1, 2 and 3 encoder windows):
+              median and minimum wall time of --reps calls after one warm-up, and the process CPU time
+              (both threads) of the median call; the machine may be shared, so the load average is printed
+  error       |sum of word attributions - (score - baseline score)| over SENTENCES, per step count
+Writes benchmarks/results/explain.json (explain_threadsN.json with --threads N; explain_quick.json with --quick:
+30 words, the default steps, 1 rep, two sentences).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from common import machine_info, machine_line, print_table, write_json
+
+SENTENCES = ["The food was awful, but the waiter was wonderful.",
+             "A boring story, although the soundtrack is beautiful.",
+             "The script is terrible, yet the cast is excellent.",
+             "I loved the music, but the ending was horrible.",
+             "A wonderful cast wasted on a stupid plot.",
+             "The hotel was dirty and noisy, but the view was amazing.",
+             "I really enjoyed this movie, it was great.",
+             "A dull, lifeless mess. The worst film I have seen in years."]
+# 34 words; transcript(n) cuts or repeats it to n words
+REVIEW = ("The plot was dull and tedious, but the acting was brilliant, and honestly I loved every minute of the "
+          "soundtrack even if the ending felt rushed and a little bit too predictable for me.")
+
+
+def transcript(n_words: int) -> str:
+    words = (REVIEW.split() * n_words)[:n_words]
+    return " ".join(words)
+
+
+def encoder_windows(weights, text: str) -> int:
+    from preprocessing.text import tokenize_windows
+    return len(tokenize_windows(text, weights.tokenizer)["input_ids"])
+
+
+def measure(weights, clip, text: str, steps: int, reps: int) -> dict:
+    from mclmcf.explain import attribute_words
+
+    def call():
+        return attribute_words(weights.model, weights.tokenizer, text, clip.audio, clip.vision, steps=steps)
+
+    call()
+    runs = []
+    for _ in range(reps):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = call()
+        runs.append((time.perf_counter() - wall, time.process_time() - cpu))
+    walls = [w for w, _ in runs]
+    median_cpu = sorted(runs)[len(runs) // 2][1]
+    return dict(words=len(text.split()), steps=steps, wall_median_s=statistics.median(walls), wall_min_s=min(walls),
+                cpu_s=median_cpu, completeness_error=result.completeness_error)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke test: 30 words, the default steps, one rep")
+    ap.add_argument("--words", type=int, nargs="+", default=[10, 30, 60, 120], help="transcript lengths")
+    ap.add_argument("--steps", type=int, nargs="+", default=[16, 32, 64])
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
+    args = ap.parse_args()
+    import torch
+    from mclmcf.explain import STEPS, attribute_words
+    from mclmcf.pipeline import SentimentPipeline
+    from mclmcf.weights import DEFAULT_DIR, load_weights
+    from preprocessing.synthetic import make_face_clip
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = machine_info()
+    lengths, steps, reps = ([30], [STEPS], 1) if args.quick else (args.words, args.steps, args.reps)
+    sentences = SENTENCES[:2] if args.quick else SENTENCES + [REVIEW]
+    weights = load_weights(str(DEFAULT_DIR))
+    pipeline = SentimentPipeline(weights)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = pipeline.features(make_face_clip(Path(tmp) / "clip.mp4", 2.0, fps=10, size=(320, 180)))[0]
+
+    cost = []
+    for n in lengths:
+        text = transcript(n)
+        for s in steps:
+            cost.append(dict(measure(weights, clip, text, s, reps), windows=encoder_windows(weights, text)))
+            r = cost[-1]
+            print(f"  {n} words, {s} steps: {r['wall_median_s']:.3f} s", flush=True)
+    errors = []
+    for s in steps:
+        errs = [abs(attribute_words(weights.model, weights.tokenizer, t, clip.audio, clip.vision, steps=s)
+                    .completeness_error) for t in sentences]
+        errors.append(dict(steps=s, sentences=len(errs), max_abs_error=max(errs), median_abs_error=statistics.median(errs)))
+
+    print(f"\nword attribution (Integrated Gradients), demo weights on {weights.device}; {machine_line(info)}")
+    table = print_table(["words", "windows", "steps", "wall s (median)", "wall s (min)", "CPU s (median call)",
+                         "|completeness error|"],
+                        [[r["words"], r["windows"], r["steps"], r["wall_median_s"], r["wall_min_s"], r["cpu_s"],
+                          abs(r["completeness_error"])] for r in cost])
+    error_table = print_table(["steps", "sentences", "max |error|", "median |error|"],
+                              [[e["steps"], e["sentences"], e["max_abs_error"], e["median_abs_error"]] for e in errors])
+    write_json("explain_quick" if args.quick else f"explain_threads{args.threads}" if args.threads else "explain",
+               dict(machine=dict(info, torch_threads=torch.get_num_threads()), quick=args.quick, default_steps=STEPS,
+                    reps=reps, cost=cost, completeness=errors, table=table, error_table=error_table))
+
+
+if __name__ == "__main__":
+    main()

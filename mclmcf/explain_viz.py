@@ -1,0 +1,60 @@
+"""HTML for mclmcf.explain: the transcript with each word coloured by its attribution, and the voice line.
+
+Colours: a blue (pushed the score up) / orange (pushed it down) diverging scale, safe for red-green
+colour blindness, from white at 0 to the full colour at the largest |attribution| of the transcript;
+text stays near-black, and even the full colours keep a contrast of at least 4.5:1 with it (WCAG AA).
+Each word's value is in its tooltip, so the sign is readable without telling colours apart.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from .explain import VoiceSummary, WordAttributions
+
+TEXT_COLOUR = "#111111"
+UP, DOWN = "#5aa0dc", "#eb8a5c"        # full colours at the largest |attribution|
+CSS = """
+.words-card {padding: 8px 16px;} .words-text {line-height: 2.1; margin: 6px 0;}
+.words-text .word {padding: 2px 4px; border-radius: 4px;}
+.words-legend {display: grid; grid-template-columns: auto 1fr auto; gap: 8px; align-items: center; font-size: .8rem;}
+.words-bar {height: 10px; border-radius: 5px;}
+.voice-summary {padding: 4px 16px 12px; font-size: .95rem;}
+"""
+WORDS_PLACEHOLDER = ('<div class="words-card score-empty"><p>After <b>Analyse</b>: the transcript with each word '
+                     'coloured by how much it moved the score.</p></div>')
+
+
+def _mix(colour: str, t: float) -> str:
+    """White blended towards ``colour`` by t in [0, 1], as #rrggbb."""
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return "#" + "".join(f"{round(c):02x}" for c in 255 + t * (rgb - 255))
+
+
+def word_colour(attribution: float, scale: float) -> str:
+    return _mix(UP if attribution >= 0 else DOWN, min(1.0, abs(attribution) / scale) if scale > 0 else 0.0)
+
+
+def words_html(attributions: WordAttributions) -> str:
+    words = attributions.words
+    if not words:
+        return '<div id="word-attributions" class="words-card"><p>No words to attribute: the transcript is empty.</p></div>'
+    scale = max(abs(w.attribution) for w in words)
+    spans = " ".join(f'<span class="word" style="background:{word_colour(w.attribution, scale)};color:{TEXT_COLOUR}" '
+                     f'title="{w.attribution:+.3f}">{html.escape(w.word)}</span>' for w in words)
+    total = sum(w.attribution for w in words)
+    return (f'<div id="word-attributions" class="words-card"><div class="contrib-title">Which words moved the score '
+            f'<small>(Integrated Gradients; voice and face held fixed)</small></div>'
+            f'<p class="words-text">{spans}</p>'
+            f'<div class="words-legend"><span>−{scale:.2f} pushed it down</span>'
+            f'<div class="words-bar" style="background:linear-gradient(90deg, {DOWN}, #ffffff, {UP})"></div>'
+            f'<span>+{scale:.2f} pushed it up</span></div>'
+            f'<div class="contrib-note">The words add up to {total:+.2f}, about the score {attributions.score:+.2f} minus '
+            f'{attributions.baseline_score:+.2f}, the score with every word blanked (the [PAD] token). They explain '
+            f'what moved this model, not what the speaker felt or meant. Hover a word for its value.</div></div>')
+
+
+def voice_html(voice: VoiceSummary) -> str:
+    return f'<div id="voice-summary" class="voice-summary">{html.escape(voice.line())}</div>'
