@@ -109,7 +109,7 @@ def measure_pipeline(recognizer, durations: list[float], reps: int) -> list[dict
         start = time.perf_counter()
         pred = pipe.predict(clip, transcript)
         for pair in pred.tcf_images:
-            viz.tcf_figure(pair, pred.tcf_images[pair], pred.tcf_feature_maps[pair])
+            viz.tcf_html(pair, pred.tcf_images[pair], pred.tcf_feature_maps[pair])
         return time.perf_counter() - start, pred
 
     rows = []
