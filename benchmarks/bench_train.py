@@ -12,11 +12,14 @@ BERT-base-sized encoder with random weights, audio 375 x 5, vision 500 x 20), id
                                tcf_backbone="pooled_conv3" (4x average-pooled 128 x 128 images, built
                                from pooled vectors) + tcf_head="pool" (conv output pooled to 16 x 16
                                -> Linear(256 -> 128)), plus the rewrites
+With the text encoder fine-tuned, the efficient recipe also runs with each training memory option
+(MEMORY_OPTIONS: mclmcf.train --precision bf16, --gradient-checkpointing, --optimizer-state bf16) and all three.
 Each (configuration, batch) runs in a fresh subprocess; memory = peak growth (CPU: RSS, CUDA: allocator)
 over the process after imports and inputs, so it counts weights, gradients, Adam state and activations.
 On CPU the default is a frozen text encoder (BERT-base forward only) and batch 128 without the
 authors'-runtime row: fine-tuning BERT-base costs ~20 s/step at batch 32 on 2 cores and would not fit
-the 10-minute budget; `--text trained --batches 32` measures the fine-tuned rows on their own.
+the 10-minute budget; `--text trained --batches 32` measures the fine-tuned rows on their own. --quick
+fine-tunes its tiny text encoder, so the memory options run there too.
 Writes benchmarks/results/train_step.json (train_step_trained.json / _frozen.json for the non-default).
 """
 
@@ -31,6 +34,14 @@ from common import (CONFIGS, MOSI_LENGTHS, PeakMemory, default_device, default_t
 
 QUICK = dict(text="tiny", tcf_dim=64, lengths=dict(text=16, audio=40, vision=50), batches=[4], warmup=1, reps=1)
 GOAL_SPEEDUP, GOAL_MEMORY = 3.0, 0.25
+# Training memory options (TrainConfig fields, mclmcf.train flags) on top of the efficient recipe; only with
+# the text encoder fine-tuned (checkpointing needs its backward, and its Adam state is what bf16 halves).
+MEMORY_OPTIONS = {
+    "bf16 autocast": dict(precision="bf16"),
+    "grad checkpointing": dict(gradient_checkpointing=True),
+    "bf16 Adam state": dict(optimizer_state="bf16"),
+    "all three": dict(precision="bf16", gradient_checkpointing=True, optimizer_state="bf16"),
+}
 
 
 def measure(spec: dict) -> dict:
@@ -38,7 +49,7 @@ def measure(spec: dict) -> dict:
     import torch
     from mclmcf.model import MCLMCF, TCFStack
     from mclmcf.config import TrainConfig
-    from mclmcf.trainer import make_optimizer
+    from mclmcf.trainer import Env, autocast, enable_gradient_checkpointing, make_optimizer
 
     torch.manual_seed(0)
     if spec.get("threads"):
@@ -51,12 +62,18 @@ def measure(spec: dict) -> dict:
     batch = make_inputs(config, spec["batch"], spec["lengths"], device)
     memory = PeakMemory(device)
     model = MCLMCF(config).to(device).train()
-    optimizer = make_optimizer(model, TrainConfig(), fused=settings["fused"])   # the paper's lrs and decay
+    train_cfg = TrainConfig(**spec.get("options", {}))          # the paper's lrs and decay; memory options
+    if train_cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    optimizer = make_optimizer(model, train_cfg, fused=settings["fused"])
     params = [p for p in model.parameters() if p.requires_grad]
+    env = Env(device=torch.device(device))
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        model(**batch).loss.backward()
+        with autocast(train_cfg, env):
+            loss = model(**batch).loss
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
 
@@ -68,36 +85,41 @@ def measure(spec: dict) -> dict:
 
 
 def plan(args, device: str) -> list[dict]:
-    """The (configuration, batch) runs: the authors'-runtime row only at the smallest batch on CPU."""
+    """The (configuration, batch) runs: the authors'-runtime row only at the smallest batch on CPU; the memory
+    options when the text encoder is fine-tuned."""
     cpu = device == "cpu"
     base = dict(device=device, text="bert-base", tcf_dim=None, lengths=MOSI_LENGTHS, warmup=1, threads=args.threads)
     if args.quick:
         base.update({k: v for k, v in QUICK.items() if k != "batches"})
     batches = QUICK["batches"] if args.quick else args.batches
-    frozen = (args.text or default_text(device)) == "frozen"
+    frozen = (args.text or ("trained" if args.quick else default_text(device))) == "frozen"
+    options = {"": {}} | ({} if frozen else {f" + {k}": v for k, v in MEMORY_OPTIONS.items()})
     runs = []
     for batch in batches:
         for name in CONFIGS:
             if cpu and not args.quick and name == "faithful (authors' runtime)" and batch != min(batches):
                 continue
             reps = args.reps or (1 if cpu or args.quick else 5)
-            runs.append(dict(base, config=name, batch=batch, frozen=frozen, reps=reps,
-                             warmup=base["warmup"] if cpu else 2))
+            for suffix, train_options in (options.items() if name == "efficient" else [("", {})]):
+                runs.append(dict(base, config=name, label=name + suffix, options=train_options, batch=batch,
+                                 frozen=frozen, reps=reps, warmup=base["warmup"] if cpu else 2))
     return runs
 
 
 def summarise(results: list[dict]) -> list[dict]:
-    """Efficient vs each faithful row at the same batch: throughput and memory ratios, goal verdicts."""
+    """Each efficient row (with or without memory options) vs each faithful row at the same batch: throughput
+    and memory ratios, goal verdicts."""
     out = []
     for batch in sorted({r["batch"] for r in results}):
-        rows = {r["config"]: r for r in results if r["batch"] == batch}
-        eff = rows["efficient"]
+        rows = {r["label"]: r for r in results if r["batch"] == batch}
         for ref in ("faithful (authors' runtime)", "faithful"):
-            if ref in rows:
+            if ref not in rows:
+                continue
+            for eff in (r for r in rows.values() if r["config"] == "efficient"):
                 speed = eff["samples_per_s"] / rows[ref]["samples_per_s"]
                 mem = eff["peak_mib"] / rows[ref]["peak_mib"]
-                out.append(dict(batch=batch, reference=ref, speedup=speed, memory_ratio=mem,
-                                meets_speed=speed >= GOAL_SPEEDUP, meets_memory=mem <= GOAL_MEMORY))
+                out.append(dict(batch=batch, configuration=eff["label"], reference=ref, speedup=speed,
+                                memory_ratio=mem, meets_speed=speed >= GOAL_SPEEDUP, meets_memory=mem <= GOAL_MEMORY))
     return out
 
 
@@ -110,7 +132,7 @@ def main() -> None:
     args = ap.parse_args()
     device = args.device or default_device()
     info = worker_machine_info(args)
-    results = run_training_steps(plan(args, device), lambda r: f"{r['config']:<28} batch {r['batch']:>3}")
+    results = run_training_steps(plan(args, device), lambda r: f"{r['label']:<37} batch {r['batch']:>3}")
 
     ref = {r["batch"]: r for r in results if r["config"] == "faithful (authors' runtime)"}
     text = "quick smoke test, tiny text encoder" if args.quick else (
@@ -119,14 +141,14 @@ def main() -> None:
     rows = []
     for r in results:
         base = ref.get(r["batch"]) or next(x for x in results if x["batch"] == r["batch"] and x["config"] == "faithful")
-        rows.append([r["config"], r["batch"], r["samples_per_s"], r["step_s"], r["peak_mib"] / 1024,
+        rows.append([r["label"], r["batch"], r["samples_per_s"], r["step_s"], r["peak_mib"] / 1024,
                      r["samples_per_s"] / base["samples_per_s"], r["peak_mib"] / base["peak_mib"],
                      r["params_m"], r["reps"]])
     table = print_table(["configuration", "batch", "samples/s", "s/step", "peak GiB", "x speed", "x memory",
                          "params M", "steps"], rows)
     summary = summarise(results)
     for s in summary:
-        print(f"batch {s['batch']}: efficient vs {s['reference']}: {s['speedup']:.2f}x throughput "
+        print(f"batch {s['batch']}: {s['configuration']} vs {s['reference']}: {s['speedup']:.2f}x throughput "
               f"({'meets' if s['meets_speed'] else 'MISSES'} >= {GOAL_SPEEDUP:g}x), {s['memory_ratio']:.2f}x peak memory "
               f"({'meets' if s['meets_memory'] else 'MISSES'} <= {GOAL_MEMORY:g})")
     print("x speed / x memory: relative to the faithful (authors' runtime) row at the same batch, "

@@ -30,12 +30,8 @@ TOLERANCE = dict(score=1e-3, maps_rtol=1e-3)     # TF32 is off by default in tor
 
 
 def measure(spec: dict) -> dict:
-    """Worker: bench_train's training step, under bf16 autocast when asked (no grad scaler needed)."""
-    import torch
+    """Worker: bench_train's training step; options carry --precision (bf16 autocast needs no grad scaler)."""
     from bench_train import measure as training_step
-    if spec["precision"] == "bf16":
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            return training_step(spec)
     return training_step(spec)
 
 
@@ -44,7 +40,8 @@ def training_rows(batches: list[int], reps: int) -> list[dict]:
     for batch in batches:
         for precision in PRECISIONS:
             for name in CONFIGS:
-                spec = dict(config=name, batch=batch, precision=precision, device="cuda", text="bert-base",
+                spec = dict(config=name, batch=batch, precision=precision, options=dict(precision=precision),
+                            device="cuda", text="bert-base",
                             frozen=False, tcf_dim=None, lengths=MOSI_LENGTHS, warmup=2, reps=reps, threads=None)
                 r = run_worker(ROOT / "benchmarks" / "gpu_check.py", spec, timeout=300)
                 print(f"  {name:<10} batch {batch:>3} {precision}: {r['samples_per_s']:.1f} samples/s, "

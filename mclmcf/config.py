@@ -191,7 +191,9 @@ class TrainConfig:
     length_buckets: int = 0               # >0: batches of similar text length, sorted within runs of this many
     scheduler: str = "none"               # none / plateau (halve the lr when valid MAE stalls)
     lr_patience: int = 20                 # plateau: epochs without a better valid MAE before halving
-    precision: str = "fp32"               # fp32 / bf16 / fp16 (fp16: GPU only)
+    precision: str = "fp32"               # fp32 / bf16 / fp16 autocast (fp16: GPU only); fp32 is exact
+    gradient_checkpointing: bool = False  # recompute the text encoder's activations in backward (less memory)
+    optimizer_state: str = "fp32"         # fp32 / bf16: Adam's moments stored in bf16 (mclmcf.optim)
     device: str = "auto"
     seed: int = 1111
     deterministic: bool = False
@@ -208,7 +210,7 @@ class TrainConfig:
     def __post_init__(self):
         checks = {"text_source": ("auto", "file", "tokenize"), "nonfinite_data": ("replace", "error"),
                   "scheduler": ("none", "plateau"), "precision": ("fp32", "bf16", "fp16"),
-                  "on_nonfinite": ("skip", "stop"), "level3": tuple(LEVEL3_RECIPES)}
+                  "optimizer_state": ("fp32", "bf16"), "on_nonfinite": ("skip", "stop"), "level3": tuple(LEVEL3_RECIPES)}
         for name, allowed in checks.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {allowed}")

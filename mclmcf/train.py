@@ -62,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                       ("stop-after-steps", int), ("num-workers", int)):
         p.add_argument(f"--{name}", type=typ)
     p.add_argument("--scheduler", choices=("none", "plateau"))
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast dtype (fp32: exact, the default)")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute the text encoder's activations in backward: less memory, ~1 more encoder forward")
+    p.add_argument("--optimizer-state", choices=("fp32", "bf16"), help="dtype of Adam's two moments (bf16: half the memory)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--on-nonfinite", choices=("skip", "stop"))
     p.add_argument("--nonfinite-data", choices=("replace", "error"))

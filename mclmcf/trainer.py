@@ -31,6 +31,7 @@ from .checkpoint import (load_checkpoint, load_model_state, read_state, remove_s
 from .config import ArchRevisionError, MCLMCFConfig, TrainConfig
 from .metrics import compute_metrics
 from .model import MCLMCF
+from .optim import BF16StateAdam
 from .report import plot_curves, push_to_hub, write_model_dir
 from .text_encoder import load_tokenizer
 
@@ -116,11 +117,24 @@ def build_model(cfg: TrainConfig, train: dict, data_info: dict | None = None) ->
 
 def make_optimizer(model: MCLMCF, cfg: TrainConfig, fused: bool = True) -> torch.optim.Optimizer:
     """Adam, BERT at its own (lower) learning rate; frozen parameters are left out. fused: one kernel over
-    all parameters (CPU and CUDA), the same update; False leaves torch's default (for-each on CUDA)."""
+    all parameters (CPU and CUDA), the same update; False leaves torch's default (for-each on CUDA).
+    cfg.optimizer_state="bf16": the same update with its two moments stored in bf16 (mclmcf.optim)."""
     bert = [p for n, p in model.named_parameters() if n.startswith("text_encoder.") and p.requires_grad]
     rest = [p for n, p in model.named_parameters() if not n.startswith("text_encoder.") and p.requires_grad]
     groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": bert, "lr": cfg.bert_lr}] if bert else [])
+    if cfg.optimizer_state == "bf16":
+        return BF16StateAdam(groups, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(groups, weight_decay=cfg.weight_decay, fused=fused or None)
+
+
+def enable_gradient_checkpointing(model: MCLMCF) -> None:
+    """--gradient-checkpointing: the text encoder keeps only each layer's input for backward and runs the
+    layer again there (one more encoder forward per step) instead of holding its activations. Same loss
+    and gradients: the recomputation replays the dropout masks."""
+    if model.config.freeze_text_encoder:
+        raise TrainingStopped("--gradient-checkpointing needs a trained text encoder: a frozen one keeps no "
+                              "activations for backward")
+    model.text_encoder.activation_checkpointing_enable()   # transformers' name for gradient_checkpointing_enable
 
 
 def epoch_batches(text_lengths: np.ndarray, cfg: TrainConfig, env: Env, epoch: int) -> list[list[int]]:
@@ -230,6 +244,8 @@ def run(cfg: TrainConfig) -> dict:
     if cfg.standardize:
         D.set_standardization(model, raw_train)
     model.to(env.device)
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=cfg.lr_patience) \
         if cfg.scheduler == "plateau" else None
