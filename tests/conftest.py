@@ -64,3 +64,14 @@ def mmsa_raw(make_clip, tmp_path_factory):
         lines.append(f"{video_id},{clip_id},{text},{label},{lt},{la},{lv},{annotation},{mode}")
     (root / "label.csv").write_text("\n".join(lines) + "\n")
     return root / "Raw", root / "label.csv"
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory):
+    """A small SYNTHETIC planted-signal dataset in the safe format (80 samples), for training tests."""
+    from mclmcf.dataformat import save_safe
+    from mclmcf.synthetic import SyntheticSpec, generate
+    path = tmp_path_factory.mktemp("data") / "synthetic"
+    data, info = generate(SyntheticSpec(n=80, seed=1, max_audio_len=12, max_vision_len=8))
+    save_safe(data, path, info=info)
+    return str(path)

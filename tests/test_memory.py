@@ -9,11 +9,9 @@ import torch
 
 from mclmcf.checkpoint import load_checkpoint, save_checkpoint
 from mclmcf.config import MCLMCFConfig, TrainConfig
-from mclmcf.dataformat import save_safe
 from mclmcf.experiments import QUICK_MODEL
 from mclmcf.model import MCLMCF
 from mclmcf.optim import BF16StateAdam, round_to_bf16
-from mclmcf.synthetic import SyntheticSpec, generate
 from mclmcf.train import config_from_args
 from mclmcf.trainer import InjectedStop, TrainingStopped, enable_gradient_checkpointing, make_optimizer, run
 
@@ -128,14 +126,6 @@ def test_cli_flags_reach_the_config():
         config_from_args(["--optimizer-state", "int8"])
     with pytest.raises(ValueError, match="optimizer_state"):
         TrainConfig(optimizer_state="fp16")
-
-
-@pytest.fixture(scope="module")
-def synth_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "synthetic"
-    data, info = generate(SyntheticSpec(n=80, seed=1, max_audio_len=12, max_vision_len=8))
-    save_safe(data, path, info=info)
-    return str(path)
 
 
 def test_all_options_train_and_resume_exactly(synth_dir, tmp_path):

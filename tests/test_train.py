@@ -11,21 +11,11 @@ import torch
 
 from mclmcf.checkpoint import load_checkpoint, save_checkpoint
 from mclmcf.config import TrainConfig
-from mclmcf.dataformat import save_safe
 from mclmcf.experiments import QUICK_MODEL
 from mclmcf.experiments import main as experiments_main
 from mclmcf.model import MCLMCF
-from mclmcf.synthetic import SyntheticSpec, generate
 from mclmcf.train import config_from_args
 from mclmcf.trainer import InjectedStop, TrainingStopped, build_model, run
-
-
-@pytest.fixture(scope="module")
-def synth_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "synthetic"
-    data, info = generate(SyntheticSpec(n=80, seed=1, max_audio_len=12, max_vision_len=8))
-    save_safe(data, path, info=info)
-    return str(path)
 
 
 def tiny_run(synth_dir, out, **kw) -> TrainConfig:
