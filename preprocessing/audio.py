@@ -75,8 +75,3 @@ def periodicity(y: np.ndarray, f0: np.ndarray, sr: int, frame_length: int, hop: 
     r = np.clip(num / den, 0.0, 1.0)
     return np.pad(r, (0, len(f0) - len(r)))
 
-
-def compile_kernels(spec: FeatureSpec = FeatureSpec()) -> None:
-    """Compute the features of one second of noise: librosa's numba kernels compile and land in numba's
-    on-disk cache, so later processes load them instead of compiling (~16 s on 2 cores)."""
-    audio_features(np.random.default_rng(0).standard_normal(spec.sample_rate).astype(np.float32) * 0.1, spec)

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,16 +53,6 @@ def test_clipping_and_noise_are_finite():
     f = audio_features(noise, SPEC)
     assert np.isfinite(f).all() and (f[:, VOICING] > 0.5).mean() < 0.2
     assert np.isfinite(audio_features(np.full(SR, np.nan, np.float32), SPEC)).all()
-
-
-def test_side_process_fills_numba_cache(tmp_path):
-    """The side process app.py starts at launch leaves librosa's compiled kernels in numba's on-disk cache
-    (NUMBA_CACHE_DIR), where the app's own first analysis finds them."""
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    subprocess.run([sys.executable, "-c", "from preprocessing.audio import compile_kernels; compile_kernels()"],
-                   cwd=root, env=env, check=True, timeout=600)
-    assert any(path.name.startswith("utils.") for path in tmp_path.rglob("*.nbi")), sorted(tmp_path.rglob("*"))[:20]
 
 
 def test_extract_clip_shapes(make_clip):
