@@ -13,6 +13,21 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+def test_negation_set_is_balanced_and_follows_its_rules():
+    """benchmarks/data/negation_contrast.csv: >= 60 sentences, as many positive as negative, every contrast
+    construction in both polarities, no sentence twice."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_negation import load_set
+    rows = load_set()
+    polarities = {(r["construction"], r["polarity"]) for r in rows}
+    assert len(rows) >= 60 and sum(r["polarity"] for r in rows) == 0 and {r["polarity"] for r in rows} == {-1, 1}
+    assert len({r["sentence"] for r in rows}) == len(rows)
+    for construction in ("contrast_but", "despite", "expectation_reversed"):
+        assert {(construction, -1), (construction, 1)} <= polarities
+    assert {("negated_positive", -1), ("negated_negative", 1), ("nothing_impressed", -1),
+            ("nothing_disappointed", 1)} <= polarities and len({c for c, _ in polarities}) == 7
+
+
 @pytest.mark.slow
 def test_run_all_quick_writes_every_result():
     proc = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick", "--threads", "1"], cwd=ROOT,
@@ -37,6 +52,9 @@ def test_run_all_quick_writes_every_result():
     explain = json.loads((RESULTS / "explain_quick.json").read_text())
     assert explain["cost"][0]["words"] == 30 and explain["cost"][0]["wall_median_s"] > 0
     assert explain["completeness"][0]["max_abs_error"] < 0.05          # the tolerance tests/test_explain.py uses
+    negation = json.loads((RESULTS / "negation_quick.json").read_text())
+    assert negation["n"] == 14 and {r["construction"] for r in negation["rows"]} == set(negation["accuracy_app"]) - {"all"}
+    assert all(0 <= a <= 1 for a in (*negation["accuracy_app"].values(), *negation["accuracy_vader"].values()))
     accuracy = json.loads((RESULTS / "accuracy_quick.json").read_text())
     assert set(accuracy["summary"]) == {"faithful", "efficient"}
     for text in (proc.stdout, train["table"]):
