@@ -2,7 +2,7 @@
 
     python benchmarks/bench_negation.py [--weights checkpoints] [--quick]
 
-The set (benchmarks/data/negation_contrast.csv, written for this check; never used for training or
+The set (benchmarks/sets/negation_contrast.csv, written for this check; never used for training or
 model selection) has 72 sentences, 36 positive and 36 negative, in seven constructions. Polarity
 rules: the sentence's overall judgement of the film; a negation flips the word it governs ("not bad"
 is positive, "not good" negative); after "but" / "yet" / "though" and in the main clause after
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from common import machine_info, machine_line, print_table, write_json  # also puts the repo on sys.path
 
-SET = Path(__file__).resolve().parent / "data" / "negation_contrast.csv"
+SET = Path(__file__).resolve().parent / "sets" / "negation_contrast.csv"
 
 
 def load_set(path: Path = SET) -> list[dict]:

@@ -14,7 +14,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def test_negation_set_is_balanced_and_follows_its_rules():
-    """benchmarks/data/negation_contrast.csv: >= 60 sentences, as many positive as negative, every contrast
+    """benchmarks/sets/negation_contrast.csv: >= 60 sentences, as many positive as negative, every contrast
     construction in both polarities, no sentence twice."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_negation import load_set
