@@ -62,13 +62,11 @@ class WordAttributions:
 
 
 def _text_score(model: MCLMCF, embeds: torch.Tensor, mask: torch.Tensor, types: torch.Tensor,
-                h_a: torch.Tensor, h_v: torch.Tensor) -> torch.Tensor:
+                h_av: dict) -> torch.Tensor:
     """The model's forward from the word embeddings on, audio and visual vectors given: (B, L, Dt) -> (B,)."""
-    n = len(embeds)
     t = model.text_encoder(inputs_embeds=embeds, attention_mask=mask, token_type_ids=types).last_hidden_state[:, 0]
-    h = {"t": t, "a": h_a.expand(n, -1), "v": h_v.expand(n, -1)}
-    expanded = {m: model.expand[m](h[m]) for m in "tav"} if hasattr(model, "expand") else {}
-    return model.head(model.fuse(h, expanded)).squeeze(-1)
+    h = {"t": t, **{m: x.expand(len(embeds), -1) for m, x in h_av.items()}}
+    return model.head(model.fuse(h, model.expansions(h))).squeeze(-1)
 
 
 def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, vision: np.ndarray,
@@ -94,17 +92,15 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
     totals = np.zeros(len(words))
     score = baseline = 0.0
     with torch.no_grad():
-        h_a = model.audio_encoder(model.audio_norm(torch.as_tensor(audio[None], device=dev)),
-                                  torch.tensor([len(audio)], device=dev))
-        h_v = model.vision_encoder(model.vision_norm(torch.as_tensor(vision[None], device=dev)),
-                                   torch.tensor([len(vision)], device=dev))
+        h_av = model.encode_audio_visual(torch.as_tensor(audio[None], device=dev), torch.tensor([len(audio)], device=dev),
+                                         torch.as_tensor(vision[None], device=dev), torch.tensor([len(vision)], device=dev))
         embed = model.text_encoder.get_input_embeddings()
         x = embed(ids)
         base = torch.where(content[..., None], embed.weight[tokenizer.pad_token_id], x)
     with torch.enable_grad():
         for w in range(len(ids)):     # one window at a time: steps + 2 sequences in one batch
             path = (base[w] + alphas[:, None, None] * (x[w] - base[w])).requires_grad_(True)
-            f = _text_score(model, path, mask[w].expand(len(alphas), -1), types[w].expand(len(alphas), -1), h_a, h_v)
+            f = _text_score(model, path, mask[w].expand(len(alphas), -1), types[w].expand(len(alphas), -1), h_av)
             grads, = torch.autograd.grad(f[:steps].sum(), path)
             ig = (grads[:steps].mean(0) * (x[w] - base[w])).sum(-1)                         # (width,)
             score += window_weight[w] * f[-1].item()

@@ -204,12 +204,11 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
         c = self.config
         text_out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
         h = {"t": text_out.last_hidden_state[:, 0],                                           # (B, Dt) [CLS]
-             "a": self.audio_encoder(self.audio_norm(audio), audio_lengths),                  # (B, 64)
-             "v": self.vision_encoder(self.vision_norm(vision), vision_lengths)}              # (B, 64)
+             **self.encode_audio_visual(audio, audio_lengths, vision, vision_lengths)}       # (B, 64) each
 
         want_losses = labels is not None
         run_level3 = c.use_mcl_t and (return_maps or (want_losses and hasattr(self, "level3")))
-        expanded = {m: self.expand[m](h[m]) for m in "tav"} if hasattr(self, "expand") else {}  # (B, D) each
+        expanded = self.expansions(h)                                                         # (B, D) each
 
         out = MCLMCFOutput(score=self.head(self.fuse(h, expanded)).squeeze(-1))
         tcf_out = {}
@@ -221,6 +220,16 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
         if want_losses:
             self._add_losses(out, h, tcf_out, labels.to(out.score.dtype).reshape(-1))
         return out
+
+    def encode_audio_visual(self, audio: torch.Tensor, audio_lengths: torch.Tensor, vision: torch.Tensor,
+                            vision_lengths: torch.Tensor) -> dict:
+        """The acoustic and visual unimodal vectors {"a", "v"} from standardised frame features."""
+        return {"a": self.audio_encoder(self.audio_norm(audio), audio_lengths),
+                "v": self.vision_encoder(self.vision_norm(vision), vision_lengths)}
+
+    def expansions(self, h: dict) -> dict:
+        """The D-dimensional expansions h'_m (eq. 13) that TCF and MCF share; none for w/o MCF."""
+        return {m: self.expand[m](h[m]) for m in "tav"} if hasattr(self, "expand") else {}
 
     def fuse(self, h: dict, expanded: dict) -> torch.Tensor:
         """MCF (eqs. 19-21), or one Linear for w/o MCF: unimodal vectors (+ their expansions) -> the head's input."""

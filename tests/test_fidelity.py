@@ -151,8 +151,7 @@ def nonlinearity(model: MCLMCF, seed: int = 0) -> float:
     x, y = ({m: torch.randn(8, d, generator=g) for m, d in dims.items()} for _ in range(2))
 
     def f(h):
-        expanded = {m: model.expand[m](h[m]) for m in "tav"} if hasattr(model, "expand") else {}
-        return model.fuse(h, expanded)
+        return model.fuse(h, model.expansions(h))
 
     with torch.no_grad():
         mix = f({m: 0.3 * x[m] + 0.7 * y[m] for m in dims})
