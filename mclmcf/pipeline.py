@@ -28,7 +28,6 @@ speech recogniser's word times, or from a typed transcript aligned to the recogn
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import html
 import json
 import math
@@ -45,6 +44,7 @@ import torch
 from preprocessing import ClipFeatures, FeatureSpec, extract_clip
 from preprocessing.asr import SpeechRecognitionError, speech_recognizer
 from preprocessing.expression import expression_summary
+from preprocessing.media import file_sha256
 from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows
 from preprocessing.words import TimedWord, align_words, words_in_span
 
@@ -150,6 +150,8 @@ def timeline_windows(duration_s: float, window_s: float) -> list[tuple[float, fl
     if len(edges) > 2 and edges[-1] - edges[-2] < window_s / 2:
         edges.pop(-2)
     return list(zip(edges[:-1], edges[1:]))
+
+
 def sound_notice(clip: ClipFeatures) -> str | None:
     """What to tell the visitor when the sound track holds no voice the model could use, else None."""
     level = 10 * np.log10(float(np.mean(np.square(clip.waveform, dtype=np.float64))) + 1e-12)
@@ -161,14 +163,6 @@ def sound_notice(clip: ClipFeatures) -> str | None:
         return (f"No voice was heard ({voiced:.0%} of the sound track is voiced): the score rests mostly on the "
                 "words and the face.")
     return None
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class SentimentPipeline:
@@ -223,7 +217,7 @@ class SentimentPipeline:
         """(features, whether they came from the cache). Raises InputError / preprocessing.MediaError."""
         path = self._check_video(video)
         spec = self.spec_for(fps)
-        key = (file_digest(path), json.dumps(spec.to_dict(), sort_keys=True), self.max_duration_s)
+        key = (file_sha256(path), json.dumps(spec.to_dict(), sort_keys=True), self.max_duration_s)
         with self._cache_lock:
             if key in self._cache:
                 self._cache.move_to_end(key)

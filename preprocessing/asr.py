@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .media import file_sha256
 from .words import TimedWord
 
 ENV_VAR = "MCLMCF_ASR_MODEL"
@@ -78,14 +79,6 @@ class Transcript:
     @property
     def has_speech(self) -> bool:
         return bool(self.words)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_packaged_model(path: Path) -> str | None:

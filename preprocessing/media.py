@@ -16,6 +16,7 @@ because whether the timestamps hold is known only at the end.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,15 @@ class Media:
     frame_times: np.ndarray   # (Lv,) float32 seconds
     duration_s: float
     notices: list[str] = field(default_factory=list)   # what the user should know about the file's timing
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's content, read in 1 MiB blocks (feature caches, checked model files)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def load_media(path: str | os.PathLike, fps: float = 5.0, sample_rate: int = 16_000,
