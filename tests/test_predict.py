@@ -1,10 +1,10 @@
-"""python -m mclmcf.predict: batch scores through the app's pipeline, either labels layout, resume, ASR hook."""
+"""python -m mclmcf.predict: batch scores through the app's pipeline, either labels layout, resume, and
+speech recognition for clips without a transcript."""
 
 from __future__ import annotations
 
 import csv
 import shutil
-from pathlib import Path
 
 import pytest
 
