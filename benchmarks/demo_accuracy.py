@@ -1,11 +1,12 @@
-"""Demo weights vs the VADER rule-based analyser on the held-out movie-review test split.
+"""Demo weights vs the VADER rule-based analyser on every held-out domain of the demo's training data.
 
-    python benchmarks/demo_accuracy.py [--weights checkpoints] [--data data/movie_reviews]
+    python benchmarks/demo_accuracy.py [--weights checkpoints] [--data data/rated_snippets] [--out FILE]
 
-Prints one table (ours beside VADER, same samples, same metrics) and writes
-benchmarks/results/demo_accuracy.json. VADER's compound score lies in [-1, 1]; it is multiplied by 3
-to share the labels' [-3, 3] scale (MAE and the Acc-k depend on that choice, Corr and Acc-2 do not).
-Build the data first: python -m preprocessing.movie_reviews --out data/movie_reviews
+Rows: each training domain's test split (movie reviews, tweets, NYT editorials), then the Amazon split,
+which no training run or choice has seen (the untouched cross-domain check). Ours and VADER on the same
+samples, same metrics; one table, JSON in benchmarks/results/demo_accuracy.json. VADER's compound score lies
+in [-1, 1]; it is multiplied by 3 to share the labels' [-3, 3] scale (MAE and the Acc-k depend on that
+choice, Corr and Acc-2 do not). Build the data first: python -m preprocessing.rated_snippets
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import numpy as np
 
 from common import RESULTS, machine_info, machine_line, print_table  # also puts the repo on sys.path
 from mclmcf import data as D
+from mclmcf.config import TrainConfig
 from mclmcf.metrics import compute_metrics
 from mclmcf.model import MCLMCF
-from mclmcf.config import TrainConfig
+from mclmcf.text_encoder import load_tokenizer
 from mclmcf.trainer import Env, predict
 
 METRICS = ("mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc3", "acc5", "acc7")
+HELD_OUT = "amazon"
 
 
 def vader_predictions(texts) -> np.ndarray:
@@ -33,31 +36,45 @@ def vader_predictions(texts) -> np.ndarray:
     return np.array([3 * analyser.polarity_scores(str(t))["compound"] for t in texts])
 
 
+def evaluation_sets(dataset: dict) -> dict[str, dict]:
+    """{name: samples}: the test split per domain (all of it when it names no domains), then the held-out split."""
+    test = dataset["test"]
+    domains = np.asarray(test.get("domain", ["test"] * len(test["regression_labels"])), dtype=object)
+    sets = {f"{d} test": {k: (np.asarray(v, dtype=object) if isinstance(v, list) else np.asarray(v))[domains == d]
+                          for k, v in test.items()} for d in dict.fromkeys(domains)}
+    if HELD_OUT in dataset:
+        sets[f"{HELD_OUT} (never trained on)"] = dataset[HELD_OUT]
+    return sets
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default="checkpoints")
-    parser.add_argument("--data", default="data/movie_reviews")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--data", default="data/rated_snippets")
     parser.add_argument("--out", type=Path, default=RESULTS / "demo_accuracy.json")
     args = parser.parse_args(argv)
 
     dataset, info = D.load_dataset(args.data)
-    raw = dataset[args.split]
-    labels = raw["regression_labels"].astype(np.float64)
     model = MCLMCF.from_pretrained(args.weights)
-    t0 = time.perf_counter()
-    ours = predict(model, D.make_split(raw), TrainConfig(eval_batch_size=64), Env())   # fp32, CPU
-    seconds = time.perf_counter() - t0
-    rows = {"MCL-MCF (these weights)": compute_metrics(ours, labels),
-            "VADER 3.3.2 (compound x 3)": compute_metrics(vader_predictions(raw["raw_text"]), labels)}
+    tokenizer = load_tokenizer(model.config.text_encoder)
+    rows, results, seconds, n = [], {}, 0.0, 0
+    for name, samples in evaluation_sets(dataset).items():
+        labels = np.asarray(samples["regression_labels"], np.float64)
+        split = D.make_split(samples, tokenizer, "tokenize", max_text_len=64)   # the model's own tokenizer
+        t0 = time.perf_counter()
+        ours = predict(model, split, TrainConfig(eval_batch_size=64), Env())    # fp32, CPU
+        seconds, n = seconds + time.perf_counter() - t0, n + len(labels)
+        results[name] = {"n": len(labels), "MCL-MCF (these weights)": compute_metrics(ours, labels),
+                         "VADER 3.3.2 (compound x 3)": compute_metrics(vader_predictions(samples["raw_text"]), labels)}
+        rows += [[name, len(labels), model_name, *(float(m[k]) for k in METRICS)]
+                 for model_name, m in results[name].items() if model_name != "n"]
 
     machine = machine_info()
-    print(f"{args.split} split of {args.data}: {len(labels)} snippets ({info.get('name', '')})")
-    table = print_table(["model", *METRICS], [[name, *(float(m[k]) for k in METRICS)] for name, m in rows.items()])
-    print(f"model inference: {seconds:.1f} s for {len(labels)} samples; {machine_line(machine)}")
-
-    result = {"weights": str(args.weights), "data": str(args.data), "split": args.split, "n": len(labels),
-              "metrics": rows, "inference_seconds": seconds, "machine": machine, "table": table}
+    print(f"{args.data}: {info.get('name', '')}; weights {args.weights}")
+    table = print_table(["set", "n", "model", *METRICS], rows)
+    print(f"model inference: {seconds:.1f} s for {n} samples; {machine_line(machine)}")
+    result = {"weights": str(args.weights), "data": str(args.data), "sets": results, "inference_seconds": seconds,
+              "machine": machine, "table": table}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     return result

@@ -42,9 +42,24 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
     np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
 
 
+def stored_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's tensors a checkpoint keeps (a frozen text encoder is stored by reference: MCLMCF.stored_state_dict)."""
+    state = model.stored_state_dict() if hasattr(model, "stored_state_dict") else model.state_dict()
+    return {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
+
+
+def restore_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Load exactly the tensors :func:`stored_tensors` would write for ``model`` (no more, no fewer)."""
+    expected = set(model.stored_state_dict() if hasattr(model, "stored_state_dict") else model.state_dict())
+    if set(tensors) != expected:
+        raise RuntimeError(f"checkpoint does not match the model: missing {sorted(expected - set(tensors))[:8]}, "
+                           f"unexpected {sorted(set(tensors) - expected)[:8]}")
+    model.load_state_dict(tensors, strict=False)
+
+
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     """``state``: JSON-able loop state (position, history, scheduler/scaler state, configs)."""
-    tensors = {f"model.{k}": v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": v for k, v in stored_tensors(model).items()}
     opt = optimizer.state_dict()
     scalars: dict[str, dict] = {}
     for idx, s in opt["state"].items():
@@ -66,7 +81,7 @@ def load_checkpoint(path: Path, model: torch.nn.Module | None = None,
         meta = json.loads(f.metadata()["trainer"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     if model is not None:
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+        restore_tensors(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if optimizer is not None:
         state: dict[int, dict] = {}
         for k, v in tensors.items():
@@ -99,10 +114,10 @@ def read_state(path: Path) -> dict:
 
 
 def save_model_state(path: Path, model: torch.nn.Module) -> None:
-    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+    tensors = stored_tensors(model)
     atomic_write(path, lambda p: save_file(tensors, p))
 
 
 def load_model_state(path: Path, model: torch.nn.Module) -> None:
     with safe_open(str(path), framework="pt") as f:
-        model.load_state_dict({k: f.get_tensor(k) for k in f.keys()}, strict=True)
+        restore_tensors(model, {k: f.get_tensor(k) for k in f.keys()})

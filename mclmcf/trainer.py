@@ -92,7 +92,8 @@ def prepare_data(cfg: TrainConfig, model_cfg: MCLMCFConfig, log) -> tuple[dict[s
     if replaced:
         log(f"replaced non-finite feature values by 0: {replaced}")
     tokenizer = load_tokenizer(model_cfg.text_encoder)
-    splits = {s: D.make_split(raw[s], tokenizer, cfg.text_source, cfg.max_text_len) for s in D.SPLITS}
+    splits = {s: D.make_split(raw[s], tokenizer, cfg.text_source, cfg.max_text_len,
+                              cfg.sample_weight if s == "train" else "none") for s in D.SPLITS}
     return splits, raw["train"], {**info, "nonfinite_replaced": replaced}
 
 
@@ -173,7 +174,7 @@ def predict(model: MCLMCF, split: D.Split, cfg: TrainConfig, env: Env) -> np.nda
     for batch in loader(split, batches, cfg):
         batch.pop("labels")
         with autocast(cfg, env):
-            preds.append(model(**{k: v.to(env.device) for k, v in batch.items()}).score.float().cpu())
+            preds.append(model(**D.to_device(batch, env.device)).score.float().cpu())
     return torch.cat(preds).numpy()
 
 
@@ -244,6 +245,9 @@ def run(cfg: TrainConfig) -> dict:
     if cfg.standardize:
         D.set_standardization(model, raw_train)
     model.to(env.device)
+    if model.config.freeze_text_encoder:   # the encoder's output never changes: compute it once
+        for split in splits.values():
+            D.attach_text_vectors(split, model, cfg.eval_batch_size, progress=cfg.progress and env.main)
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     optimizer = make_optimizer(model, cfg)
@@ -322,7 +326,7 @@ def train_epoch(model: MCLMCF, split: D.Split, optimizer, scaler, cfg: TrainConf
                desc=f"epoch {state['epoch']}", disable=not (cfg.progress and env.main), leave=False)
     in_window, consecutive_bad = 0, 0
     for i, batch in enumerate(bar, start=start):
-        batch = {k: v.to(env.device, non_blocking=True) for k, v in batch.items()}
+        batch = D.to_device(batch, env.device)
         last_in_window = (in_window + 1 == cfg.accumulate) or i == len(batches) - 1
         with autocast(cfg, env):
             output = model(**batch)

