@@ -2,7 +2,7 @@
 
     python -m preprocessing.extract --clips DIR --labels labels.csv --out OUT [--workers N]
                                     [--text-encoder NAME] [--max-duration S] [--resume]
-                                    [--transcribe [--asr-model NAME]]
+                                    [--transcribe [--asr-model NAME]] [--spec-version V]
 
 labels.csv: this project's layout (clip, transcript, label, split) or MMSA's raw-dataset layout (video_id,
 clip_id, text, label, label_T, label_A, label_V, annotation, mode; clips at DIR/<video_id>/<clip_id>.mp4),
@@ -17,6 +17,8 @@ empty) is recorded in the dataset. Writes
     OUT/feature_spec.json    the FeatureSpec the features were made with
     OUT/failures.csv         every row that could not be used (row number, clip, error, message)
     OUT/cache/*.npz          per-clip features keyed by path + content hash + spec: --resume reuses them
+--spec-version picks the FeatureSpec version (default the newest: 2, vision = 16 face-mesh geometry + 7
+expression probabilities; 1 = geometry only, for models trained on version-1 features).
 Sequences are zero-padded at the end to the longest clip of the whole dataset (same L in every split).
 Frames without a face are kept as zero rows; face_mask says which.
 """
@@ -40,7 +42,7 @@ from mclmcf.dataformat import atomic_write, save_safe
 from .clip import DEFAULT_MAX_DURATION_S, extract_clip
 from .errors import MediaError
 from .labels import LabelsError, Row, read_labels
-from .spec import FeatureSpec
+from .spec import SPEC_VERSION, VISUAL_FEATURES_BY_VERSION, FeatureSpec
 from .text import DEFAULT_MAX_LENGTH, text_bert
 from .workers import worker_pool
 
@@ -215,12 +217,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--label-range", type=float, default=3.0,
                     help="labels must lie in [-R, R] (3 for MOSI/MOSEI, 1 suffices for CH-SIMS)")
     ap.add_argument("--transcribe", action="store_true", help="fill empty transcripts with speech recognition")
+    ap.add_argument("--spec-version", type=int, choices=sorted(VISUAL_FEATURES_BY_VERSION), default=SPEC_VERSION,
+                    help="feature spec version (preprocessing/spec.py): 2 adds expression probabilities to vision")
     ap.add_argument("--asr-model", default=None, help="speech-recognition model (see preprocessing/asr.py); "
                                                       "default $MCLMCF_ASR_MODEL, else the packaged Whisper tiny.en")
     a = ap.parse_args(argv)
     try:
         return run_extract(a.clips, a.labels, a.out, a.workers, a.text_encoder, a.resume, a.max_duration,
-                           label_range=a.label_range, transcribe=a.transcribe, asr_model=a.asr_model)
+                           spec=FeatureSpec.of_version(a.spec_version), label_range=a.label_range,
+                           transcribe=a.transcribe, asr_model=a.asr_model)
     except LabelsError as err:
         raise SystemExit(f"error: {err}") from None
 
