@@ -73,6 +73,13 @@ def extract_to_cache(file: str, spec_dict: dict, out: str, max_duration_s: float
     return "", ""
 
 
+def one_torch_thread() -> None:
+    """Worker initializer: the expression classifier (spec version 2) on one thread per worker; the workers
+    already share the cores, and torch's default (one thread per core each) oversubscribes them."""
+    import torch
+    torch.set_num_threads(1)
+
+
 def pad(seqs: list[np.ndarray], length: int) -> np.ndarray:
     out = np.zeros((len(seqs), length, *seqs[0].shape[1:]), seqs[0].dtype)
     for i, s in enumerate(seqs):
@@ -164,7 +171,7 @@ def run_extract(clips: Path, labels: Path, out: Path, workers: int = 1, text_enc
     jobs = [(str(clips / rows[i].clip), spec.to_dict(), str(targets[i]), max_duration_s) for i in todo]
     bar = tqdm(total=len(jobs), desc="extracting", unit="clip", disable=not jobs)
     if workers > 1 and len(jobs) > 1:
-        with worker_pool(workers) as pool:   # each worker builds its own face-mesh graph
+        with worker_pool(workers, one_torch_thread) as pool:   # each worker builds its own face-mesh graph
             futures = {pool.submit(extract_to_cache, *job): i for i, job in zip(todo, jobs)}
             results = ((futures[f], f.result()) for f in as_completed(futures))
             for i, err in results:
