@@ -2,7 +2,8 @@
 
 A model only works on features computed the way its training features were, so the spec is
 stored in every checkpoint config (``feature_spec``) and every extracted dataset, and checked on
-load. Bump ``SPEC_VERSION`` whenever a change alters feature values (not only their shape).
+load. Add a version whenever a change alters feature values (not only their shape), keeping the
+older ones computable (``FeatureSpec.of_version``): weights trained on them keep working.
 
 Audio (``AUDIO_FEATURES``, 48 dims, one row per ``hop_length`` samples at ``sample_rate``):
   0-12  mfcc_0..12          MFCCs (40 mel bands, n_fft 1024), mfcc_0 is log energy-like
