@@ -14,7 +14,8 @@ from .text import load_tokenizer, resolve_text_encoder, text_bert, tokenize
 
 __all__ = [
     "ClipFeatures", "draw_face_mesh", "extract_clip", "FeatureSpec", "FeatureSpecMismatch", "SPEC_VERSION",
-    "AUDIO_FEATURES", "VISUAL_FEATURES", "VISUAL_FEATURES_BY_VERSION", "MediaError", "UnreadableMediaError", "UnsupportedFormatError",
-    "NoAudioStreamError", "NoVideoStreamError", "EmptyMediaError", "TooLongError", "NoFaceError",
+    "AUDIO_FEATURES", "VISUAL_FEATURES", "VISUAL_FEATURES_BY_VERSION", "MediaError", "UnreadableMediaError",
+    "UnsupportedFormatError", "NoAudioStreamError", "NoVideoStreamError", "EmptyMediaError", "TooLongError",
+    "NoFaceError",
     "load_tokenizer", "resolve_text_encoder", "text_bert", "tokenize",
 ]
