@@ -1,8 +1,8 @@
 """The expression-over-time strip shown below the face mesh: one row per FER2013 expression, one column per
 sampled frame, colour = the classifier's probability; frames without a face are left grey.
 
-The probabilities are preprocessing.expression's reading of each frame's face crop; they are not model
-inputs and do not change the score.
+The probabilities are preprocessing.expression's reading of each frame's face crop; they are model inputs
+only for weights trained on feature spec version 2 (the last 7 visual columns), and the title says which.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def expression_strip(pred: Prediction) -> np.ndarray:
     ax.invert_yaxis()
     ax.set_xlabel("time (s)", fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.set_title("Facial expression per frame: a FER2013 model's reading of the face, not an input of the score\n"
+    role = "an input of the score" if clip.spec.has_expressions else "not an input of the score"
+    ax.set_title(f"Facial expression per frame: a FER2013 model's reading of the face, {role}\n"
                  "(not what the person feels; grey: no face found)", fontsize=8)
     fig.colorbar(mesh, ax=ax, label="probability", shrink=0.9).ax.tick_params(labelsize=7)
     return to_rgb(fig)

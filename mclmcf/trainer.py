@@ -102,12 +102,14 @@ def build_model(cfg: TrainConfig, train: dict, data_info: dict | None = None) ->
     extractor the data was made with (preprocessing.extract records it) goes into the weights, so the app
     can check it."""
     overrides = cfg.model_overrides()
+    spec = (data_info or {}).get("feature_spec")
+    made_with = f" (feature spec version {spec.get('version')})" if spec else ""
     for key, field_name in (("audio", "audio_dim"), ("vision", "visual_dim")):
         dim = int(train[key].shape[2])
         if overrides.get(field_name, dim) != dim:
-            raise TrainingStopped(f"{field_name}={overrides[field_name]} but {cfg.data} has {key} features of size {dim}")
+            raise TrainingStopped(f"{field_name}={overrides[field_name]} but {cfg.data} has {key} features of size "
+                                  f"{dim}{made_with}; drop {field_name} from the model settings (it is taken from the data)")
         overrides[field_name] = dim
-    spec = (data_info or {}).get("feature_spec")
     if spec is not None:
         if overrides.get("feature_spec", spec) != spec:
             raise TrainingStopped(f"the model's feature_spec differs from the one {cfg.data} was extracted with; "

@@ -177,8 +177,8 @@ def load_weights(source: str | None = None, device: torch.device | None = None,
     if not config.feature_spec:
         raise WeightsError(f"'{label}' does not record the feature extractor it was trained on "
                            "(config.feature_spec): it cannot be used on raw video.")
-    spec = FeatureSpec()   # the installed extractor; equal to the checkpoint's once the check passes
-    spec.check_compatible(config.feature_spec, what=f"weights '{label}'")
+    # the installed extractor's spec of the checkpoint's version (older versions keep loading), checked compatible
+    spec = FeatureSpec.matching(config.feature_spec, what=f"weights '{label}'")
     # inference only: no parameter needs a gradient (word attribution asks for its input's alone: cheaper backward)
     return LoadedWeights(model=model.to(device).eval().requires_grad_(False), tokenizer=_tokenizer(directory, config.text_encoder),
                          spec=spec, source=label, device=device, notices=notices)

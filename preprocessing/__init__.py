@@ -1,18 +1,21 @@
 """Raw media -> model-ready features (audio, visual, text), versioned by a FeatureSpec.
 
     from preprocessing import extract_clip, FeatureSpec
-    clip = extract_clip("talk.mp4")            # ClipFeatures: .audio (La, 48), .vision (Lv, 16), ...
+    clip = extract_clip("talk.mp4")            # ClipFeatures: .audio (La, 48), .vision (Lv, 23), ...
+    clip = extract_clip("talk.mp4", FeatureSpec.of_version(1))   # version 1: .vision (Lv, 16), geometry only
 """
 
 from .clip import ClipFeatures, draw_face_mesh, extract_clip
 from .errors import (EmptyMediaError, MediaError, NoAudioStreamError, NoFaceError, NoVideoStreamError,
                      TooLongError, UnreadableMediaError, UnsupportedFormatError)
-from .spec import AUDIO_FEATURES, SPEC_VERSION, VISUAL_FEATURES, FeatureSpec, FeatureSpecMismatch
+from .spec import (AUDIO_FEATURES, SPEC_VERSION, VISUAL_FEATURES, VISUAL_FEATURES_BY_VERSION, FeatureSpec,
+                   FeatureSpecMismatch)
 from .text import load_tokenizer, resolve_text_encoder, text_bert, tokenize
 
 __all__ = [
     "ClipFeatures", "draw_face_mesh", "extract_clip", "FeatureSpec", "FeatureSpecMismatch", "SPEC_VERSION",
-    "AUDIO_FEATURES", "VISUAL_FEATURES", "MediaError", "UnreadableMediaError", "UnsupportedFormatError",
-    "NoAudioStreamError", "NoVideoStreamError", "EmptyMediaError", "TooLongError", "NoFaceError",
+    "AUDIO_FEATURES", "VISUAL_FEATURES", "VISUAL_FEATURES_BY_VERSION", "MediaError", "UnreadableMediaError",
+    "UnsupportedFormatError", "NoAudioStreamError", "NoVideoStreamError", "EmptyMediaError", "TooLongError",
+    "NoFaceError",
     "load_tokenizer", "resolve_text_encoder", "text_bert", "tokenize",
 ]

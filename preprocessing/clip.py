@@ -35,7 +35,8 @@ class ClipFeatures:
     key_frame: np.ndarray        # (H, W, 3) uint8 RGB: a frame with a face, for display
     key_landmarks: np.ndarray    # (478, 3) float32, x and y normalised to the key frame
     expressions: np.ndarray | None   # (Lv, 7) float32 expression probabilities (expression.CLASSES), zero rows where
-                                     # no face; None when not asked for. Shown to the visitor, not a model input
+                                     # no face; None when neither asked for nor part of the spec. Shown to the
+                                     # visitor; the model reads them only as vision's last 7 columns (spec version 2)
     spec: FeatureSpec
     timings: dict[str, float] = field(default_factory=dict)   # seconds per stage: decode, audio, visual, [expression,] total
     notices: list[str] = field(default_factory=list)          # what the user should know about the file (media.py)
@@ -66,7 +67,9 @@ def extract_clip(path: str | os.PathLike, spec: FeatureSpec = FeatureSpec(),
                  max_duration_s: float | None = DEFAULT_MAX_DURATION_S, require_face: bool = True,
                  expressions: bool = True) -> ClipFeatures:
     """Decode ``path`` and compute its audio and visual features, and with ``expressions`` the facial
-    expression probabilities of every sampled frame with a face (for display; datasets leave them out).
+    expression probabilities of every sampled frame with a face (for display). A spec with expression
+    columns (version 2) computes them anyway, appends them to the geometry in ``vision`` and returns them
+    in ``expressions`` too.
     Raises a ``MediaError`` subclass with a user-facing message for anything wrong with the file
     (``NoFaceError`` if no sampled frame shows a face and ``require_face``)."""
     t0 = time.perf_counter()
@@ -80,13 +83,15 @@ def extract_clip(path: str | os.PathLike, spec: FeatureSpec = FeatureSpec(),
     if require_face and len(faces) == 0:
         raise NoFaceError(Path(path).name, len(track.mask))
     timings = {"decode": t1 - t0, "audio": t2 - t1, "visual": t3 - t2}
-    probabilities = None
-    if expressions:
+    probabilities, vision = None, track.features
+    if expressions or spec.has_expressions:
         probabilities = frame_expressions(media.frames, track.landmarks, track.mask)
         timings["expression"] = time.perf_counter() - t3
+    if spec.has_expressions:
+        vision = np.concatenate([track.features, probabilities], axis=1)
     key = int(faces[len(faces) // 2]) if len(faces) else len(track.mask) // 2
     return ClipFeatures(
-        audio=audio, vision=track.features, face_mask=track.mask, face_fraction=float(track.mask.mean()),
+        audio=audio, vision=vision, face_mask=track.mask, face_fraction=float(track.mask.mean()),
         waveform=media.waveform, sample_rate=media.sample_rate, duration_s=media.duration_s,
         # copies: views would keep every decoded frame (~1 GB for a minute at 25 fps) alive in caches
         frame_times=media.frame_times, key_frame=media.frames[key].copy(), key_landmarks=track.landmarks[key].copy(),

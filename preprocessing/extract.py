@@ -2,7 +2,7 @@
 
     python -m preprocessing.extract --clips DIR --labels labels.csv --out OUT [--workers N]
                                     [--text-encoder NAME] [--max-duration S] [--resume]
-                                    [--transcribe [--asr-model NAME]]
+                                    [--transcribe [--asr-model NAME]] [--spec-version V]
 
 labels.csv: this project's layout (clip, transcript, label, split) or MMSA's raw-dataset layout (video_id,
 clip_id, text, label, label_T, label_A, label_V, annotation, mode; clips at DIR/<video_id>/<clip_id>.mp4),
@@ -17,6 +17,8 @@ empty) is recorded in the dataset. Writes
     OUT/feature_spec.json    the FeatureSpec the features were made with
     OUT/failures.csv         every row that could not be used (row number, clip, error, message)
     OUT/cache/*.npz          per-clip features keyed by path + content hash + spec: --resume reuses them
+--spec-version picks the FeatureSpec version (default the newest: 2, vision = 16 face-mesh geometry + 7
+expression probabilities; 1 = geometry only, for models trained on version-1 features).
 Sequences are zero-padded at the end to the longest clip of the whole dataset (same L in every split).
 Frames without a face are kept as zero rows; face_mask says which.
 """
@@ -40,7 +42,7 @@ from mclmcf.dataformat import atomic_write, save_safe
 from .clip import DEFAULT_MAX_DURATION_S, extract_clip
 from .errors import MediaError
 from .labels import LabelsError, Row, read_labels
-from .spec import FeatureSpec
+from .spec import SPEC_VERSION, VISUAL_FEATURES_BY_VERSION, FeatureSpec
 from .text import DEFAULT_MAX_LENGTH, text_bert
 from .workers import worker_pool
 
@@ -69,6 +71,13 @@ def extract_to_cache(file: str, spec_dict: dict, out: str, max_duration_s: float
             np.savez(f, audio=c.audio, vision=c.vision, face_mask=c.face_mask, duration_s=c.duration_s)
     atomic_write(Path(out), write)
     return "", ""
+
+
+def one_torch_thread() -> None:
+    """Worker initializer: the expression classifier (spec version 2) on one thread per worker; the workers
+    already share the cores, and torch's default (one thread per core each) oversubscribes them."""
+    import torch
+    torch.set_num_threads(1)
 
 
 def pad(seqs: list[np.ndarray], length: int) -> np.ndarray:
@@ -162,7 +171,7 @@ def run_extract(clips: Path, labels: Path, out: Path, workers: int = 1, text_enc
     jobs = [(str(clips / rows[i].clip), spec.to_dict(), str(targets[i]), max_duration_s) for i in todo]
     bar = tqdm(total=len(jobs), desc="extracting", unit="clip", disable=not jobs)
     if workers > 1 and len(jobs) > 1:
-        with worker_pool(workers) as pool:   # each worker builds its own face-mesh graph
+        with worker_pool(workers, one_torch_thread) as pool:   # each worker builds its own face-mesh graph
             futures = {pool.submit(extract_to_cache, *job): i for i, job in zip(todo, jobs)}
             results = ((futures[f], f.result()) for f in as_completed(futures))
             for i, err in results:
@@ -215,12 +224,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--label-range", type=float, default=3.0,
                     help="labels must lie in [-R, R] (3 for MOSI/MOSEI, 1 suffices for CH-SIMS)")
     ap.add_argument("--transcribe", action="store_true", help="fill empty transcripts with speech recognition")
+    ap.add_argument("--spec-version", type=int, choices=sorted(VISUAL_FEATURES_BY_VERSION), default=SPEC_VERSION,
+                    help="feature spec version (preprocessing/spec.py): 2 adds expression probabilities to vision")
     ap.add_argument("--asr-model", default=None, help="speech-recognition model (see preprocessing/asr.py); "
                                                       "default $MCLMCF_ASR_MODEL, else the packaged Whisper tiny.en")
     a = ap.parse_args(argv)
     try:
         return run_extract(a.clips, a.labels, a.out, a.workers, a.text_encoder, a.resume, a.max_duration,
-                           label_range=a.label_range, transcribe=a.transcribe, asr_model=a.asr_model)
+                           spec=FeatureSpec.of_version(a.spec_version), label_range=a.label_range,
+                           transcribe=a.transcribe, asr_model=a.asr_model)
     except LabelsError as err:
         raise SystemExit(f"error: {err}") from None
 

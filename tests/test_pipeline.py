@@ -15,7 +15,7 @@ import torch
 from mclmcf import weights as weights_mod
 from mclmcf.pipeline import InputError, PipelineRegistry, SentimentPipeline, sentiment_labels, sound_notice
 from mclmcf.weights import WeightsError, load_weights
-from preprocessing import FeatureSpecMismatch, NoFaceError, TooLongError, UnreadableMediaError
+from preprocessing import FeatureSpec, FeatureSpecMismatch, NoFaceError, TooLongError, UnreadableMediaError
 from preprocessing.audio import audio_features
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -39,6 +39,17 @@ def test_prediction_score_maps_and_contributions(pipeline, make_clip):
     assert all(math.isfinite(v) for v in pred.contributions.values())
     assert json.loads(json.dumps(pred.to_json()))["score"] == pytest.approx(pred.score, abs=1e-4)
     assert {"decode", "audio", "visual", "model", "total"} <= set(pred.timings)
+    assert pipeline.weights.spec == FeatureSpec() and pred.clip.vision.shape[1] == config.visual_dim == 23
+
+
+def test_version_1_weights_get_version_1_features(make_clip):
+    """The bundled demo weights were trained on version-1 features (16 geometry columns): they keep
+    loading, and the pipeline computes their version's features, not the newest version's."""
+    loaded = load_weights(str(weights_mod.DEFAULT_DIR))
+    assert loaded.spec == FeatureSpec.of_version(1) and loaded.model.config.visual_dim == 16
+    pred = SentimentPipeline(loaded, max_duration_s=10.0).predict(make_clip("talk.mp4"), "I really enjoyed it.")
+    assert math.isfinite(pred.score) and pred.clip.spec.version == 1
+    assert pred.clip.vision.shape[1] == 16 and pred.clip.expressions.shape[1] == 7   # expressions still shown
 
 
 @pytest.mark.parametrize("name", ["positive.mp4", "negative.mp4"])
@@ -157,6 +168,10 @@ def test_weights_missing_or_for_another_extractor(checkpoint, tmp_path, monkeypa
     config["feature_spec"]["video_fps"] = 5.0
     (other / "config.json").write_text(json.dumps(config))
     with pytest.raises(FeatureSpecMismatch, match="video_fps"):
+        load_weights(str(other))
+    config["feature_spec"].update(video_fps=10.0, version=99)     # made by a newer mclmcf
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FeatureSpecMismatch, match=r"version: weights '.*' has 99; this extractor knows versions 1-2"):
         load_weights(str(other))
     config["feature_spec"] = None
     (other / "config.json").write_text(json.dumps(config))

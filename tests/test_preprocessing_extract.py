@@ -52,17 +52,30 @@ def test_extract_end_to_end(folder):
     assert list(train["id"]) == ["happy.mp4", "sub/sad.mp4"] and train["raw_text"][0].startswith("I loved")
     assert train["text_bert"].shape == (2, 3, 50) and train["text_bert"].dtype == np.int64
     assert train["audio"].shape == (2, 101, 48) and train["audio"].dtype == np.float32
-    assert train["vision"].shape == (2, 20, 16) and test["vision"].shape == (1, 20, 16)
+    assert train["vision"].shape == (2, 20, 23) and test["vision"].shape == (1, 20, 23)   # spec version 2
     np.testing.assert_array_equal(train["regression_labels"], np.array([2.5, -2.0], np.float32))
     np.testing.assert_array_equal(train["audio_lengths"], [101, 101])
     assert 0.3 <= test["face_fraction"][0] <= 0.7 and not test["face_mask"][0, -5:].any()
     assert (test["vision"][0, ~test["face_mask"][0]] == 0).all()
+    expressions = train["vision"][:, :, 16:][train["face_mask"]]
+    assert np.allclose(expressions.sum(1), 1, atol=1e-5)
 
     safe, info = load_safe(out / "safe")
     np.testing.assert_array_equal(safe["train"]["audio"], train["audio"])
     assert list(safe["test"]["raw_text"]) == ["It was okay I guess"]
-    FeatureSpec().check_compatible(info["feature_spec"], what="dataset")
+    assert FeatureSpec.matching(info["feature_spec"], what="dataset") == FeatureSpec()
     assert json.loads((out / "feature_spec.json").read_text()) == info["feature_spec"]
+
+
+def test_spec_version_1_dataset(folder):
+    """--spec-version 1: the geometry-only features older models were trained on."""
+    clips, labels, out = folder
+    run(clips, labels, out, "--spec-version", "1")
+    safe, info = load_safe(out / "safe")
+    assert safe["train"]["vision"].shape == (2, 20, 16)
+    assert FeatureSpec.matching(info["feature_spec"], what="dataset") == FeatureSpec.of_version(1)
+    with pytest.raises(SystemExit):
+        run(clips, labels, out, "--spec-version", "99")
 
 
 def test_resume_skips_done_clips(folder):
@@ -100,7 +113,7 @@ def test_mmsa_raw_layout(mmsa_raw, tmp_path):
     np.testing.assert_allclose(safe["test"]["regression_labels_V"], [0.6])
     assert list(safe["valid"]["annotation"]) == ["Negative"] and info["labels_layout"] == "mmsa"
     # the video clip is the same file as in the project layout: same features
-    assert train["audio"].shape[2] == 48 and train["vision"].shape[2] == 16
+    assert train["audio"].shape[2] == 48 and train["vision"].shape[2] == 23
 
 
 def test_mmsa_without_modality_labels_drops_them(mmsa_raw, tmp_path):

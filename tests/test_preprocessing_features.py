@@ -10,17 +10,22 @@ import pytest
 
 from preprocessing import (AUDIO_FEATURES, VISUAL_FEATURES, FeatureSpec, FeatureSpecMismatch, draw_face_mesh,
                            extract_clip, text_bert, tokenize)
+from preprocessing.expression import CLASSES
 from preprocessing.audio import audio_features
 from preprocessing.synthetic import voice_tone
 
 SPEC = FeatureSpec()
+SPEC_V1 = FeatureSpec.of_version(1)
 SR = SPEC.sample_rate
 F0, VOICING, RMS, CLIP = (AUDIO_FEATURES.index(k) for k in ("log_f0", "voicing", "rms_db", "clip_frac"))
 MOUTH_OPEN = VISUAL_FEATURES.index("mouth_open")
 
 
 def test_default_dims():
-    assert (SPEC.audio_dim, SPEC.visual_dim) == (48, 16)
+    assert SPEC == FeatureSpec.of_version(2) and (SPEC.audio_dim, SPEC.visual_dim) == (48, 23)
+    assert SPEC.visual_features[16:] == tuple(f"expr_{c}" for c in CLASSES) and SPEC.has_expressions
+    assert SPEC_V1.visual_features == SPEC.visual_features[:16] and SPEC_V1.visual_dim == 16
+    assert not SPEC_V1.has_expressions and SPEC_V1.expression_model is None
     assert SPEC.audio_fps == 50.0 and SPEC.video_fps == 10.0
 
 
@@ -58,14 +63,25 @@ def test_clipping_and_noise_are_finite():
 def test_extract_clip_shapes(make_clip):
     c = extract_clip(make_clip("clip.mp4", audio="tone"))
     assert c.audio.shape == (101, 48) and c.audio.dtype == np.float32      # 2 s at 50 frames/s, centred
-    assert c.vision.shape == (20, 16) and c.vision.dtype == np.float32
+    assert c.vision.shape == (20, 23) and c.vision.dtype == np.float32
     assert c.face_mask.shape == (20,) and c.face_mask.all() and c.face_fraction == 1.0
     assert c.waveform.dtype == np.float32 and c.sample_rate == SR and abs(c.duration_s - 2.0) < 0.1
     assert c.key_frame.shape == (180, 320, 3) and c.key_landmarks.shape == (478, 3)
     assert set(c.timings) == {"decode", "audio", "visual", "expression", "total"}
     assert c.expressions.shape == (20, 7) and np.allclose(c.expressions.sum(1), 1, atol=1e-5)
-    assert extract_clip(make_clip("clip.mp4", audio="tone"), expressions=False).expressions is None
+    # version 2: the expression probabilities are vision's last 7 columns, computed once for both uses
+    np.testing.assert_array_equal(c.vision[:, 16:], c.expressions)
+    assert extract_clip(make_clip("clip.mp4", audio="tone"), expressions=False).expressions is not None
     assert np.isfinite(c.audio).all() and np.isfinite(c.vision).all()
+
+
+def test_version_1_is_geometry_only(make_clip):
+    path = make_clip("clip.mp4", audio="tone")
+    v1, v2 = extract_clip(path, SPEC_V1), extract_clip(path, SPEC)
+    assert v1.vision.shape == (20, 16) and v1.spec.version == 1
+    np.testing.assert_array_equal(v1.vision, v2.vision[:, :16])
+    np.testing.assert_array_equal(v1.expressions, v2.expressions)     # still shown to the visitor
+    assert extract_clip(path, SPEC_V1, expressions=False).expressions is None
 
 
 def test_mouth_features_follow_the_mouth(make_clip):
@@ -86,6 +102,7 @@ def test_frames_without_face_are_masked(make_clip):
     assert 0.3 <= c.face_fraction <= 0.7
     assert c.face_mask[:5].all() and not c.face_mask[-5:].any()
     assert (c.vision[~c.face_mask] == 0).all()
+    assert np.allclose(c.vision[c.face_mask, 16:].sum(1), 1, atol=1e-5)
 
 
 def test_largest_face_is_used(make_clip):
@@ -124,6 +141,28 @@ def test_spec_round_trip_and_mismatch():
         SPEC.check_compatible({**d, "version": SPEC.version + 1})
     with pytest.raises(FeatureSpecMismatch, match="visual_dim"):
         SPEC.check_compatible({**d, "visual_features": d["visual_features"][:-1], "visual_dim": 15})
+
+
+def test_old_versions_keep_matching():
+    """A checkpoint's recorded spec selects the installed extractor's spec of its version."""
+    v1 = json.loads(json.dumps(SPEC_V1.to_dict()))
+    assert FeatureSpec.matching(v1) == SPEC_V1 and FeatureSpec.matching(SPEC) == SPEC
+    del v1["expression_model"]               # recorded before version 2 existed (checkpoints/config.json)
+    assert FeatureSpec.matching(v1, what="weights 'old'") == SPEC_V1
+    with pytest.raises(FeatureSpecMismatch, match=r"weights 'new' has 99; this extractor knows versions 1-2"):
+        FeatureSpec.matching({**SPEC.to_dict(), "version": 99}, what="weights 'new'")
+    with pytest.raises(FeatureSpecMismatch, match="knows versions 1-2"):
+        FeatureSpec.of_version(0)
+    # a version's settings still count: a version-1 spec with other columns is no version-1 spec
+    with pytest.raises(FeatureSpecMismatch, match="visual_dim: checkpoint has 23, extractor has 16"):
+        FeatureSpec.matching({**SPEC.to_dict(), "version": 1})
+    with pytest.raises(FeatureSpecMismatch) as e:
+        SPEC.check_compatible(v1)
+    assert {x.split(":")[0] for x in e.value.differences} == {"version", "visual_features", "visual_dim",
+                                                              "expression_model"}
+    # another expression model (retrained or converted anew) gives other features
+    with pytest.raises(FeatureSpecMismatch, match="expression_model"):
+        FeatureSpec.matching({**SPEC.to_dict(), "expression_model": "fer_mini_xception sha256:0000"})
 
 
 def test_spec_library_versions():

@@ -190,3 +190,11 @@ def test_feature_spec_comes_with_the_data():
     clash = replace(cfg, model={**QUICK_MODEL, "feature_spec": {"name": "other", "version": 9}})
     with pytest.raises(TrainingStopped, match="feature_spec differs"):
         build_model(clash, features, {"feature_spec": spec})
+
+
+def test_model_dims_must_match_the_data_spec_version():
+    """A model configured for version-1 visual features (16) cannot train on a version-2 dataset (23)."""
+    features = {"audio": np.zeros((1, 3, 48), np.float32), "vision": np.zeros((1, 2, 23), np.float32)}
+    cfg = TrainConfig(model={**QUICK_MODEL, "visual_dim": 16})
+    with pytest.raises(TrainingStopped, match=r"visual_dim=16 but .* features of size 23 \(feature spec version 2\)"):
+        build_model(cfg, features, {"feature_spec": {"name": "mclmcf-av", "version": 2}})
