@@ -63,6 +63,8 @@ SPLIT_SEED = 0
 POOL_SIZE = 24                     # distinct face clips the visual stream is drawn from
 POOL_SECONDS = 4.0
 MAX_SPEECH_SECONDS = 10.0          # longer snippets are cut (a handful)
+# what the acoustic features depend on (a new visual spec version keeps the voiced features)
+AUDIO_SPEC_FIELDS = ("sample_rate", "hop_length", "n_fft", "n_mels", "fmin_hz", "fmax_hz", "audio_features")
 CITATION = ("Hutto, C.J. & Gilbert, E.E. (2014). VADER: A Parsimonious Rule-based Model for Sentiment "
             "Analysis of Social Media Text. ICWSM-14.")
 
@@ -138,7 +140,8 @@ def spoken_features(text: str) -> np.ndarray:
 def voice_all(texts: list[str], cache: Path, workers: int) -> list[np.ndarray]:
     """Acoustic features of every text, reusing ``cache`` (written by an earlier build) when it holds the same
     texts under the same acoustic spec: voicing is the slow stage (~20 min for 10k snippets on 2 cores)."""
-    audio_spec = {k: v for k, v in FeatureSpec().to_dict().items() if not k.startswith("visual") and k != "video_fps"}
+    spec = FeatureSpec().to_dict()
+    audio_spec = {**{k: spec[k] for k in AUDIO_SPEC_FIELDS}, "librosa": spec["libraries"]["librosa"]}
     key = {"texts_sha256": hashlib.sha256("\n".join(texts).encode()).hexdigest(), "audio_spec": audio_spec,
            "max_speech_seconds": MAX_SPEECH_SECONDS}
     meta = cache.with_suffix(".json")

@@ -62,3 +62,19 @@ def test_spoken_features_have_the_extractor_layout():
     assert short.shape[1] == long.shape[1] == FeatureSpec().audio_dim
     assert long.shape[0] > short.shape[0]
     assert np.isfinite(long).all()
+
+
+def refuse_to_voice(text: str):
+    raise AssertionError("voiced again")
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+def test_voiced_features_are_reused_for_the_same_texts(tmp_path, monkeypatch):
+    from preprocessing import rated_snippets
+    cache = tmp_path / "speech_cache.safetensors"
+    first = rated_snippets.voice_all(["good", "rather bad"], cache, workers=1)
+    monkeypatch.setattr(rated_snippets, "spoken_features", refuse_to_voice)
+    again = rated_snippets.voice_all(["good", "rather bad"], cache, workers=1)
+    assert all((a == b).all() for a, b in zip(first, again))
+    with pytest.raises(AssertionError, match="voiced again"):
+        rated_snippets.voice_all(["good", "quite bad"], cache, workers=1)
