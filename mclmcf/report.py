@@ -39,6 +39,9 @@ def model_card(result: dict) -> str:
     test = result["test"]
     rows = "\n".join(f"| {k} | {test[k]:.4f} |" for k in CARD_KEYS if k in test)
     cfg = result["model_config"]
+    encoder_note = (f", frozen and not stored here: loading resolves it (installed package, local folder or the Hub) "
+                    f"and checks the SHA-256 of its weights, `{cfg['text_encoder_sha256']}`"
+                    if cfg.get("freeze_text_encoder") else ", fine-tuned (stored in the weights)")
     data_line = ("**SYNTHETIC planted-signal data** (mclmcf.synthetic): these numbers say the pipeline learns, "
                  "nothing about real sentiment." if synthetic else f"`{result['data']}` ({result['train_config']['dataset']} preset).")
     return f"""---
@@ -57,7 +60,7 @@ analysis, trained with `python -m mclmcf.train`. Inference weights only (contras
 {data_line}
 
 Feature standardisation statistics (training split) are stored in the weights. Text encoder:
-`{cfg["text_encoder"]}`; acoustic features {cfg["audio_dim"]}-d, visual {cfg["visual_dim"]}-d.
+`{cfg["text_encoder"]}`{encoder_note}; acoustic features {cfg["audio_dim"]}-d, visual {cfg["visual_dim"]}-d.
 
 ## Test metrics (best validation epoch {result["best_epoch"]})
 
