@@ -92,7 +92,14 @@ def prepare_data(cfg: TrainConfig, model_cfg: MCLMCFConfig, log) -> tuple[dict[s
     if replaced:
         log(f"replaced non-finite feature values by 0: {replaced}")
     tokenizer = load_tokenizer(model_cfg.text_encoder)
-    splits = {s: D.make_split(raw[s], tokenizer, cfg.text_source, cfg.max_text_len,
+    text_source, tokenized_for = cfg.text_source, info.get("text_encoder")
+    if tokenized_for and tokenized_for != model_cfg.text_encoder and text_source != "tokenize":
+        if text_source == "file":
+            raise TrainingStopped(f"{cfg.data}: text_bert holds {tokenized_for!r} tokens, the model's text encoder is "
+                                  f"{model_cfg.text_encoder!r}: use --text-source tokenize (raw_text) or re-extract")
+        log(f"{cfg.data}: text_bert holds {tokenized_for!r} tokens; tokenizing raw_text for {model_cfg.text_encoder!r}")
+        text_source = "tokenize"
+    splits = {s: D.make_split(raw[s], tokenizer, text_source, cfg.max_text_len,
                               cfg.sample_weight if s == "train" else "none") for s in D.SPLITS}
     return splits, raw["train"], {**info, "nonfinite_replaced": replaced}
 

