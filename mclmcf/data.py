@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .dataformat import atomic_write, load_safe, save_safe
+from .dataformat import load_safe, save_safe, write_npy
 from .text_encoder import cache_dir
 
 SPLITS = ("train", "valid", "test")
@@ -264,7 +264,7 @@ def attach_text_vectors(split: Split, model, batch_size: int = 64, progress: boo
         out[idx] = model.encode_text(**tokens).float().cpu().numpy()
     split.text_vectors = out
     cached.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(cached, lambda p: np.save(open(p, "wb"), out))
+    write_npy(cached, out)
 
 
 class IndexDataset(torch.utils.data.Dataset):

@@ -78,3 +78,11 @@ def atomic_write(path: Path, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """``np.save`` through :func:`atomic_write` (given a name, np.save would append ".npy" to the temp file's)."""
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+    atomic_write(path, write)

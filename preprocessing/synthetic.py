@@ -173,8 +173,9 @@ def speak(text: str, sample_rate: int = AUDIO_RATE, voice: str | None = None, wo
     float32 at ``sample_rate``, peak 0.8."""
     import soundfile as sf
     import soxr
-    command = ["espeak-ng", "-s", str(words_per_minute), *(["-v", voice] if voice else []), "--stdout", text]
-    wav = subprocess.run(command, check=True, capture_output=True).stdout
+    command = ["espeak-ng", "-s", str(words_per_minute), *(["-v", voice] if voice else []), "--stdout"]
+    # the text goes through stdin: as an argument, one starting with "-" would be read as an option
+    wav = subprocess.run(command, input=text.encode(), check=True, capture_output=True).stdout
     y, sr = sf.read(io.BytesIO(wav), dtype="float32")
     y = soxr.resample(y.mean(axis=1) if y.ndim > 1 else y, sr, sample_rate)
     return (0.8 * y / max(1e-6, float(np.abs(y).max()))).astype(np.float32)

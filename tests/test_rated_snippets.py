@@ -70,11 +70,18 @@ def refuse_to_voice(text: str):
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
 def test_voiced_features_are_reused_for_the_same_texts(tmp_path, monkeypatch):
+    """Per-text cache: a second build voices nothing it has, and only the new text of a changed list."""
     from preprocessing import rated_snippets
-    cache = tmp_path / "speech_cache.safetensors"
+    cache = tmp_path / "speech_cache"
     first = rated_snippets.voice_all(["good", "rather bad"], cache, workers=1)
     monkeypatch.setattr(rated_snippets, "spoken_features", refuse_to_voice)
     again = rated_snippets.voice_all(["good", "rather bad"], cache, workers=1)
     assert all((a == b).all() for a, b in zip(first, again))
     with pytest.raises(AssertionError, match="voiced again"):
         rated_snippets.voice_all(["good", "quite bad"], cache, workers=1)
+    assert len(list(cache.rglob("*.npy"))) == 2
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+def test_a_snippet_starting_with_a_dash_is_spoken_not_read_as_an_option():
+    assert spoken_features("- the unit is easy to use").shape[0] > 50
