@@ -1,6 +1,7 @@
 """The demo's training set: human-rated English snippets, voiced and "filmed" locally.
 
     python -m preprocessing.rated_snippets --out data/rated_snippets [--domains movie tweets nyt] [--workers 2]
+                                           [--spec-version V] [--speech-cache DIR]
 
 Source: Hutto & Gilbert (ICWSM 2014), shipped inside the vaderSentiment 3.3.2 source distribution (MIT
 licence; fetched with `pip download`, or pass --vader-sdist). Four domains, each snippet with the mean
@@ -47,7 +48,7 @@ from mclmcf.dataformat import save_safe, write_npy
 
 from .audio import audio_features
 from .clip import extract_clip
-from .spec import FeatureSpec
+from .spec import SPEC_VERSION, VISUAL_FEATURES_BY_VERSION, FeatureSpec
 from .synthetic import make_face_clip, speak
 
 ARCHIVE = "hutto_ICWSM_2014"
@@ -175,10 +176,10 @@ def _padded(rows: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
     return out, lengths
 
 
-def build(out: Path, sdist: Path | None, domains: list[str], workers: int, limit: int | None) -> Path:
+def build(out: Path, sdist: Path | None, domains: list[str], workers: int, limit: int | None,
+          spec: FeatureSpec = FeatureSpec(), speech_cache: Path | None = None) -> Path:
     if shutil.which("espeak-ng") is None:
         raise SystemExit("espeak-ng is needed to voice the snippets: apt-get install espeak-ng")
-    spec = FeatureSpec()
     rows = []   # (split, domain, id, text, rating, sd, n)
     with tempfile.TemporaryDirectory() as tmp:
         sdist = sdist or fetch_sdist(Path(tmp))
@@ -189,7 +190,7 @@ def build(out: Path, sdist: Path | None, domains: list[str], workers: int, limit
             rows += [(splits[i], domain, sample_id(domain, i, s.ids[i]), s.texts[i], s.ratings[i], s.rater_sd[i],
                       s.n_raters[i]) for i in keep]
         pool = face_pool(Path(tmp), spec)
-    audio = voice_all([r[3] for r in rows], out / "speech_cache", workers)
+    audio = voice_all([r[3] for r in rows], speech_cache or out / "speech_cache", workers)
     face_of = np.random.default_rng(SPLIT_SEED + 1).integers(0, POOL_SIZE, len(rows))
     data = {}
     for split in ("train", "valid", "test", HELD_OUT_DOMAIN):
@@ -224,8 +225,12 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"training domains ({HELD_OUT_DOMAIN} is always written, as its own split)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--limit", type=int, help="only the first N snippets of each domain (smoke runs)")
+    parser.add_argument("--spec-version", type=int, choices=sorted(VISUAL_FEATURES_BY_VERSION), default=SPEC_VERSION,
+                        help="FeatureSpec version of the visual features (the acoustic ones are the same in every version)")
+    parser.add_argument("--speech-cache", type=Path, help="where voiced features are cached (default OUT/speech_cache)")
     args = parser.parse_args(argv)
-    out = build(args.out, args.vader_sdist, args.domains, args.workers, args.limit)
+    out = build(args.out, args.vader_sdist, args.domains, args.workers, args.limit,
+                FeatureSpec.of_version(args.spec_version), args.speech_cache)
     print(f"wrote {out} (safe format; load with mclmcf.dataformat.load_safe)")
 
 
