@@ -1,8 +1,10 @@
 """Word attribution (mclmcf.explain): cost per analysis and the completeness error of Integrated Gradients.
 
     python benchmarks/bench_explain.py [--quick] [--words 10 30 60 120] [--steps 16 32 64] [--reps 7] [--threads N]
+                                       [--weights DIR ...]
 
-Weights: the bundled demo weights (checkpoints/: all-MiniLM-L6-v2 text encoder, MOSI preset). Audio and face:
+Weights: the bundled demo weights (checkpoints/), or each of --weights in turn (e.g. the previous demo
+weights beside the current ones: the text encoder sets the cost). Audio and face:
 one 2 s synthetic clip (preprocessing.synthetic), held fixed as in the app; the cost does not depend on the
 clip's length (its voice and face vectors are computed once per call).
   cost        attribute_words() on transcripts of 10, 30, 60 and 120 words (1, 1, 2 and 3 encoder windows):
@@ -71,6 +73,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
+    ap.add_argument("--weights", nargs="+", help="weight directories to measure in turn (default: checkpoints/)")
     args = ap.parse_args()
     import torch
     from mclmcf.explain import STEPS, attribute_words
@@ -83,31 +86,33 @@ def main() -> None:
     info = machine_info()
     lengths, steps, reps = ([30], [STEPS], 1) if args.quick else (args.words, args.steps, args.reps)
     sentences = SENTENCES[:2] if args.quick else SENTENCES + [REVIEW]
-    weights = load_weights(str(DEFAULT_DIR))
-    pipeline = SentimentPipeline(weights)
-    with tempfile.TemporaryDirectory() as tmp:
-        clip = pipeline.features(make_face_clip(Path(tmp) / "clip.mp4", 2.0, fps=10, size=(320, 180)))[0]
-
-    cost = []
-    for n in lengths:
-        text = transcript(n)
+    cost, errors = [], []
+    for source in args.weights or [str(DEFAULT_DIR)]:
+        weights = load_weights(source)
+        label = f"{source} ({weights.model.config.text_encoder})"
+        pipeline = SentimentPipeline(weights)
+        with tempfile.TemporaryDirectory() as tmp:
+            clip = pipeline.features(make_face_clip(Path(tmp) / "clip.mp4", 2.0, fps=10, size=(320, 180)))[0]
+        for n in lengths:
+            text = transcript(n)
+            for s in steps:
+                cost.append(dict(measure(weights, clip, text, s, reps), windows=encoder_windows(weights, text),
+                                 weights=label))
+                print(f"  {label}: {n} words, {s} steps: {cost[-1]['wall_median_s']:.3f} s", flush=True)
         for s in steps:
-            cost.append(dict(measure(weights, clip, text, s, reps), windows=encoder_windows(weights, text)))
-            r = cost[-1]
-            print(f"  {n} words, {s} steps: {r['wall_median_s']:.3f} s", flush=True)
-    errors = []
-    for s in steps:
-        errs = [abs(attribute_words(weights.model, weights.tokenizer, t, clip.audio, clip.vision, steps=s)
-                    .completeness_error) for t in sentences]
-        errors.append(dict(steps=s, sentences=len(errs), max_abs_error=max(errs), median_abs_error=statistics.median(errs)))
+            errs = [abs(attribute_words(weights.model, weights.tokenizer, t, clip.audio, clip.vision, steps=s)
+                        .completeness_error) for t in sentences]
+            errors.append(dict(weights=label, steps=s, sentences=len(errs), max_abs_error=max(errs),
+                               median_abs_error=statistics.median(errs)))
 
-    print(f"\nword attribution (Integrated Gradients), demo weights on {weights.device}; {machine_line(info)}")
-    table = print_table(["words", "windows", "steps", "wall s (median)", "wall s (min)", "CPU s (median call)",
+    print(f"\nword attribution (Integrated Gradients) on {weights.device}; {machine_line(info)}")
+    table = print_table(["weights", "words", "windows", "steps", "wall s (median)", "wall s (min)", "CPU s (median call)",
                          "|completeness error|"],
-                        [[r["words"], r["windows"], r["steps"], r["wall_median_s"], r["wall_min_s"], r["cpu_s"],
-                          abs(r["completeness_error"])] for r in cost])
-    error_table = print_table(["steps", "sentences", "max |error|", "median |error|"],
-                              [[e["steps"], e["sentences"], e["max_abs_error"], e["median_abs_error"]] for e in errors])
+                        [[r["weights"], r["words"], r["windows"], r["steps"], r["wall_median_s"], r["wall_min_s"],
+                          r["cpu_s"], abs(r["completeness_error"])] for r in cost])
+    error_table = print_table(["weights", "steps", "sentences", "max |error|", "median |error|"],
+                              [[e["weights"], e["steps"], e["sentences"], e["max_abs_error"], e["median_abs_error"]]
+                               for e in errors])
     write_json("explain_quick" if args.quick else f"explain_threads{args.threads}" if args.threads else "explain",
                dict(machine=dict(info, torch_threads=torch.get_num_threads()), quick=args.quick, default_steps=STEPS,
                     reps=reps, cost=cost, completeness=errors, table=table, error_table=error_table))
