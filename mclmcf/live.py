@@ -44,9 +44,10 @@ from preprocessing.expression import CLASSES, frame_expressions
 
 from .pipeline import SentimentPipeline, sentiment_labels
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mclmcf.app.live")   # the app logs its own lines at INFO (console.setup_logging)
 SPEECH_DBFS = -40.0       # a 100 ms block louder than this holds speech (speech is ~-30 to -15 dBFS)
 STALE_FRAME_S = 1.0       # a grid point with no frame this recent has no face row (camera stalled)
+MAX_FPS = 30              # webcams send at most this many frames a second: bounds the frame buffer whatever the clock
 WINDOW_RANGE = (2.0, 10.0)   # seconds; the buffers always hold the longest, so the window can change mid-stream
 
 
@@ -117,9 +118,10 @@ class LiveSession:
         self._resampler: tuple[int, soxr.ResampleStream] | None = None
         self._samples = np.zeros(0, np.float32)          # the last window of audio at spec.sample_rate
         self._received_s = 0.0                           # audio seconds received: the session's clock
-        self._frames: deque[tuple[float, np.ndarray, np.ndarray | None]] = deque()   # (time, row, expressions)
+        self._frames: deque[tuple[float, np.ndarray, np.ndarray | None]] = deque(   # (time, row, expressions)
+            maxlen=int((WINDOW_RANGE[1] + STALE_FRAME_S) * MAX_FPS))
         self._speech_since_score = False
-        self._last_score_s = -math.inf
+        self._last_score_s = 0.0                         # the first score after score_every_s of audio
         self._history: deque[tuple[float, float]] = deque()
         self._scoring = False
         self._update: LiveUpdate | str | None = None
@@ -277,15 +279,18 @@ class LiveSessions:
             idle = [k for k, s in self._open.items() if time.monotonic() - s.last_input > self.idle_s]
             for k in idle:
                 del self._open[k]
+                log.info("idle live session dropped")
             if len(self._open) >= self.max_sessions:
                 return None
             self._open[key] = LiveSession(pipeline, self.config)
+            log.info("live session opened (%d of %d open)", len(self._open), self.max_sessions)
             return self._open[key]
 
     def release(self, key: str) -> None:
         """Drop the tab's session (its stream ended or the tab closed); nothing stays behind."""
         with self._lock:
-            self._open.pop(key, None)
+            if self._open.pop(key, None) is not None:
+                log.info("live session closed (%d of %d open)", len(self._open), self.max_sessions)
 
     def __len__(self) -> int:
         with self._lock:

@@ -67,7 +67,7 @@ def panel_html(update: LiveUpdate | str, window_s: float, history_s: float) -> s
   </div>
   <div class="gauge"><div class="gauge-marker" style="left:{pos:.1f}%"></div></div>
   <div class="gauge-ticks"><span>−{r:g}<br>negative</span><span>0<br>neutral</span><span>+{r:g}<br>positive</span></div>
-  <div id="live-words" class="live-words">🎙️ {words}</div>
+  <div id="live-words" class="live-words"><small>Heard:</small> {words}</div>
   {timeline_svg(update.history, update.end_s, r, history_s)}
   {expressions_html(update.expressions, update.face_fraction)}
   <div class="live-meta">at {update.end_s:.1f} s · {stages}</div>
