@@ -182,13 +182,8 @@ def live_tab_contents(registry: PipelineRegistry, tab: gr.Tab, demo: gr.Blocks) 
             return live_viz.ended_html(str(refusal_logged(err)))
         if session is None:
             return live_viz.busy_html(LIVE_SESSIONS)
-        session.add_audio(*chunk)
-        if session.due():
-            session.start_scoring(scored, window_s)
-        update = session.take_update()
-        if update is None:
-            return gr.skip()
-        return live_viz.panel_html(update, window_s, sessions.config.history_s)
+        update = session.stream_audio(*chunk, scored, window_s)
+        return gr.skip() if update is None else live_viz.panel_html(update, window_s, sessions.config.history_s)
 
     def on_frame(frame, request: gr.Request):
         if frame is not None and (session := sessions.acquire(request.session_hash, registry.get())) is not None:

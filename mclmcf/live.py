@@ -3,10 +3,9 @@
     sessions = LiveSessions(max_sessions=2)
     session = sessions.acquire("browser-tab-id", pipeline)   # None: every slot is taken ("busy")
     session.add_frame(rgb)                               # webcam: face features of each new frame, at once
-    session.add_audio(48_000, samples)                   # microphone chunk (int16 or float, mono or stereo)
-    if session.due():
-        session.start_scoring(lambda window: score_window(pipeline, window))   # on a thread of its own
-    update = session.take_update()                       # the newest finished score, once
+    update = session.stream_audio(48_000, samples, lambda window: score_window(pipeline, window))
+    # a microphone chunk (int16 or float, mono or stereo); when a score is due it starts on a thread of
+    # its own, and update is the newest finished one (once), else None
 
 Each score reads the last ``window_s`` seconds (default 4): their audio through the pipeline's acoustic
 features (preprocessing.audio) and its speech recogniser (word timestamps), and the face rows of the
@@ -229,6 +228,21 @@ class LiveSession:
         # the request's context goes along: spaces.GPU (ZeroGPU) reads the visitor's request from it
         threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True).start()
         return True
+
+    def stream_audio(self, sample_rate: int, samples: np.ndarray, scorer, window_s: float | None = None
+                     ) -> LiveUpdate | str | None:
+        """What the microphone's stream handler does with each chunk: take it in, start a score when one is
+        due, and hand back the newest finished one (None: nothing new to show)."""
+        self.add_audio(sample_rate, samples)
+        if self.due():
+            self.start_scoring(scorer, window_s)
+        return self.take_update()
+
+    @property
+    def scoring(self) -> bool:
+        """Whether a score is running (its thread ends by itself)."""
+        with self._lock:
+            return self._scoring
 
     def take_update(self) -> LiveUpdate | str | None:
         """The newest finished score (or what went wrong) once, then None until the next one."""
