@@ -110,9 +110,10 @@ def expressions_html(expressions: dict[str, float] | None, face_fraction: float)
 
 
 def busy_html(max_sessions: int) -> str:
-    return (f'<div id="live-busy" class="score-card score-error"><b>Live mode is busy.</b> All {max_sessions} live '
-            'slots of this server are in use. Keep this tab open: it joins as soon as one frees up (each visitor '
-            'stream lasts at most 10 minutes), or analyse a recorded clip in the first tab meanwhile.</div>')
+    return (f'<div id="live-busy" class="score-card score-error"><b>Live mode is busy.</b> This server scores '
+            f'{max_sessions} live stream{"s" * (max_sessions > 1)} at a time and they are all taken. Keep this tab open: '
+            'it joins as soon as one frees up (a stream lasts at most 10 minutes), or analyse a recorded clip in '
+            'the first tab meanwhile.</div>')
 
 
 def ended_html(reason: str) -> str:

@@ -206,22 +206,13 @@ def live_reading(driver) -> tuple[float, str] | None:
 @browser_test
 def test_browser_live_score_follows_positive_then_negative_speech(live_server, live_server_log, live_media):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     video, audio = live_media
     fake_devices = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                     f"--use-file-for-fake-video-capture={video}", f"--use-file-for-fake-audio-capture={audio}"]
     with chromium("app-live-failure.png", extra_args=fake_devices) as driver:
-        wait = WebDriverWait(driver, 120)
-        driver.get(live_server)
-        wait.until(lambda d: next((t for t in d.find_elements(By.CSS_SELECTOR, "button[role=tab]")
-                                   if t.text.strip() == "Live"), None)).click()
-        assert "allow both for this site" in wait.until(lambda d: d.find_element(By.ID, "live-permissions")).text
-        camera = wait.until(lambda d: d.find_element(By.XPATH, "//*[@id='live-camera']//button[normalize-space()="
-                                                               "'Click to Access Webcam']"))
-        camera.click()
-        wait.until(lambda d: d.find_element(By.XPATH, "//*[@id='live-camera']//button[normalize-space()='Record']")).click()
-        driver.find_element(By.XPATH, "//*[@id='live-mic']//button[normalize-space()='Record']").click()
+        wait = start_live(driver, live_server)
+        assert "allow both for this site" in driver.find_element(By.ID, "live-permissions").text
         # the wav loops: whichever phrase plays first, a clearly positive and then a clearly negative score follow
         positive, negative = ("loved", "wonderful", "brilliant"), ("hated", "lifeless", "mess", "dull")
         wait.until(lambda d: (r := live_reading(d)) and r[0] > 0.5 and any(w in r[1] for w in positive))
@@ -237,3 +228,74 @@ def test_browser_live_score_follows_positive_then_negative_speech(live_server, l
         wait_for(lambda: "live session closed (0 of" in live_server_log.read_text(), timeout=60,
                  what="the session to be released")
     assert "Traceback" not in live_server_log.read_text()
+
+
+@pytest.fixture
+def one_slot_app(checkpoint, monkeypatch):
+    """The app in this process with one live slot (small random weights); yields its URL."""
+    import app
+    from mclmcf.pipeline import PipelineRegistry
+    from test_app import free_port
+    monkeypatch.setattr(app, "LIVE_SESSIONS", 1)
+    demo = app.build_demo(PipelineRegistry(str(checkpoint)))
+    port = free_port()
+    demo.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def start_live(driver, url: str, camera: bool = True):
+    """Open the Live tab at ``url`` and press Record on the microphone (and the camera)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    wait = WebDriverWait(driver, 120)
+    driver.get(url)
+    wait.until(lambda d: next((t for t in d.find_elements(By.CSS_SELECTOR, "button[role=tab]")
+                               if t.text.strip() == "Live"), None)).click()
+    if camera:
+        wait.until(lambda d: d.find_element(By.XPATH, "//*[@id='live-camera']//button[normalize-space()="
+                                                      "'Click to Access Webcam']")).click()
+        wait.until(lambda d: d.find_element(By.XPATH, "//*[@id='live-camera']//button[normalize-space()='Record']")).click()
+    wait.until(lambda d: d.find_element(By.XPATH, "//*[@id='live-mic']//button[normalize-space()='Record']")).click()
+    return wait
+
+
+@browser_test
+def test_browser_second_visitor_is_told_busy_and_joins_when_the_first_stops(one_slot_app, live_media, caplog):
+    from selenium.webdriver.common.by import By
+    video, audio = live_media
+    fake_devices = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-audio-capture={audio}"]
+    caplog.set_level("INFO", logger="mclmcf.app.live")
+    with chromium("app-live-busy-failure.png", extra_args=fake_devices) as driver:
+        wait = start_live(driver, one_slot_app, camera=False)
+        wait.until(lambda d: d.find_elements(By.ID, "live-panel"))
+        first = driver.current_window_handle
+        driver.switch_to.new_window("tab")
+        wait = start_live(driver, one_slot_app, camera=False)
+        busy = wait.until(lambda d: d.find_elements(By.ID, "live-busy"))[0].text
+        assert "Live mode is busy" in busy and "1 live stream at a time" in busy and "joins as soon as one frees up" in busy
+        driver.save_screenshot(str(ARTIFACTS / "app-live-busy.png"))
+        second = driver.current_window_handle
+        driver.switch_to.window(first)
+        driver.find_element(By.XPATH, "//*[@id='live-mic']//button[normalize-space()='Stop']").click()
+        wait_for(lambda: "live session closed (0 of 1 open)" in caplog.text, what="the stopped session to go")
+        driver.switch_to.window(second)
+        wait.until(lambda d: d.find_elements(By.ID, "live-panel"))       # the waiting tab got the slot
+
+
+@browser_test
+def test_browser_says_what_to_allow_when_camera_and_microphone_are_blocked(one_slot_app):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    with chromium("app-live-blocked-failure.png") as driver:
+        for permission in ("microphone", "camera"):
+            driver.execute_cdp_cmd("Browser.setPermission", {"permission": {"name": permission}, "setting": "denied",
+                                                             "origin": one_slot_app.rstrip("/")})
+        wait = WebDriverWait(driver, 120)
+        driver.get(one_slot_app)
+        wait.until(lambda d: next((t for t in d.find_elements(By.CSS_SELECTOR, "button[role=tab]")
+                                   if t.text.strip() == "Live"), None)).click()
+        note = wait.until(lambda d: d.find_elements(By.ID, "live-blocked"))[0].text
+        assert "blocks the microphone and the camera" in note and "allow them, and reload" in note, note
+        driver.save_screenshot(str(ARTIFACTS / "app-live-blocked.png"))
