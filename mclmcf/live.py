@@ -225,8 +225,9 @@ class LiveSession:
             with self._lock:
                 self._update, self._scoring = update, False
 
-        # the request's context goes along: spaces.GPU (ZeroGPU) reads the visitor's request from it
-        threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True).start()
+        # the request's context goes along: spaces.GPU (ZeroGPU) reads the visitor's request from it. Not a
+        # daemon: an exiting interpreter waits for the score (< 2 s) instead of aborting in the native code it runs
+        threading.Thread(target=contextvars.copy_context().run, args=(run,)).start()
         return True
 
     def stream_audio(self, sample_rate: int, samples: np.ndarray, scorer, window_s: float | None = None

@@ -282,6 +282,8 @@ def test_browser_second_visitor_is_told_busy_and_joins_when_the_first_stops(one_
         wait_for(lambda: "live session closed (0 of 1 open)" in caplog.text, what="the stopped session to go")
         driver.switch_to.window(second)
         wait.until(lambda d: d.find_elements(By.ID, "live-panel"))       # the waiting tab got the slot
+        driver.find_element(By.XPATH, "//*[@id='live-mic']//button[normalize-space()='Stop']").click()
+        wait_for(lambda: caplog.text.count("live session closed (0 of 1 open)") == 2, what="the second session to go")
 
 
 @browser_test
