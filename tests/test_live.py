@@ -108,6 +108,23 @@ def test_face_rows_lie_on_the_weights_frame_grid(mute_pipeline):
     assert session.window(2.0).face_fraction < 1.0               # ...from the next grid points on
 
 
+def test_face_rows_are_the_clip_analysis_features_of_the_same_frames(mute_pipeline, make_clip):
+    """Live rows = extract_clip's vision rows for the same decoded frames (whatever the spec version), up to the
+    face mesh's own difference: the clip analysis tracks the face from frame to frame, live mode finds it in
+    each frame (frames arrive one at a time, 0.25 s apart)."""
+    from preprocessing import extract_clip
+    from preprocessing.media import load_media
+    spec = mute_pipeline.weights.spec
+    path = make_clip("talk.mp4")
+    clip = extract_clip(path, spec)
+    session = LiveSession(mute_pipeline)
+    for frame in load_media(path, fps=spec.video_fps, sample_rate=spec.sample_rate).frames:
+        session.add_frame(frame)
+    rows = np.stack([row for _, row, _ in session._frames])
+    assert rows.shape == clip.vision.shape == (len(clip.vision), spec.visual_dim)
+    assert np.abs(rows - clip.vision).max() < 0.1, np.abs(rows - clip.vision).max(axis=0)
+
+
 def test_memory_stays_flat_over_a_long_session(mute_pipeline):
     """A session's buffers fill up within one window / one history span and then stay the same size."""
     from preprocessing.synthetic import face_frames, voice_tone
