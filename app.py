@@ -23,10 +23,9 @@ KERNEL_COMPILE = (subprocess.Popen([sys.executable, "-c", LIBROSA_KERNELS], stdo
 import gradio as gr  # noqa: E402  (this and the imports below come after the side process has started)
 import transformers
 
-from mclmcf import explain_viz, live_viz, viz
+from mclmcf import explain_viz, live, live_viz, viz
 from mclmcf.console import filter_native_stderr, one_line, setup_logging
 from mclmcf.expression_strip import expression_strip
-from mclmcf import live
 from mclmcf.pipeline import FPS_RANGE, PipelineRegistry, Prediction, user_message
 from mclmcf.weights import DEFAULT_DIR, ENV_VAR, LoadedWeights, default_source
 from preprocessing import asr
@@ -186,7 +185,11 @@ def live_tab_contents(registry: PipelineRegistry, tab: gr.Tab, demo: gr.Blocks) 
         return gr.skip() if update is None else live_viz.panel_html(update, window_s, sessions.config.history_s)
 
     def on_frame(frame, request: gr.Request):
-        if frame is not None and (session := sessions.acquire(request.session_hash, registry.get())) is not None:
+        try:
+            session = sessions.acquire(request.session_hash, registry.get()) if frame is not None else None
+        except ValueError:                     # no usable weights: on_audio says so
+            return
+        if session is not None:
             session.add_frame(frame)
 
     def release(request: gr.Request):

@@ -314,5 +314,6 @@ class LiveSessions:
 
 def warm_up(pipeline: SentimentPipeline) -> None:
     """Load the speech recogniser before the first live visitor (its first call takes ~1.5 s)."""
+    rate = pipeline.weights.spec.sample_rate
     if pipeline.asr:
-        pipeline.asr.transcribe(np.zeros(pipeline.weights.spec.sample_rate, np.float32), pipeline.weights.spec.sample_rate)
+        pipeline.asr.transcribe(np.zeros(rate, np.float32), rate)

@@ -83,8 +83,8 @@ def timeline_svg(history: list[tuple[float, float]], now_s: float, label_range: 
         return TIMELINE_H / 2 * (1 - np.clip(s, -label_range, label_range) / label_range)
 
     points = " ".join(f"{x(t):.1f},{y(s):.1f}" for t, s in history)
-    dots = "".join(f'<circle cx="{x(t):.1f}" cy="{y(s):.1f}" r="2.5" fill="{POLARITY_COLOURS["positive" if s >= 0 else "negative"]}"/>'
-                   for t, s in history)
+    dots = "".join(f'<circle cx="{x(t):.1f}" cy="{y(s):.1f}" r="2.5" '
+                   f'fill="{POLARITY_COLOURS["positive" if s >= 0 else "negative"]}"/>' for t, s in history)
     ticks = "".join(f'<text x="{x(now_s - a):.0f}" y="{TIMELINE_H - 3}" font-size="10" fill="#888" '
                     f'text-anchor="middle">−{a:g} s</text>' for a in np.arange(10, history_s, 10))
     return f"""
@@ -111,8 +111,8 @@ def expressions_html(expressions: dict[str, float] | None, face_fraction: float)
 
 def busy_html(max_sessions: int) -> str:
     return (f'<div id="live-busy" class="score-card score-error"><b>Live mode is busy.</b> This server scores '
-            f'{max_sessions} live stream{"s" * (max_sessions > 1)} at a time and they are all taken. Keep this tab open: '
-            'it joins as soon as one frees up (a stream lasts at most 10 minutes), or analyse a recorded clip in '
+            f'{max_sessions} live stream{"s" * (max_sessions > 1)} at a time and they are all taken. Keep this tab '
+            'open: it joins as soon as one frees up (a stream lasts at most 10 minutes), or analyse a recorded clip in '
             'the first tab meanwhile.</div>')
 
 
