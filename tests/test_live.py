@@ -48,10 +48,11 @@ def score_now(session: LiveSession, pipeline, window_s: float | None = None):
 def test_positive_then_negative_speech_moves_the_score_across_zero(demo_pipeline):
     from preprocessing.synthetic import face_frames, speak
     session = LiveSession(demo_pipeline)
-    for frame in face_frames(1.0, fps=4, size=(640, 480)):
-        session.add_frame(frame)
     silence = np.zeros(SR // 2, np.float32)
     feed(session, np.concatenate([silence, speak(POSITIVE, SR), silence]))
+    for frame in face_frames(0.5, fps=4, size=(640, 480)):     # frames are timed by the wall clock: film just now
+        session.add_frame(frame)
+        time.sleep(0.1)
     positive = score_now(session, demo_pipeline)
     feed(session, np.concatenate([speak(NEGATIVE, SR), silence]))
     negative = score_now(session, demo_pipeline)
