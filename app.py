@@ -44,7 +44,9 @@ EXAMPLES = [[str(HERE / "examples" / f), text] for f, text in json.loads((HERE /
 MAX_FILE_MB = 50
 MAX_DURATION_S = 60.0
 CONCURRENCY = 2
-LIVE_SESSIONS = 2          # live streams at once: each scores about once a second, which is what a CPU core can follow
+# live streams at once: one per two CPU cores keeps a phrase's score within 1.5 s (bench_live: two sessions on two
+# cores took up to 3 s); raise it on a bigger machine
+LIVE_SESSIONS = int(os.environ.get("MCLMCF_LIVE_SESSIONS", 1))
 LIVE_TIME_LIMIT_S = 600    # one live stream lasts at most 10 minutes
 LIVE_FRAME_EVERY_S = 0.25  # webcam frames sent per second: 4 (the face rows are laid on the weights' frame grid)
 TRANSCRIPT_LABELS = {False: "Transcript", True: "Transcript (from speech recognition: correct it and analyse again)"}

@@ -1,6 +1,6 @@
 """Live mode: webcam frames and microphone audio streamed in, a running sentiment score out (the app's Live tab).
 
-    sessions = LiveSessions(max_sessions=2)
+    sessions = LiveSessions(max_sessions=1)
     session = sessions.acquire("browser-tab-id", pipeline)   # None: every slot is taken ("busy")
     session.add_frame(rgb)                               # webcam: face features of each new frame, at once
     update = session.stream_audio(48_000, samples, lambda window: score_window(pipeline, window))
@@ -279,8 +279,8 @@ def _level_dbfs(y: np.ndarray) -> float:
 @dataclass
 class LiveSessions:
     """The open sessions, by browser tab; at most ``max_sessions`` at once (each one scores about once a
-    second, which is what a CPU core can follow), an idle one (nothing sent for ``idle_s``) gives way."""
-    max_sessions: int = 2
+    second, with speech recognition on all the cores it gets), an idle one (nothing sent for ``idle_s``) gives way."""
+    max_sessions: int = 1
     idle_s: float = 15.0
     config: LiveConfig = field(default_factory=LiveConfig)
     _open: dict[str, LiveSession] = field(default_factory=dict)
