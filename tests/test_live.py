@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from mclmcf.live import LiveConfig, LiveSessions, LiveSession, score_window
+from mclmcf.live import LiveConfig, LiveSession, LiveSessions, score_window
 from test_app import ARTIFACTS, browser_test, chromium, full_page_screenshot, launch_app, wait_for
 
 SR = 48_000                    # what browsers record at
@@ -39,9 +39,9 @@ def feed(session: LiveSession, wave: np.ndarray, chunk_s: float = 0.1) -> None:
         session.add_audio(SR, (wave[i:i + step] * 32767).astype(np.int16))
 
 
-def score_now(session: LiveSession, pipeline, window_s: float | None = None):
+def score_now(session: LiveSession, pipeline):
     """What start_scoring's thread does, in this thread."""
-    window = session.window(window_s)
+    window = session.window()
     return session.record(window, score_window(pipeline, window))
 
 
