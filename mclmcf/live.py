@@ -71,7 +71,7 @@ class LiveWindow:
 @dataclass
 class WindowScore:
     score: float
-    words: str                    # what speech recognition heard in the window
+    words: str | None             # what speech recognition heard in the window; None: no recogniser
     timings: dict[str, float]     # seconds: asr, audio, model
 
 
@@ -83,7 +83,7 @@ class LiveUpdate:
     label_range: float
     sentiment_class: str
     polarity: str
-    words: str
+    words: str | None
     face_fraction: float
     expressions: dict[str, float] | None
     timings: dict[str, float]
@@ -98,9 +98,8 @@ def score_window(pipeline: SentimentPipeline, window: LiveWindow) -> WindowScore
     t1 = time.perf_counter()
     audio = audio_features(window.waveform, spec)
     t2 = time.perf_counter()
-    words = heard.text if heard else ""
-    score = pipeline.score(words, audio, window.vision)
-    return WindowScore(score, words, {"asr": t1 - t0, "audio": t2 - t1, "model": time.perf_counter() - t2})
+    score = pipeline.score(heard.text if heard else "", audio, window.vision)
+    return WindowScore(score, heard.text if heard else None, {"asr": t1 - t0, "audio": t2 - t1, "model": time.perf_counter() - t2})
 
 
 class LiveSession:

@@ -55,8 +55,14 @@ def panel_html(update: LiveUpdate | str, window_s: float, history_s: float) -> s
     r = update.label_range
     pos = 50.0 * (1 + np.clip(update.score, -r, r) / r)
     colour = POLARITY_COLOURS[update.polarity]
-    words = (f'<span id="live-words-text">{html.escape(update.words)}</span>' if update.words else
-             f'<span class="none">(no words heard in the last {window_s:g} s)</span>')
+    if update.words is None:
+        words = ('<span class="none">(speech recognition is off on this server: the score rests on the voice and '
+                 'the face)</span>')
+    elif update.words:
+        words = f'<span id="live-words-text">{html.escape(update.words)}</span>'
+    else:
+        words = f'<span class="none">(no words heard in the last {window_s:g} s)</span>'
+
     stages = " · ".join(f"{k} {v * 1000:.0f} ms" for k, v in update.timings.items())
     return f"""
 <div id="live-panel" class="score-card" data-score="{update.score:.4f}" data-end="{update.end_s:.2f}">

@@ -185,6 +185,8 @@ def test_live_panel_shows_score_timeline_words_and_expressions(demo_pipeline):
     assert "No face in view" in live_viz.panel_html(
         LiveUpdate(**{**update.__dict__, "expressions": None, "words": ""}), 4.0, 60.0)
     assert "failed" in live_viz.panel_html("Scoring this window failed", 4.0, 60.0)
+    no_recogniser = LiveUpdate(**{**update.__dict__, "words": None})
+    assert "speech recognition is off" in live_viz.panel_html(no_recogniser, 4.0, 60.0)
 
 
 # ---- the Live tab in a browser ---------------------------------------------------------------
