@@ -23,7 +23,7 @@ KERNEL_COMPILE = (subprocess.Popen([sys.executable, "-c", LIBROSA_KERNELS], stdo
 import gradio as gr  # noqa: E402  (this and the imports below come after the side process has started)
 import transformers
 
-from mclmcf import explain_viz, viz
+from mclmcf import explain_viz, live, live_viz, viz
 from mclmcf.console import filter_native_stderr, one_line, setup_logging
 from mclmcf.expression_strip import expression_strip
 from mclmcf.pipeline import FPS_RANGE, PipelineRegistry, Prediction, user_message
@@ -44,6 +44,11 @@ EXAMPLES = [[str(HERE / "examples" / f), text] for f, text in json.loads((HERE /
 MAX_FILE_MB = 50
 MAX_DURATION_S = 60.0
 CONCURRENCY = 2
+# live streams at once: one per two CPU cores keeps a phrase's score within 1.5 s (bench_live: two sessions on two
+# cores took up to 3 s); raise it on a bigger machine
+LIVE_SESSIONS = int(os.environ.get("MCLMCF_LIVE_SESSIONS", 1))
+LIVE_TIME_LIMIT_S = 600    # one live stream lasts at most 10 minutes
+LIVE_FRAME_EVERY_S = 0.25  # webcam frames sent per second: 4 (the face rows are laid on the weights' frame grid)
 TRANSCRIPT_LABELS = {False: "Transcript", True: "Transcript (from speech recognition: correct it and analyse again)"}
 CSS = """
 .score-card {padding: 12px 16px; border-radius: 12px; background: var(--block-background-fill);}
@@ -158,6 +163,61 @@ def warm_up(registry: PipelineRegistry) -> None:
         log.warning("warm-up failed: %s", one_line(err))
         return
     log.info("warm-up: the first analysis took %.1f s", time.perf_counter() - start)
+    live.warm_up(registry.get())
+
+
+def live_tab_contents(registry: PipelineRegistry, tab: gr.Tab, demo: gr.Blocks) -> None:
+    """The Live tab: webcam and microphone streamed to mclmcf.live, a running score back (live_viz)."""
+    sessions = live.LiveSessions(max_sessions=LIVE_SESSIONS)
+
+    @gpu
+    def scored(window):   # on ZeroGPU a GPU is attached once per score, not for every audio chunk
+        return live.score_window(registry.get(), window)
+
+    def on_audio(chunk, window_s, request: gr.Request):
+        if chunk is None:
+            return gr.skip()
+        try:
+            session = sessions.acquire(request.session_hash, registry.get())
+        except ValueError as err:              # no usable weights: say so in the score's place
+            return live_viz.ended_html(str(refusal_logged(err)))
+        if session is None:
+            return live_viz.busy_html(LIVE_SESSIONS)
+        update = session.stream_audio(*chunk, scored, window_s)
+        return gr.skip() if update is None else live_viz.panel_html(update, window_s, sessions.config.history_s)
+
+    def on_frame(frame, request: gr.Request):
+        try:
+            session = sessions.acquire(request.session_hash, registry.get()) if frame is not None else None
+        except ValueError:                     # no usable weights: on_audio says so
+            return
+        if session is not None:
+            session.add_frame(frame)
+
+    def release(request: gr.Request):
+        sessions.release(request.session_hash)
+
+    gr.Markdown("Turn on the camera and the microphone and talk: every second the model scores the last few seconds "
+                "(what you say, how you say it and your face) and the score below follows you.")
+    gr.HTML(live_viz.PERMISSIONS)
+    blocked = gr.HTML(elem_id="live-blocked-note")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera", height=300,
+                              elem_id="live-camera")
+            mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone", elem_id="live-mic")
+            window_s = gr.Slider(*live.WINDOW_RANGE, value=sessions.config.window_s, step=1, label="Window (s)",
+                                 info="how many of the last seconds each score reads")
+        with gr.Column(scale=6):
+            panel = gr.HTML(live_viz.PLACEHOLDER, elem_id="live-output")
+    webcam.stream(on_frame, webcam, None, stream_every=LIVE_FRAME_EVERY_S, time_limit=LIVE_TIME_LIMIT_S,
+                  concurrency_limit=None, show_progress="hidden", api_visibility="private")
+    # no concurrency limit here: a visitor past the cap must reach on_audio to be told that live mode is busy
+    mic.stream(on_audio, [mic, window_s], panel, stream_every=0.1, time_limit=LIVE_TIME_LIMIT_S,
+               concurrency_limit=None, show_progress="hidden", api_visibility="private")
+    mic.stop_recording(release, api_visibility="private")
+    demo.unload(release)
+    tab.select(None, None, blocked, js=live_viz.PERMISSIONS_CHECK_JS)
 
 
 def build_demo(registry: PipelineRegistry) -> gr.Blocks:
@@ -184,35 +244,38 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
                     "what they say (or leave the box empty: speech recognition fills it in), and the model rates the sentiment from the words, the voice and the face. "
                     "Below: the TCF multimodal “images” (outer products of two modalities) the model convolves.")
         gr.Markdown(banner, elem_id="weights-banner")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5):
-                video = gr.Video(sources=["upload", "webcam"], include_audio=True, label="Clip (≤ 60 s)", height=300)
-                transcript = gr.Textbox(label=TRANSCRIPT_LABELS[False], lines=2, elem_id="transcript",
-                                        placeholder="What is said in the clip; leave empty to have it transcribed")
-                with gr.Accordion("Settings", open=False):
-                    fps = gr.Slider(*FPS_RANGE, value=default_fps, step=1, label="Face frames sampled per second",
-                                    info=f"the weights were trained at {default_fps:g}; lower is faster")
-                    window = gr.Slider(0, 10, value=0, step=1, label="Timeline window (s, 0 = off)",
-                                       info="score each window of a long clip with its own words, voice and face")
-                    weights = gr.Textbox(label="Weights", placeholder=weights_placeholder(registry.default_source),
-                                         info="Hub repo id[@revision]; empty = the weights this server started with")
-                button = gr.Button("Analyse", variant="primary")
-                gr.Examples(EXAMPLES, inputs=[video, transcript], cache_examples=False)
-            with gr.Column(scale=6):
-                score = gr.HTML(viz.SCORE_PLACEHOLDER, label="Sentiment")
-                contributions = gr.HTML()
-                words = gr.HTML(explain_viz.WORDS_PLACEHOLDER)
-                face = gr.Image(label="Face mesh on a key frame", height=260, interactive=False)
-                expressions = gr.Image(label="Facial expression over time", show_label=False, elem_id="expression-strip",
-                                       interactive=False)   # the figure's title says what it shows
-        gr.Markdown("### TCF multimodal images and their Conv2d feature maps")
-        tcf_images = [gr.HTML(viz.tcf_placeholder(p), elem_classes="tcf-map") for p in viz.PAIR_NAMES]
-        audio = gr.Image(label="Waveform and the acoustic features the model reads (after Analyse)", interactive=False)
-        voice = gr.HTML()
-        timeline = gr.Image(label="Score over time", show_label=False, interactive=False, visible=False)
-        details = gr.Markdown()
-        with gr.Accordion("Raw result (JSON, as returned by the API)", open=False):
-            result = gr.JSON(label="result")
+        with gr.Tab("Analyse a clip"):
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=5):
+                    video = gr.Video(sources=["upload", "webcam"], include_audio=True, label="Clip (≤ 60 s)", height=300)
+                    transcript = gr.Textbox(label=TRANSCRIPT_LABELS[False], lines=2, elem_id="transcript",
+                                            placeholder="What is said in the clip; leave empty to have it transcribed")
+                    with gr.Accordion("Settings", open=False):
+                        fps = gr.Slider(*FPS_RANGE, value=default_fps, step=1, label="Face frames sampled per second",
+                                        info=f"the weights were trained at {default_fps:g}; lower is faster")
+                        window = gr.Slider(0, 10, value=0, step=1, label="Timeline window (s, 0 = off)",
+                                           info="score each window of a long clip with its own words, voice and face")
+                        weights = gr.Textbox(label="Weights", placeholder=weights_placeholder(registry.default_source),
+                                             info="Hub repo id[@revision]; empty = the weights this server started with")
+                    button = gr.Button("Analyse", variant="primary")
+                    gr.Examples(EXAMPLES, inputs=[video, transcript], cache_examples=False)
+                with gr.Column(scale=6):
+                    score = gr.HTML(viz.SCORE_PLACEHOLDER, label="Sentiment")
+                    contributions = gr.HTML()
+                    words = gr.HTML(explain_viz.WORDS_PLACEHOLDER)
+                    face = gr.Image(label="Face mesh on a key frame", height=260, interactive=False)
+                    expressions = gr.Image(label="Facial expression over time", show_label=False, elem_id="expression-strip",
+                                           interactive=False)   # the figure's title says what it shows
+            gr.Markdown("### TCF multimodal images and their Conv2d feature maps")
+            tcf_images = [gr.HTML(viz.tcf_placeholder(p), elem_classes="tcf-map") for p in viz.PAIR_NAMES]
+            audio = gr.Image(label="Waveform and the acoustic features the model reads (after Analyse)", interactive=False)
+            voice = gr.HTML()
+            timeline = gr.Image(label="Score over time", show_label=False, interactive=False, visible=False)
+            details = gr.Markdown()
+            with gr.Accordion("Raw result (JSON, as returned by the API)", open=False):
+                result = gr.JSON(label="result")
+        with gr.Tab("Live", id="live") as live_tab:
+            live_tab_contents(registry, live_tab, demo)
         inputs = [video, transcript, fps, window, weights]
         button.click(analyse, inputs, [transcript, score, contributions, words, *tcf_images, face, expressions, audio, voice,
                                        timeline, details, result],
@@ -235,7 +298,7 @@ def main() -> None:
     warm_up(registry)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=f"{MAX_FILE_MB}mb",
-                theme=gr.themes.Soft(primary_hue="indigo"), css=CSS + explain_viz.CSS)
+                theme=gr.themes.Soft(primary_hue="indigo"), css=CSS + explain_viz.CSS + live_viz.CSS)
 
 
 if __name__ == "__main__":

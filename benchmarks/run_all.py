@@ -1,5 +1,5 @@
 """Run every benchmark in one go: training step, scaling, inference, speech recognition, word attribution,
-negations and contrasts, accuracy (and preprocessing, first answer).
+negations and contrasts, accuracy, live-mode latency (and preprocessing, first answer).
 
     python benchmarks/run_all.py [--quick] [--threads N] [--skip accuracy ...]
 
@@ -18,8 +18,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = {"train": "bench_train.py", "scaling": "bench_scaling.py", "inference": "bench_inference.py",
            "asr": "bench_asr.py", "explain": "bench_explain.py",
-           "negation": "bench_negation.py", "accuracy": "bench_accuracy.py", "preprocessing": "bench_preprocessing.py",
-           "first_answer": "bench_first_answer.py"}
+           "negation": "bench_negation.py", "accuracy": "bench_accuracy.py", "live": "bench_live.py",
+           "preprocessing": "bench_preprocessing.py", "first_answer": "bench_first_answer.py"}
 THREADED = {"train", "scaling", "inference", "explain"}
 
 

@@ -335,6 +335,10 @@ class SentimentPipeline:
             text_windows=windows, words=words, timeline=timeline, notices=notices, attributions=attributions,
             voice=summarise_voice(clip, len(text.split()), words))
 
+    def score(self, text: str, audio: np.ndarray, vision: np.ndarray) -> float:
+        """The score of one (transcript, acoustic features, face features) item, nothing else (live mode)."""
+        return self._score([(text, audio, vision)])[0][0]
+
     @torch.inference_mode()
     def _score(self, items: list[tuple[str, np.ndarray, np.ndarray]], return_maps: bool = False):
         """Scores of (text, audio, vision) items in one batch: each text is cut into encoder windows

@@ -91,6 +91,26 @@ def make_face_clip(path: str | os.PathLike, duration_s: float = 2.0, fps: int = 
     return path
 
 
+def face_frames(duration_s: float, fps: int = 25, size: tuple[int, int] = (640, 360), motion: str = "sway",
+                mouth: str = "talk"):
+    """The RGB frames make_face_clip films, one at a time and not encoded: for streams (live mode)."""
+    photo = astronaut()
+    for i in range(max(1, round(duration_s * fps))):
+        yield _render(photo, i / fps, duration_s, size, motion, mouth, False)
+
+
+def write_y4m(path: str | os.PathLike, frames, fps: int) -> Path:
+    """RGB frames -> an uncompressed YUV4MPEG2 (4:2:0) file, the format Chromium's fake camera plays
+    (--use-file-for-fake-video-capture). Width and height must be even."""
+    path = Path(path)
+    with open(path, "wb") as out:
+        for i, rgb in enumerate(frames):
+            if i == 0:
+                out.write(f"YUV4MPEG2 W{rgb.shape[1]} H{rgb.shape[0]} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+            out.write(b"FRAME\n" + cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
 def _render(photo: np.ndarray, t: float, duration: float, size: tuple[int, int], motion: str,
             mouth: str, extra_face: bool) -> np.ndarray:
     w, h = size

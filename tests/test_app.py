@@ -359,14 +359,15 @@ def open_with_clip(driver, url: str, clip: Path):
 
 
 @contextlib.contextmanager
-def chromium(failure_screenshot: str, width: int = 1400, height: int = 1000):
-    """A headless Chromium; on an error the page is saved to tests/artifacts/FAILURE_SCREENSHOT."""
+def chromium(failure_screenshot: str, width: int = 1400, height: int = 1000, extra_args: tuple = ()):
+    """A headless Chromium (``extra_args``: more command-line switches); on an error the page is saved to
+    tests/artifacts/FAILURE_SCREENSHOT."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}", *extra_args):
         options.add_argument(arg)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

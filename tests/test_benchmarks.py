@@ -59,6 +59,10 @@ def test_run_all_quick_writes_every_result():
     assert all(0 <= a <= 1 for a in (*negation["accuracy_app"].values(), *negation["accuracy_vader"].values()))
     accuracy = json.loads((RESULTS / "accuracy_quick.json").read_text())
     assert set(accuracy["summary"]) == {"faithful", "efficient"}
+    live = json.loads((RESULTS / "live_quick.json").read_text())
+    phrases = live["results"][0]["phrases"]
+    assert live["goal_s"] == 1.5 and len(phrases) == 2 and all(p["latency_s"] > 0 for p in phrases)
+    assert [p["polarity"] for p in phrases] == [1, -1] and "| streaming path" in live["table"]
     for text in (proc.stdout, train["table"]):
         assert "| configuration" in text
 

@@ -1,0 +1,126 @@
+"""HTML for the Live tab: the running score's gauge, the last minute's timeline (inline SVG: no figure to
+render each second), the words heard, the facial-expression evidence, and the busy / permission notes."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from .live import LiveUpdate
+from .viz import POLARITY_COLOURS
+
+PLACEHOLDER = ('<div class="score-card score-empty"><p>Start the <b>microphone</b> (and the camera) above: the '
+               'running score appears here about a second after you start talking.</p></div>')
+PERMISSIONS = """
+<div id="live-permissions" class="live-note">The browser asks to use the <b>camera</b> and the <b>microphone</b>:
+allow both for this site. If you said no, click the camera or lock icon in the address bar, allow them, and reload
+the page. They only work on <b>https://</b> pages (or on localhost).</div>"""
+# Run when the Live tab opens: says at once what the browser will not allow, instead of a silent dead stream
+PERMISSIONS_CHECK_JS = """
+async () => {
+  if (!window.isSecureContext || !navigator.mediaDevices)
+    return '<div id="live-blocked" class="live-note live-blocked">This page is not served over <b>https://</b>, so the ' +
+           'browser offers no camera or microphone here. Open it through https:// (Hugging Face Spaces does) or on localhost.</div>';
+  const blocked = [];
+  for (const name of ['microphone', 'camera']) {
+    try { if ((await navigator.permissions.query({name})).state === 'denied') blocked.push(name); } catch (e) {}
+  }
+  if (!blocked.length) return '';
+  return '<div id="live-blocked" class="live-note live-blocked">The browser blocks the <b>' + blocked.join('</b> and the <b>') +
+         '</b> for this site: click the camera or lock icon in the address bar, allow ' +
+         (blocked.length > 1 ? 'them' : 'it') + ', and reload the page.' +
+         (blocked.includes('microphone') ? ' The live score needs the microphone (the words drive it).' : '') + '</div>';
+}
+"""
+CSS = """
+.live-note {padding: 8px 12px; border-radius: 8px; font-size: .9rem; background: var(--background-fill-secondary);}
+.live-blocked {border: 2px solid #d9485f;}
+.live-timeline svg {width: 100%; height: 150px;}
+.live-words {font-size: 1.1rem; min-height: 1.5em; margin: 8px 0;}
+.live-words .none {opacity: .6;}
+.live-expr-row {display: grid; grid-template-columns: 70px 1fr 44px; gap: 6px; align-items: center; font-size: .85rem;}
+.live-expr-track {height: 8px; border-radius: 4px; background: var(--background-fill-secondary);}
+.live-expr-bar {height: 8px; border-radius: 4px; background: #6c7bd9;}
+.live-meta {font-size: .8rem; opacity: .75; margin-top: 6px;}
+"""
+TIMELINE_W, TIMELINE_H = 600, 150
+
+
+def panel_html(update: LiveUpdate | str, window_s: float, history_s: float) -> str:
+    """Score gauge, the last minute's timeline, the words and the expression evidence of one update
+    (or, for a string, what went wrong)."""
+    if isinstance(update, str):
+        return ended_html(update)
+    r = update.label_range
+    pos = 50.0 * (1 + np.clip(update.score, -r, r) / r)
+    colour = POLARITY_COLOURS[update.polarity]
+    if update.words is None:
+        words = ('<span class="none">(speech recognition is off on this server: the score rests on the voice and '
+                 'the face)</span>')
+    elif update.words:
+        words = f'<span id="live-words-text">{html.escape(update.words)}</span>'
+    else:
+        words = f'<span class="none">(no words heard in the last {window_s:g} s)</span>'
+
+    stages = " · ".join(f"{k} {v * 1000:.0f} ms" for k, v in update.timings.items())
+    return f"""
+<div id="live-panel" class="score-card" data-score="{update.score:.4f}" data-end="{update.end_s:.2f}">
+  <div class="score-top">
+    <span id="live-score" class="score-value" style="color:{colour}">{update.score:+.2f}</span>
+    <span class="score-labels"><b style="color:{colour}">{update.sentiment_class}</b><br>
+      the last {window_s:g} s · scale −{r:g} … +{r:g}</span>
+  </div>
+  <div class="gauge"><div class="gauge-marker" style="left:{pos:.1f}%"></div></div>
+  <div class="gauge-ticks"><span>−{r:g}<br>negative</span><span>0<br>neutral</span><span>+{r:g}<br>positive</span></div>
+  <div id="live-words" class="live-words"><small>Heard:</small> {words}</div>
+  {timeline_svg(update.history, update.end_s, r, history_s)}
+  {expressions_html(update.expressions, update.face_fraction)}
+  <div class="live-meta">at {update.end_s:.1f} s · {stages}</div>
+</div>"""
+
+
+def timeline_svg(history: list[tuple[float, float]], now_s: float, label_range: float, history_s: float) -> str:
+    """The scores of the last history_s seconds against time before now; green above zero, red below."""
+    def x(t: float) -> float:
+        return TIMELINE_W * (1 - (now_s - t) / history_s)
+
+    def y(s: float) -> float:
+        return TIMELINE_H / 2 * (1 - np.clip(s, -label_range, label_range) / label_range)
+
+    points = " ".join(f"{x(t):.1f},{y(s):.1f}" for t, s in history)
+    dots = "".join(f'<circle cx="{x(t):.1f}" cy="{y(s):.1f}" r="2.5" '
+                   f'fill="{POLARITY_COLOURS["positive" if s >= 0 else "negative"]}"/>' for t, s in history)
+    ticks = "".join(f'<text x="{x(now_s - a):.0f}" y="{TIMELINE_H - 3}" font-size="10" fill="#888" '
+                    f'text-anchor="middle">−{a:g} s</text>' for a in np.arange(10, history_s, 10))
+    return f"""
+<div id="live-timeline" class="live-timeline"><svg viewBox="0 0 {TIMELINE_W} {TIMELINE_H}" preserveAspectRatio="none"
+  role="img" aria-label="score over the last {history_s:g} seconds">
+  <line x1="0" y1="{TIMELINE_H / 2}" x2="{TIMELINE_W}" y2="{TIMELINE_H / 2}" stroke="#aaa" stroke-width="1"/>
+  {ticks}<polyline points="{points}" fill="none" stroke="#555" stroke-width="1.5"/>{dots}
+  <text x="4" y="12" font-size="10" fill="#888">+{label_range:g}</text>
+  <text x="4" y="{TIMELINE_H - 14}" font-size="10" fill="#888">−{label_range:g}</text>
+</svg></div>"""
+
+
+def expressions_html(expressions: dict[str, float] | None, face_fraction: float) -> str:
+    """Mean expression probabilities over the window's faces (the FER2013 model's reading, not a feeling)."""
+    if expressions is None:
+        return ('<div id="live-expressions" class="live-meta">No face in view (camera off, or no face in the frames '
+                'it sent): the score rests on the words and the voice.</div>')
+    rows = "".join(f'<div class="live-expr-row"><span>{name}</span><div class="live-expr-track">'
+                   f'<div class="live-expr-bar" style="width:{100 * p:.0f}%"></div></div><span>{p:.0%}</span></div>'
+                   for name, p in sorted(expressions.items(), key=lambda kv: -kv[1])[:4])
+    return (f'<div id="live-expressions"><div class="live-meta">Facial expression (face in {face_fraction:.0%} of the '
+            f'window)</div>{rows}</div>')
+
+
+def busy_html(max_sessions: int) -> str:
+    return (f'<div id="live-busy" class="score-card score-error"><b>Live mode is busy.</b> This server scores '
+            f'{max_sessions} live stream{"s" * (max_sessions > 1)} at a time and they are all taken. Keep this tab '
+            'open: it joins as soon as one frees up (a stream lasts at most 10 minutes), or analyse a recorded clip in '
+            'the first tab meanwhile.</div>')
+
+
+def ended_html(reason: str) -> str:
+    return f'<div id="live-ended" class="score-card score-empty"><p>{html.escape(reason)}</p></div>'
