@@ -119,6 +119,11 @@ class MCLMCFConfig:
         return cls(dataset=dataset, **{**PRESETS[dataset], **overrides})
 
     @property
+    def text_encoder_by_reference(self) -> bool:
+        """A frozen pretrained encoder: checkpoints name it and its weights hash instead of holding it."""
+        return self.freeze_text_encoder and self.text_encoder_sha256 is not None
+
+    @property
     def uses_contrastive(self) -> bool:
         return self.use_mcl_f or self.use_mcl_s or self.use_mcl_t
 

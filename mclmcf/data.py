@@ -247,10 +247,12 @@ def attach_text_vectors(split: Split, model, batch_size: int = 64, progress: boo
     running the encoder every epoch (the same vectors: a frozen encoder is always in eval mode). The vectors
     are kept in the cache (mclmcf.text_encoder.cache_dir), keyed by the encoder's weights hash, the pooling
     and the tokens, so another run on the same texts does not compute them again."""
-    key = hashlib.sha256(f"{model.config.text_encoder_sha256}|{model.config.text_pooling}|".encode()
-                         + split.input_ids.tobytes() + split.attention_mask.tobytes()).hexdigest()
-    cached = cache_dir() / "text_vectors" / f"{key}.npy"
-    if cached.is_file():
+    cached = None
+    if model.config.text_encoder_sha256:    # an encoder known by its weights hash (not a random one)
+        key = hashlib.sha256(f"{model.config.text_encoder_sha256}|{model.config.text_pooling}|".encode()
+                             + split.input_ids.tobytes() + split.attention_mask.tobytes()).hexdigest()
+        cached = cache_dir() / "text_vectors" / f"{key}.npy"
+    if cached is not None and cached.is_file():
         split.text_vectors = np.load(cached)
         return
     device = next(model.parameters()).device
@@ -263,8 +265,9 @@ def attach_text_vectors(split: Split, model, batch_size: int = 64, progress: boo
                   for k in ("input_ids", "attention_mask", "token_type_ids")}
         out[idx] = model.encode_text(**tokens).float().cpu().numpy()
     split.text_vectors = out
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    write_npy(cached, out)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_npy(cached, out)
 
 
 class IndexDataset(torch.utils.data.Dataset):

@@ -310,8 +310,9 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
 
     def stored_state_dict(self) -> dict[str, torch.Tensor]:
         """What a checkpoint holds: everything but a frozen text encoder (stored by name and hash instead)."""
-        frozen = self.config.freeze_text_encoder
-        return {k: v.contiguous() for k, v in self.state_dict().items() if not (frozen and k.startswith("text_encoder."))}
+        by_reference = self.config.text_encoder_by_reference
+        return {k: v.contiguous() for k, v in self.state_dict().items()
+                if not (by_reference and k.startswith("text_encoder."))}
 
     def _save_pretrained(self, save_directory: Path) -> None:
         save_file(self.stored_state_dict(), str(save_directory / constants.SAFETENSORS_SINGLE_FILE),
@@ -336,7 +337,7 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
                                          revision=revision, cache_dir=cache_dir, force_download=force_download,
                                          token=token, local_files_only=local_files_only)
         missing, unexpected = load_model(model, model_file, strict=False, device=map_location)
-        if model.config.freeze_text_encoder:     # resolved and hash-checked by build_text_encoder
+        if model.config.text_encoder_by_reference:     # resolved and hash-checked by build_text_encoder
             missing = [k for k in missing if not k.startswith("text_encoder.")]
         if strict and (missing or unexpected):
             raise RuntimeError(f"{model_id}: weights do not match the config: missing {sorted(missing)[:8]}, "

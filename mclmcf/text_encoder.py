@@ -124,10 +124,11 @@ def _pretrained(name: str):
 
 
 def build_text_encoder(config):
-    """A frozen encoder: its pretrained weights, checked against ``config.text_encoder_sha256``. A fine-tuned
-    one: pretrained weights on first build (recording the encoder's config); afterwards the architecture
-    alone from ``config.text_encoder_config``, whose weights come from the checkpoint."""
-    if config.freeze_text_encoder:
+    """A frozen pretrained encoder: its pretrained weights, checked against ``config.text_encoder_sha256`` (set
+    on first build). Otherwise pretrained weights on first build (recording the encoder's config); afterwards
+    the architecture alone from ``config.text_encoder_config``, whose weights come from the checkpoint (also a
+    frozen encoder built from a config, e.g. a random one for benchmarks, or one saved before by-reference)."""
+    if config.freeze_text_encoder and (config.text_encoder_sha256 or config.text_encoder_config is None):
         model = _pretrained(config.text_encoder)
         digest = weights_sha256(model)
         if config.text_encoder_sha256 not in (None, digest):

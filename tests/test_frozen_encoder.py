@@ -198,3 +198,14 @@ def test_the_alternative_mpnet_weights_load_by_reference_and_read_text(make_clip
     bad = pipeline.predict(clip, "Dull, tedious and far too long.", explain=False).score
     negated = pipeline.predict(clip, "The acting was not good at all.", explain=False).score
     assert good > 0 > bad and negated < 0
+
+
+def test_a_frozen_encoder_built_from_a_config_is_stored_with_the_weights(tmp_path):
+    """A frozen encoder given only as an architecture (random weights: benchmarks, tests; or a checkpoint from
+    before by-reference storage) needs no download and stays in the checkpoint, since no hash can name it."""
+    model = MCLMCF(tiny_config(freeze_text_encoder=True))
+    assert not model.config.text_encoder_by_reference
+    assert any(k.startswith("text_encoder.") for k in model.stored_state_dict())
+    model.for_inference().save_pretrained(tmp_path / "ckpt")
+    batch = make_batch(model.config)
+    torch.testing.assert_close(scores(MCLMCF.from_pretrained(str(tmp_path / "ckpt")), batch), scores(model, batch))
