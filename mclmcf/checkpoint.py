@@ -42,15 +42,18 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
     np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
 
 
+def _kept_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state a checkpoint keeps (a frozen pretrained text encoder is stored by reference: MCLMCF.stored_state_dict)."""
+    return model.stored_state_dict() if hasattr(model, "stored_state_dict") else model.state_dict()
+
+
 def stored_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The model's tensors a checkpoint keeps (a frozen text encoder is stored by reference: MCLMCF.stored_state_dict)."""
-    state = model.stored_state_dict() if hasattr(model, "stored_state_dict") else model.state_dict()
-    return {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
+    return {k: v.detach().cpu().clone().contiguous() for k, v in _kept_state(model).items()}
 
 
 def restore_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
     """Load exactly the tensors :func:`stored_tensors` would write for ``model`` (no more, no fewer)."""
-    expected = set(model.stored_state_dict() if hasattr(model, "stored_state_dict") else model.state_dict())
+    expected = set(_kept_state(model))
     if set(tensors) != expected:
         raise RuntimeError(f"checkpoint does not match the model: missing {sorted(expected - set(tensors))[:8]}, "
                            f"unexpected {sorted(set(tensors) - expected)[:8]}")

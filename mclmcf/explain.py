@@ -64,7 +64,8 @@ class WordAttributions:
 def _text_score(model: MCLMCF, embeds: torch.Tensor, mask: torch.Tensor, types: torch.Tensor,
                 h_av: dict) -> torch.Tensor:
     """The model's forward from the word embeddings on, audio and visual vectors given: (B, L, Dt) -> (B,)."""
-    h = {"t": model.encode_text(mask, token_type_ids=types, inputs_embeds=embeds), **{m: x.expand(len(embeds), -1) for m, x in h_av.items()}}
+    h = {"t": model.encode_text(mask, token_type_ids=types, inputs_embeds=embeds),
+         **{m: x.expand(len(embeds), -1) for m, x in h_av.items()}}
     return model.head(model.fuse(h, model.expansions(h))).squeeze(-1)
 
 

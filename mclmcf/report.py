@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from .dataformat import atomic_write
+from .config import MCLMCFConfig
 from .model import MCLMCF
 
 CARD_KEYS = ("mae", "corr", "acc2_has0", "acc2_non0", "f1_has0", "f1_non0", "acc2", "f1", "acc3", "acc5", "acc7")
@@ -41,7 +42,7 @@ def model_card(result: dict) -> str:
     cfg = result["model_config"]
     encoder_note = (f", frozen and not stored here: loading resolves it (installed package, local folder or the Hub) "
                     f"and checks the SHA-256 of its weights, `{cfg['text_encoder_sha256']}`"
-                    if cfg.get("freeze_text_encoder") else ", fine-tuned (stored in the weights)")
+                    if MCLMCFConfig.from_dict(cfg).text_encoder_by_reference else " (stored in the weights)")
     data_line = ("**SYNTHETIC planted-signal data** (mclmcf.synthetic): these numbers say the pipeline learns, "
                  "nothing about real sentiment." if synthetic else f"`{result['data']}` ({result['train_config']['dataset']} preset).")
     return f"""---

@@ -147,14 +147,13 @@ def voice_all(texts: list[str], cache_root: Path, workers: int) -> list[np.ndarr
     folder = cache_root / hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "settings.json").write_text(json.dumps(settings))
-    paths = [folder / f"{hashlib.sha256(t.encode()).hexdigest()}.npy" for t in texts]
-    todo = list(dict.fromkeys(t for t, p in zip(texts, paths) if not p.is_file()))
+    path_of = {t: folder / f"{hashlib.sha256(t.encode()).hexdigest()}.npy" for t in texts}
+    todo = [t for t, path in path_of.items() if not path.is_file()]
     with ProcessPoolExecutor(workers) as ex:
         voiced = ex.map(spoken_features, todo, chunksize=16)
         for text, features in tqdm(zip(todo, voiced), total=len(todo), desc="speech"):
-            path = folder / f"{hashlib.sha256(text.encode()).hexdigest()}.npy"
-            write_npy(path, features)
-    return [np.load(p) for p in paths]
+            write_npy(path_of[text], features)
+    return [np.load(path_of[t]) for t in texts]
 
 
 def face_pool(workdir: Path, spec: FeatureSpec) -> list[np.ndarray]:
