@@ -87,7 +87,10 @@ class SequenceEncoder(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         # x: (B, L, Din); lengths: (B,). A zero length (e.g. no face seen) reads the first step.
         last = lengths.detach().to(x.device, torch.int64).clamp(1, x.shape[1]) - 1
-        outputs, _ = self.lstm(x)                                  # (B, L, hidden)
+        # fp32 even under autocast: the LSTM is tiny, and oneDNN has no bf16 LSTM on CPUs without
+        # bf16 instructions ("could not create a primitive descriptor", seen on an AVX2-only EPYC)
+        with torch.autocast(x.device.type, enabled=False):
+            outputs, _ = self.lstm(x.float())                      # (B, L, hidden)
         h_last = outputs[torch.arange(x.shape[0], device=x.device), last]   # (B, hidden)
         return self.linear(h_last)
 

@@ -156,6 +156,20 @@ def test_padding_does_not_change_the_prediction():
         torch.testing.assert_close(run(model, batch).score, run(model, padded).score)
 
 
+def test_sequence_encoder_runs_in_fp32_under_bf16_autocast():
+    """The LSTM leaves autocast: oneDNN has no bf16 LSTM on CPUs without bf16 instructions (the run
+    failed there), and in fp32 its output is the same as without autocast."""
+    from mclmcf.model import SequenceEncoder
+    torch.manual_seed(0)
+    encoder, x, lengths = SequenceEncoder(5, 8, 4), torch.randn(3, 6, 5), torch.tensor([6, 2, 0])
+    with torch.no_grad():
+        plain = encoder(x, lengths)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = encoder(x.bfloat16(), lengths)
+    assert mixed.dtype == torch.bfloat16                                        # the Linear after it is autocast
+    torch.testing.assert_close(mixed.float(), plain, atol=0.05, rtol=0.05)      # bf16 input and Linear only
+
+
 def test_inference_checkpoint_round_trip(tmp_path):
     config = tiny_config()
     model = MCLMCF(config).eval()
