@@ -176,7 +176,9 @@ def machine_info() -> dict:
     import torch
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    info = dict(cpu=cpu, cores=os.cpu_count(), torch=torch.__version__, torch_threads=torch.get_num_threads(),
+    # the vector instructions torch uses (AVX2, AVX512, ...): CPUs of one model name differ by it, and so do timings
+    info = dict(cpu=cpu, cpu_capability=torch.backends.cpu.get_cpu_capability(), cores=os.cpu_count(),
+                torch=torch.__version__, torch_threads=torch.get_num_threads(),
                 python=platform.python_version(), platform=platform.platform(),
                 ram_gib=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
                 load_average_1min=os.getloadavg()[0], cuda=None)
@@ -187,7 +189,7 @@ def machine_info() -> dict:
 
 def machine_line(info: dict) -> str:
     gpu = f", GPU {info['cuda']['device']}" if info["cuda"] else ", no GPU"
-    return (f"{info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads){gpu}; "
+    return (f"{info['cpu']} ({info.get('cpu_capability', '?')}), {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads){gpu}; "
             f"load average {info['load_average_1min']:.1f} at start")
 
 

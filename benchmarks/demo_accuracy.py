@@ -1,12 +1,14 @@
 """Demo weights vs the VADER rule-based analyser on every held-out domain of the demo's training data.
 
-    python benchmarks/demo_accuracy.py [--weights checkpoints] [--data data/rated_snippets] [--out FILE]
+    python benchmarks/demo_accuracy.py [--weights checkpoints] [--data data/rated_snippets] [--split valid] [--out FILE]
 
 Rows: each training domain's test split (movie reviews, tweets, NYT editorials), then the Amazon split,
 which no training run or choice has seen (the untouched cross-domain check). Ours and VADER on the same
 samples, same metrics; one table, JSON in benchmarks/results/demo_accuracy.json. VADER's compound score lies
 in [-1, 1]; it is multiplied by 3 to share the labels' [-3, 3] scale (MAE and the Acc-k depend on that
-choice, Corr and Acc-2 do not). Build the data first: python -m preprocessing.rated_snippets
+choice, Corr and Acc-2 do not). `--split valid`: each domain's validation split instead, without the Amazon
+split, for choosing between candidate weights (the test splits stay unseen until the choice is made).
+Build the data first: python -m preprocessing.rated_snippets
 """
 
 from __future__ import annotations
@@ -36,13 +38,14 @@ def vader_predictions(texts) -> np.ndarray:
     return np.array([3 * analyser.polarity_scores(str(t))["compound"] for t in texts])
 
 
-def evaluation_sets(dataset: dict) -> dict[str, dict]:
-    """{name: samples}: the test split per domain (all of it when it names no domains), then the held-out split."""
-    test = dataset["test"]
-    domains = np.asarray(test.get("domain", ["test"] * len(test["regression_labels"])), dtype=object)
-    sets = {f"{d} test": {k: (np.asarray(v, dtype=object) if isinstance(v, list) else np.asarray(v))[domains == d]
-                          for k, v in test.items()} for d in dict.fromkeys(domains)}
-    if HELD_OUT in dataset:
+def evaluation_sets(dataset: dict, split: str = "test") -> dict[str, dict]:
+    """{name: samples}: ``split`` per domain (all of it when it names no domains), then, after the test
+    split, the held-out split."""
+    samples = dataset[split]
+    domains = np.asarray(samples.get("domain", [split] * len(samples["regression_labels"])), dtype=object)
+    sets = {f"{d} {split}": {k: (np.asarray(v, dtype=object) if isinstance(v, list) else np.asarray(v))[domains == d]
+                             for k, v in samples.items()} for d in dict.fromkeys(domains)}
+    if split == "test" and HELD_OUT in dataset:
         sets[f"{HELD_OUT} (never trained on)"] = dataset[HELD_OUT]
     return sets
 
@@ -51,6 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default="checkpoints")
     parser.add_argument("--data", default="data/rated_snippets")
+    parser.add_argument("--split", choices=("test", "valid"), default="test")
     parser.add_argument("--out", type=Path, default=RESULTS / "demo_accuracy.json")
     args = parser.parse_args(argv)
 
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = MCLMCF.from_pretrained(args.weights)
     tokenizer = load_tokenizer(model.config.text_encoder)
     rows, results, seconds, n = [], {}, 0.0, 0
-    for name, samples in evaluation_sets(dataset).items():
+    for name, samples in evaluation_sets(dataset, args.split).items():
         labels = np.asarray(samples["regression_labels"], np.float64)
         split = D.make_split(samples, tokenizer, "tokenize", max_text_len=64)   # the model's own tokenizer
         t0 = time.perf_counter()

@@ -103,10 +103,12 @@ def test_text_steps_and_demo_accuracy_on_a_miniature_rated_set(miniature_rated_s
     for row in results.values():
         assert set(row["test_r"]) == {"movie test", "tweets test", "nyt test", "amazon"}
         assert 0 <= row["negation_sign_accuracy"] <= 1
-    accuracy = tmp_path / "accuracy.json"
-    subprocess.run([sys.executable, "benchmarks/demo_accuracy.py", "--data", str(miniature_rated_set), "--weights",
-                    str(save_random_weights(tmp_path / "weights", tcf_dim=32)), "--out", str(accuracy)],
-                   cwd=ROOT, check=True, timeout=600)
-    sets = json.loads(accuracy.read_text())["sets"]
-    assert list(sets) == ["movie test", "tweets test", "nyt test", "amazon (never trained on)"]
-    assert [s["n"] for s in sets.values()] == [6, 6, 6, 10]
+    weights = save_random_weights(tmp_path / "weights", tcf_dim=32)
+    for split, names, sizes in [("test", ["movie test", "tweets test", "nyt test", "amazon (never trained on)"],
+                                 [6, 6, 6, 10]),
+                                ("valid", ["movie valid", "tweets valid", "nyt valid"], [6, 6, 6])]:
+        accuracy = tmp_path / f"accuracy_{split}.json"
+        subprocess.run([sys.executable, "benchmarks/demo_accuracy.py", "--data", str(miniature_rated_set), "--weights",
+                        str(weights), "--split", split, "--out", str(accuracy)], cwd=ROOT, check=True, timeout=600)
+        sets = json.loads(accuracy.read_text())["sets"]
+        assert list(sets) == names and [s["n"] for s in sets.values()] == sizes
