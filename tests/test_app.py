@@ -390,7 +390,7 @@ def test_browser_demo_weights_score_positive_above_negative(demo_server, make_cl
     with chromium("app-demo-failure.png") as driver:
         wait, analyse = open_with_clip(driver, demo_server, make_clip("talk.mp4"))
         # what the weights saw; the banner may paint after the upload box on a busy machine
-        wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "movie-review snippets"))
+        wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "human-rated English snippets"))
         assert str(ROOT) not in driver.page_source                                       # no server paths
         box = driver.find_element(By.CSS_SELECTOR, "textarea")
         scores, attributions = {}, {}
