@@ -305,8 +305,12 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
     # ---- checkpoints -------------------------------------------------------------------------
 
     def for_inference(self) -> "MCLMCF":
-        """A copy without the training-only contrastive heads (level-2 fusions, InfoNCE projections)."""
-        model = MCLMCF(self.config.replace(with_contrastive_heads=False))
+        """A copy without the training-only contrastive heads (level-2 fusions, InfoNCE projections). Its text
+        encoder is built from the recorded architecture and takes this model's weights, so an encoder kept by
+        reference is not resolved and hashed a second time (the hash is carried over: the weights are these)."""
+        config = self.config.replace(with_contrastive_heads=False, text_encoder_sha256=None)
+        model = MCLMCF(config)
+        config.text_encoder_sha256 = self.config.text_encoder_sha256
         kept = model.state_dict()
         model.load_state_dict({k: v for k, v in self.state_dict().items() if k in kept}, strict=True)
         return model.to(next(self.parameters()).device).eval()

@@ -46,10 +46,17 @@ def scores(model, batch):
         return model.eval()(**{k: v for k, v in batch.items() if k != "labels"}).score
 
 
-def test_checkpoint_stores_the_frozen_encoder_by_reference(encoder_dir, tmp_path):
+def test_checkpoint_stores_the_frozen_encoder_by_reference(encoder_dir, tmp_path, monkeypatch):
+    from mclmcf import text_encoder
     model = MCLMCF(frozen_config(encoder_dir))
     assert len(model.config.text_encoder_sha256) == 64
-    model.for_inference().save_pretrained(tmp_path / "ckpt")
+    def loaded_again(name):
+        raise AssertionError(f"for_inference loaded {name!r} again")
+    monkeypatch.setattr(text_encoder, "_pretrained", loaded_again)     # the copy takes the model's own weights
+    inference = model.for_inference()
+    monkeypatch.undo()
+    assert inference.config.text_encoder_sha256 == model.config.text_encoder_sha256
+    inference.save_pretrained(tmp_path / "ckpt")
     with safe_open(str(tmp_path / "ckpt" / "model.safetensors"), framework="pt") as f:
         keys = list(f.keys())
     assert keys and not any(k.startswith("text_encoder.") for k in keys)
