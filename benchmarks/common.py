@@ -189,8 +189,8 @@ def machine_info() -> dict:
 
 def machine_line(info: dict) -> str:
     gpu = f", GPU {info['cuda']['device']}" if info["cuda"] else ", no GPU"
-    return (f"{info['cpu']} ({info.get('cpu_capability', '?')}), {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads){gpu}; "
-            f"load average {info['load_average_1min']:.1f} at start")
+    return (f"{info['cpu']} ({info['cpu_capability']}), {info['cores']} cores, torch {info['torch']} "
+            f"({info['torch_threads']} threads){gpu}; load average {info['load_average_1min']:.1f} at start")
 
 
 def print_table(headers: list[str], rows: list[list]) -> str:

@@ -14,7 +14,8 @@ Completeness: sum_i IG_i = F(x) - F(x') up to the quadrature error, which is ret
 (``WordAttributions.completeness_error``) and tested. F is steep in places along the path (the score
 can swing by 2 within a tenth of it) and has ReLU kinks, so no rule converges fast: at 32 points the
 midpoint rule's error stayed within 0.065 score units on our sentences with the demo weights (0.035 with
-their predecessor, where Gauss-Legendre's stayed within 0.04; at 16 points both reached 0.36-0.42). Baselines of [MASK] or [UNK] embeddings gave larger errors.
+their predecessor, where Gauss-Legendre's stayed within 0.04; at 16 points both reached 0.36-0.42).
+Baselines of [MASK] or [UNK] embeddings gave larger errors.
 Word pieces are summed into the transcript's whitespace-separated words (punctuation stays with its
 word), through the tokenizer's character offsets.
 

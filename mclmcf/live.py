@@ -98,8 +98,9 @@ def score_window(pipeline: SentimentPipeline, window: LiveWindow) -> WindowScore
     t1 = time.perf_counter()
     audio = audio_features(window.waveform, spec)
     t2 = time.perf_counter()
-    score = pipeline.score(heard.text if heard else "", audio, window.vision)
-    return WindowScore(score, heard.text if heard else None, {"asr": t1 - t0, "audio": t2 - t1, "model": time.perf_counter() - t2})
+    words = heard.text if heard else None
+    score = pipeline.score(words or "", audio, window.vision)
+    return WindowScore(score, words, {"asr": t1 - t0, "audio": t2 - t1, "model": time.perf_counter() - t2})
 
 
 class LiveSession:
