@@ -56,6 +56,9 @@ class MCLMCFConfig:
     # frozen: the pretrained encoder is used as is and stored by reference (name + text_encoder_sha256)
     freeze_text_encoder: bool = False
     text_encoder_sha256: str | None = None
+    # > 0: low-rank adapters of this rank on the frozen encoder's linear layers (mclmcf/lora.py), trained and
+    # stored; the encoder itself stays frozen and by reference
+    text_encoder_lora_rank: int = 0
     text_pooling: str = "cls"            # "cls": the [CLS] vector (paper, authors); "mean": masked mean of the tokens
     # acoustic / visual input feature sizes and the LSTM encoders
     audio_dim: int = 5
@@ -104,6 +107,9 @@ class MCLMCFConfig:
         for name, allowed in checks:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"config.{name}={getattr(self, name)!r}; choose one of {allowed}")
+        if self.text_encoder_lora_rank and not self.freeze_text_encoder:
+            raise ValueError("text_encoder_lora_rank adapts a frozen encoder: set freeze_text_encoder too "
+                             "(a fine-tuned encoder trains all its weights already)")
         if self.tcf_channels[0][0] != 1 or self.tcf_channels[-1][1] != 1:
             raise ValueError(f"tcf_channels must start and end with 1 channel, got {self.tcf_channels}")
         if self.tcf_backbone == "pooled_conv3" and self.tcf_dim % self.tcf_pool:
@@ -122,6 +128,11 @@ class MCLMCFConfig:
     def text_encoder_by_reference(self) -> bool:
         """A frozen pretrained encoder: checkpoints name it and its weights hash instead of holding it."""
         return self.freeze_text_encoder and self.text_encoder_sha256 is not None
+
+    @property
+    def text_output_fixed(self) -> bool:
+        """The encoder's output never changes in training (frozen, no adapters): it can be computed once."""
+        return self.freeze_text_encoder and not self.text_encoder_lora_rank
 
     @property
     def uses_contrastive(self) -> bool:

@@ -22,6 +22,7 @@ from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
 from safetensors.torch import load_model, save_file
 
 from .config import AUTHORS_TEMPERATURE, MCLMCFConfig
+from .lora import add_lora, is_lora_key
 from .losses import InfoNCE, LogitScale
 from .text_encoder import build_text_encoder, load_tokenizer
 
@@ -194,6 +195,8 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
         self._init_weights()
         if c.freeze_text_encoder:
             self.text_encoder.requires_grad_(False)
+        if c.text_encoder_lora_rank:
+            add_lora(self.text_encoder, c.text_encoder_lora_rank)
 
     def _init_weights(self):
         """Xavier-normal for every weight matrix / kernel outside the pretrained text encoder (paper Sec. 5.3);
@@ -316,10 +319,12 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
         return model.to(next(self.parameters()).device).eval()
 
     def stored_state_dict(self) -> dict[str, torch.Tensor]:
-        """What a checkpoint holds: everything but a frozen text encoder (stored by name and hash instead)."""
-        by_reference = self.config.text_encoder_by_reference
-        return {k: v.contiguous() for k, v in self.state_dict().items()
-                if not (by_reference and k.startswith("text_encoder."))}
+        """What a checkpoint holds: everything but a frozen text encoder (stored by name and hash instead);
+        its low-rank adapters, if any, are kept."""
+        return {k: v.contiguous() for k, v in self.state_dict().items() if not self._by_reference(k)}
+
+    def _by_reference(self, key: str) -> bool:
+        return self.config.text_encoder_by_reference and key.startswith("text_encoder.") and not is_lora_key(key)
 
     def _save_pretrained(self, save_directory: Path) -> None:
         save_file(self.stored_state_dict(), str(save_directory / constants.SAFETENSORS_SINGLE_FILE),
@@ -344,8 +349,7 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
                                          revision=revision, cache_dir=cache_dir, force_download=force_download,
                                          token=token, local_files_only=local_files_only)
         missing, unexpected = load_model(model, model_file, strict=False, device=map_location)
-        if model.config.text_encoder_by_reference:     # resolved and hash-checked by build_text_encoder
-            missing = [k for k in missing if not k.startswith("text_encoder.")]
+        missing = [k for k in missing if not model._by_reference(k)]    # resolved and hash-checked on build
         if strict and (missing or unexpected):
             raise RuntimeError(f"{model_id}: weights do not match the config: missing {sorted(missing)[:8]}, "
                                f"unexpected {sorted(unexpected)[:8]}")

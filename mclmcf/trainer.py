@@ -141,7 +141,7 @@ def enable_gradient_checkpointing(model: MCLMCF) -> None:
     """--gradient-checkpointing: the text encoder keeps only each layer's input for backward and runs the
     layer again there (one more encoder forward per step) instead of holding its activations. Same loss
     and gradients: the recomputation replays the dropout masks."""
-    if model.config.freeze_text_encoder:
+    if model.config.text_output_fixed:
         raise TrainingStopped("--gradient-checkpointing needs a trained text encoder: a frozen one keeps no "
                               "activations for backward")
     model.text_encoder.activation_checkpointing_enable()   # transformers' name for gradient_checkpointing_enable
@@ -254,7 +254,7 @@ def run(cfg: TrainConfig) -> dict:
     if cfg.standardize:
         D.set_standardization(model, raw_train)
     model.to(env.device)
-    if model.config.freeze_text_encoder:   # the encoder's output never changes: compute it once
+    if model.config.text_output_fixed:   # the encoder's output never changes: compute it once
         for split in splits.values():
             D.attach_text_vectors(split, model, cfg.eval_batch_size, progress=cfg.progress and env.main)
     if cfg.gradient_checkpointing:

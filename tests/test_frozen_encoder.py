@@ -216,3 +216,44 @@ def test_a_frozen_encoder_built_from_a_config_is_stored_with_the_weights(tmp_pat
     model.for_inference().save_pretrained(tmp_path / "ckpt")
     batch = make_batch(model.config)
     torch.testing.assert_close(scores(MCLMCF.from_pretrained(str(tmp_path / "ckpt")), batch), scores(model, batch))
+
+
+def test_low_rank_adapters_start_at_the_frozen_encoder_and_are_all_a_checkpoint_keeps_of_it(encoder_dir, tmp_path):
+    frozen = MCLMCF(frozen_config(encoder_dir))
+    torch.manual_seed(0)
+    adapted = MCLMCF(frozen_config(encoder_dir, text_encoder_lora_rank=4))
+    adapted.load_state_dict(frozen.state_dict(), strict=False)                 # same everything but the adapters
+    batch = make_batch(frozen.config)
+    torch.testing.assert_close(scores(adapted, batch), scores(frozen, batch))  # B = 0: the pretrained encoder
+    trainable = {n for n, p in adapted.text_encoder.named_parameters() if p.requires_grad}
+    assert trainable and all(n.endswith(("lora_a", "lora_b")) for n in trainable)
+    assert len(trainable) == 2 * 6 * TINY_BERT["num_hidden_layers"]           # q, k, v, o and the two FFN layers
+    with torch.no_grad():
+        for name, p in adapted.text_encoder.named_parameters():
+            if name.endswith("lora_b"):
+                p.normal_(0, 0.5)
+    assert not torch.allclose(scores(adapted, batch), scores(frozen, batch))
+    adapted.for_inference().save_pretrained(tmp_path / "ckpt")
+    with safe_open(str(tmp_path / "ckpt" / "model.safetensors"), framework="pt") as f:
+        encoder_keys = [k for k in f.keys() if k.startswith("text_encoder.")]
+    assert encoder_keys and all(k.endswith(("lora_a", "lora_b")) for k in encoder_keys)
+    torch.testing.assert_close(scores(MCLMCF.from_pretrained(str(tmp_path / "ckpt")), batch), scores(adapted, batch))
+
+
+def test_adapters_train_while_the_encoder_stays_as_pretrained(encoder_dir):
+    from mclmcf.trainer import make_optimizer
+    model = MCLMCF(frozen_config(encoder_dir, text_encoder_lora_rank=4)).train()
+    assert not model.config.text_output_fixed                                  # so training runs the encoder
+    before = {n: p.detach().clone() for n, p in model.text_encoder.named_parameters()}
+    optimizer = make_optimizer(model, TrainConfig(bert_lr=1e-2), fused=False)
+    for _ in range(2):                 # B starts at 0: A's gradient appears from the second step on
+        optimizer.zero_grad()
+        model(**make_batch(model.config)).loss.backward()
+        optimizer.step()
+    changed = {n for n, p in model.text_encoder.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {n for n in before if n.endswith(("lora_a", "lora_b"))}
+
+
+def test_adapters_need_a_frozen_encoder():
+    with pytest.raises(ValueError, match="freeze_text_encoder"):
+        tiny_config(text_encoder_lora_rank=4)

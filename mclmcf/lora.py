@@ -1,0 +1,48 @@
+"""Low-rank adapters (Hu et al. 2021, "LoRA") on a frozen text encoder.
+
+Every nn.Linear inside the encoder's transformer layers computes W x + b + (alpha / r) B A x, with W and b
+the pretrained weights (frozen, stored by reference: name + SHA-256) and A (r x in), B (out x r) trained.
+B starts at zero, so training starts from the pretrained encoder exactly. A checkpoint holds A and B alone:
+for all-mpnet-base-v2 at rank 8, 1.3 M numbers instead of the encoder's 109.5 M.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+ALPHA_OVER_RANK = 2.0      # alpha = 2 r, the common choice: the update's scale does not change with the rank
+
+
+class LoRALinear(nn.Module):
+    """A frozen nn.Linear plus a trained low-rank update. Keys: ``base.*`` (frozen), ``lora_a``, ``lora_b``."""
+
+    def __init__(self, base: nn.Linear, rank: int):
+        super().__init__()
+        self.base = base
+        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))      # nn.Linear's own init, as in the paper's code
+        self.scale = ALPHA_OVER_RANK
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.scale * (x @ self.lora_a.t()) @ self.lora_b.t()
+
+
+def add_lora(encoder: nn.Module, rank: int) -> int:
+    """Wrap every nn.Linear under the encoder's ``encoder`` stack (attention and feed-forward; the embeddings
+    hold none) in a LoRALinear, in place. Returns how many were wrapped."""
+    stack = getattr(encoder, "encoder", None)
+    if stack is None:
+        raise ValueError(f"{type(encoder).__name__} has no .encoder stack of transformer layers to adapt")
+    targets = [(parent, name, child) for parent in stack.modules() for name, child in parent.named_children()
+               if isinstance(child, nn.Linear)]
+    for parent, name, child in targets:
+        setattr(parent, name, LoRALinear(child, rank))
+    return len(targets)
+
+
+def is_lora_key(key: str) -> bool:
+    return key.endswith((".lora_a", ".lora_b"))
