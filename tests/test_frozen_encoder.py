@@ -254,6 +254,25 @@ def test_adapters_train_while_the_encoder_stays_as_pretrained(encoder_dir):
     assert changed == {n for n in before if n.endswith(("lora_a", "lora_b"))}
 
 
+def test_training_adapters_runs_the_encoder_and_resumes_exactly(rated_dir, encoder_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("MCLMCF_CACHE", str(tmp_path / "cache"))
+    model = {**QUICK_MODEL, "text_encoder": str(encoder_dir), "text_encoder_config": None,
+             "freeze_text_encoder": True, "text_encoder_lora_rank": 2, "text_pooling": "mean"}
+    cfg = TrainConfig(data=rated_dir, out=str(tmp_path / "a"), epochs=2, batch_size=16, lr=1e-3, bert_lr=1e-2,
+                      progress=False, seed=7, checkpoint_every=3, model=model)
+    reference = run(cfg)
+    assert not (tmp_path / "cache" / "text_vectors").exists()       # adapted output changes: nothing to cache
+    with safe_open(str(tmp_path / "a" / "model" / "model.safetensors"), framework="pt") as f:
+        adapters = {k: f.get_tensor(k) for k in f.keys() if k.startswith("text_encoder.")}
+    assert adapters and all(k.endswith(("lora_a", "lora_b")) for k in adapters)
+    assert any(v.abs().sum() > 0 for k, v in adapters.items() if k.endswith("lora_b"))      # they trained
+    crashed = replace(cfg, out=str(tmp_path / "b"), stop_after_steps=5)
+    with pytest.raises(InjectedStop):
+        run(crashed)
+    resumed = run(replace(crashed, resume=True, stop_after_steps=0))
+    assert resumed["history"] == reference["history"] and resumed["test"] == reference["test"]
+
+
 def test_adapters_need_a_frozen_encoder():
     with pytest.raises(ValueError, match="freeze_text_encoder"):
         tiny_config(text_encoder_lora_rank=4)
