@@ -1,6 +1,6 @@
 """Negations and contrasts: sign accuracy of the app's weights beside VADER on a held-out sentence set.
 
-    python benchmarks/bench_negation.py [--weights checkpoints] [--quick]
+    python benchmarks/bench_negation.py [--weights checkpoints] [--quick] [--name negation_other]
 
 The set (benchmarks/sets/negation_contrast.csv, written for this check; never used for training or
 model selection) has 72 sentences, 36 positive and 36 negative, in seven constructions. Polarity
@@ -77,6 +77,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default="checkpoints")
     ap.add_argument("--quick", action="store_true", help="the first two sentences of each construction")
+    ap.add_argument("--name", help="results file name under benchmarks/results (default: negation, or "
+                                   "negation_quick with --quick), e.g. negation_mpnet for other weights")
     args = ap.parse_args()
     rows = first_of_each(load_set(), 2) if args.quick else load_set()
     sentences = [r["sentence"] for r in rows]
@@ -90,7 +92,7 @@ def main() -> None:
                         [[k, counts[k], round(acc_ours[k], 3), round(acc_vader[k], 3)] for k in acc_ours])
     wrong = [(r["sentence"], round(s, 2)) for r, s in zip(rows, ours) if s * r["polarity"] <= 0]
     print("app weights, wrong sign:", *(f"  {s!r}: {v:+.2f}" for s, v in wrong), sep="\n")
-    write_json("negation_quick" if args.quick else "negation",
+    write_json(args.name or ("negation_quick" if args.quick else "negation"),
                dict(machine=info, weights=args.weights, set=str(SET.name), n=len(rows), accuracy_app=acc_ours,
                     accuracy_vader=acc_vader, rows=[dict(r, app=a, vader=v) for r, a, v in zip(rows, ours, vader)],
                     table=table))
