@@ -11,6 +11,9 @@ clip's length (its voice and face vectors are computed once per call).
               median and minimum wall time of --reps calls after one warm-up, and the process CPU time
               (both threads) of the median call; the machine may be shared, so the load average is printed
   error       |sum of word attributions - (score - baseline score)| over SENTENCES, per step count
+  path        why the error can be large: along the straight path from the blanked sentence to the sentence
+              (200 steps, as attribute_words takes it), the largest single step of the text encoder's
+              mean-pooled output, as a share of its whole change (0.005 if it moved evenly), over SENTENCES
 Writes benchmarks/results/explain.json (explain_threadsN.json with --threads N; explain_quick.json with --quick:
 30 words, the default steps, 1 rep, two sentences).
 """
@@ -66,6 +69,26 @@ def measure(weights, clip, text: str, steps: int, reps: int) -> dict:
                 cpu_s=median_cpu, completeness_error=result.completeness_error)
 
 
+def largest_path_step(weights, text: str, points: int = 201) -> float:
+    """The largest move of the encoder's mean-pooled output between neighbouring points of the attribution
+    path (word embeddings from [PAD]'s to the words', [CLS]/[SEP] kept), over the whole move."""
+    import torch
+    from preprocessing.text import tokenize_windows
+    enc = tokenize_windows(text, weights.tokenizer, offsets=True)
+    width = int(enc["attention_mask"][0].sum())
+    ids, mask = (torch.as_tensor(enc[k][:1, :width]) for k in ("input_ids", "attention_mask"))
+    spans = enc["offset_mapping"][0, :width]
+    content = torch.as_tensor(spans[:, 1] > spans[:, 0])
+    encoder = weights.model.text_encoder
+    with torch.no_grad():
+        words = encoder.get_input_embeddings()(ids)[0]
+        blank = torch.where(content[:, None], encoder.get_input_embeddings().weight[weights.tokenizer.pad_token_id], words)
+        alphas = torch.linspace(0, 1, points)[:, None, None]
+        pooled = encoder(inputs_embeds=blank + alphas * (words - blank),
+                         attention_mask=mask.expand(points, -1)).last_hidden_state.mean(1)
+    return float((pooled.diff(dim=0).norm(dim=-1) / (pooled[-1] - pooled[0]).norm()).max())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke test: 30 words, the default steps, one rep")
@@ -86,7 +109,7 @@ def main() -> None:
     info = machine_info()
     lengths, steps, reps = ([30], [STEPS], 1) if args.quick else (args.words, args.steps, args.reps)
     sentences = SENTENCES[:2] if args.quick else SENTENCES + [REVIEW]
-    cost, errors = [], []
+    cost, errors, path = [], [], []
     for source in args.weights or [str(DEFAULT_DIR)]:
         weights = load_weights(source)
         label = f"{source} ({weights.model.config.text_encoder})"
@@ -104,6 +127,9 @@ def main() -> None:
                         .completeness_error) for t in sentences]
             errors.append(dict(weights=label, steps=s, sentences=len(errs), max_abs_error=max(errs),
                                median_abs_error=statistics.median(errs)))
+        steps_taken = [largest_path_step(weights, t) for t in sentences]
+        path.append(dict(weights=label, sentences=len(steps_taken), max_step=max(steps_taken),
+                         median_step=statistics.median(steps_taken)))
 
     print(f"\nword attribution (Integrated Gradients) on {weights.device}; {machine_line(info)}")
     table = print_table(["weights", "words", "windows", "steps", "wall s (median)", "wall s (min)", "CPU s (median call)",
@@ -113,9 +139,12 @@ def main() -> None:
     error_table = print_table(["weights", "steps", "sentences", "max |error|", "median |error|"],
                               [[e["weights"], e["steps"], e["sentences"], e["max_abs_error"], e["median_abs_error"]]
                                for e in errors])
+    path_table = print_table(["weights", "sentences", "largest path step (max)", "largest path step (median)"],
+                             [[p["weights"], p["sentences"], p["max_step"], p["median_step"]] for p in path])
     write_json("explain_quick" if args.quick else f"explain_threads{args.threads}" if args.threads else "explain",
                dict(machine=dict(info, torch_threads=torch.get_num_threads()), quick=args.quick, default_steps=STEPS,
-                    reps=reps, cost=cost, completeness=errors, table=table, error_table=error_table))
+                    reps=reps, cost=cost, completeness=errors, table=table, error_table=error_table,
+                    path=path, path_table=path_table))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ CSS = """
 .words-bar {height: 10px; border-radius: 5px;}
 .voice-summary {padding: 4px 16px 12px; font-size: .95rem;}
 """
+LOOSE_SUM = 0.1        # |completeness error| above which the page says the colours are only approximate
 WORDS_PLACEHOLDER = ('<div class="words-card score-empty"><p>After <b>Analyse</b>: the transcript with each word '
                      'coloured by how much it moved the score.</p></div>')
 
@@ -51,9 +52,19 @@ def words_html(attributions: WordAttributions) -> str:
             f'<div class="words-legend"><span>−{scale:.2f} pushed it down</span>'
             f'<div class="words-bar" style="background:linear-gradient(90deg, {DOWN}, #ffffff, {UP})"></div>'
             f'<span>+{scale:.2f} pushed it up</span></div>'
-            f'<div class="contrib-note">The words add up to {total:+.2f}, about the score {attributions.score:+.2f} minus '
-            f'{attributions.baseline_score:+.2f}, the score with every word blanked (the [PAD] token). They explain '
-            f'what moved this model, not what the speaker felt or meant. Hover a word for its value.</div></div>')
+            f'<div class="contrib-note">The words add up to {total:+.2f}, {_fit(attributions)} the score '
+            f'{attributions.score:+.2f} minus {attributions.baseline_score:+.2f}, the score with every word blanked (the '
+            f'[PAD] token). They explain what moved this model, not what the speaker felt or meant. Hover a word for '
+            f'its value.</div></div>')
+
+
+def _fit(attributions: WordAttributions) -> str:
+    """How well the words' sum matches the score's change: weights whose score is steep along the attribution
+    path (e.g. the alternative MPNet weights) can miss it by more than LOOSE_SUM, and the page says so."""
+    if abs(attributions.completeness_error) <= LOOSE_SUM:
+        return "about"
+    return ("<b>only roughly</b> (these weights' score changes too abruptly for Integrated Gradients to add up "
+            "here: read the strongest colours, not the exact values) against")
 
 
 def voice_html(voice: VoiceSummary) -> str:

@@ -142,5 +142,7 @@ def test_words_html_colours_by_sign_escapes_and_keeps_contrast():
     for full in (explain_viz.UP, explain_viz.DOWN):
         assert (luminance(full) + 0.05) / (luminance(explain_viz.TEXT_COLOUR) + 0.05) >= 4.5
     assert "−0.80 pushed it down" in page and "+0.80 pushed it up" in page and "add up to +0.40" in page
-    assert "not what the speaker felt" in page
+    assert "not what the speaker felt" in page and "only roughly" not in page
+    missed = WordAttributions(result.words, score=1.0, baseline_score=0.1)         # words sum to 0.4, not 0.9
+    assert "only roughly" in explain_viz.words_html(missed)
     assert "transcript is empty" in explain_viz.words_html(WordAttributions([], 0.2, 0.2))

@@ -195,11 +195,13 @@ def test_a_packaged_encoder_neither_installed_nor_reachable_says_what_to_install
 
 
 def test_the_alternative_mpnet_weights_load_by_reference_and_read_text(make_clip):
-    """checkpoints/mpnet: the frozen all-mpnet-base-v2 resolved from its packages and hash-checked, spec version 2."""
+    """checkpoints/mpnet: the frozen all-mpnet-base-v2 resolved from its packages and hash-checked, with the
+    low-rank adapters the checkpoint holds, spec version 2."""
     from mclmcf.pipeline import SentimentPipeline
     from mclmcf.weights import DEFAULT_DIR, load_weights
     weights = load_weights(str(DEFAULT_DIR / "mpnet"))
-    assert weights.model.config.freeze_text_encoder and weights.spec.version == 2
+    config = weights.model.config
+    assert config.freeze_text_encoder and config.text_encoder_lora_rank == 8 and weights.spec.version == 2
     pipeline, clip = SentimentPipeline(weights), make_clip("talk.mp4")
     good = pipeline.predict(clip, "A wonderful film, I loved every minute.", explain=False).score
     bad = pipeline.predict(clip, "Dull, tedious and far too long.", explain=False).score
