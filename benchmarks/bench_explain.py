@@ -71,21 +71,14 @@ def measure(weights, clip, text: str, steps: int, reps: int) -> dict:
 
 def largest_path_step(weights, text: str, points: int = 201) -> float:
     """The largest move of the encoder's mean-pooled output between neighbouring points of the attribution
-    path (word embeddings from [PAD]'s to the words', [CLS]/[SEP] kept), over the whole move."""
+    path (mclmcf.explain.embedding_path, first window), over the whole move."""
     import torch
-    from preprocessing.text import tokenize_windows
-    enc = tokenize_windows(text, weights.tokenizer, offsets=True)
-    width = int(enc["attention_mask"][0].sum())
-    ids, mask = (torch.as_tensor(enc[k][:1, :width]) for k in ("input_ids", "attention_mask"))
-    spans = enc["offset_mapping"][0, :width]
-    content = torch.as_tensor(spans[:, 1] > spans[:, 0])
-    encoder = weights.model.text_encoder
+    from mclmcf.explain import embedding_path
+    p = embedding_path(weights.model, weights.tokenizer, text)
+    alphas = torch.linspace(0, 1, points)[:, None, None]
     with torch.no_grad():
-        words = encoder.get_input_embeddings()(ids)[0]
-        blank = torch.where(content[:, None], encoder.get_input_embeddings().weight[weights.tokenizer.pad_token_id], words)
-        alphas = torch.linspace(0, 1, points)[:, None, None]
-        pooled = encoder(inputs_embeds=blank + alphas * (words - blank),
-                         attention_mask=mask.expand(points, -1)).last_hidden_state.mean(1)
+        pooled = weights.model.text_encoder(inputs_embeds=p.blank[0] + alphas * (p.words[0] - p.blank[0]),
+                                            attention_mask=p.mask[:1].expand(points, -1)).last_hidden_state.mean(1)
     return float((pooled.diff(dim=0).norm(dim=-1) / (pooled[-1] - pooled[0]).norm()).max())
 
 

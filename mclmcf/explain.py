@@ -70,11 +70,22 @@ def _text_score(model: MCLMCF, embeds: torch.Tensor, mask: torch.Tensor, types: 
     return model.head(model.fuse(h, model.expansions(h))).squeeze(-1)
 
 
-def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, vision: np.ndarray,
-                    steps: int = STEPS, max_length: int = DEFAULT_MAX_LENGTH,
-                    tokenizer_lock=contextlib.nullcontext()) -> WordAttributions:
-    """Integrated Gradients of the score over the transcript's words (module docstring). ``audio`` and
-    ``vision``: the clip's (frames, features) arrays, held fixed."""
+@dataclass
+class EmbeddingPath:
+    """The two ends of the attribution path, per encoder window (module docstring): the transcript's word
+    embeddings x and the baseline x', in which every transcript token's embedding is [PAD]'s."""
+    ids: torch.Tensor          # (windows, width) token ids, padding beyond the longest window dropped
+    mask: torch.Tensor         # (windows, width)
+    types: torch.Tensor        # (windows, width)
+    spans: np.ndarray          # (windows, width, 2) character offsets into the transcript
+    content: torch.Tensor      # (windows, width) transcript tokens, not [CLS]/[SEP]/[PAD]
+    words: torch.Tensor        # (windows, width, Dt) x
+    blank: torch.Tensor        # (windows, width, Dt) x'
+
+
+@torch.no_grad()
+def embedding_path(model: MCLMCF, tokenizer, text: str, max_length: int = DEFAULT_MAX_LENGTH,
+                   tokenizer_lock=contextlib.nullcontext()) -> EmbeddingPath:
     dev = next(model.parameters()).device
     with tokenizer_lock:
         enc = tokenize_windows(text, tokenizer, max_length, offsets=True)
@@ -82,8 +93,21 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
     ids, mask, types = (torch.as_tensor(enc[k][:, :width], device=dev)
                         for k in ("input_ids", "attention_mask", "token_type_ids"))
     spans = enc["offset_mapping"][:, :width]
-    content = torch.as_tensor(spans[..., 1] > spans[..., 0], device=dev)   # transcript tokens, not [CLS]/[SEP]/[PAD]
-    n_tokens = np.maximum(enc["attention_mask"].sum(1) - 2, 1)              # as pipeline._score weights windows
+    content = torch.as_tensor(spans[..., 1] > spans[..., 0], device=dev)
+    embed = model.text_encoder.get_input_embeddings()
+    words = embed(ids)
+    return EmbeddingPath(ids, mask, types, spans, content, words,
+                         torch.where(content[..., None], embed.weight[tokenizer.pad_token_id], words))
+
+
+def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, vision: np.ndarray,
+                    steps: int = STEPS, max_length: int = DEFAULT_MAX_LENGTH,
+                    tokenizer_lock=contextlib.nullcontext()) -> WordAttributions:
+    """Integrated Gradients of the score over the transcript's words (module docstring). ``audio`` and
+    ``vision``: the clip's (frames, features) arrays, held fixed."""
+    dev = next(model.parameters()).device
+    p = embedding_path(model, tokenizer, text, max_length, tokenizer_lock)
+    n_tokens = np.maximum(p.mask.sum(1).cpu().numpy() - 2, 1)                # as pipeline._score weights windows
     window_weight = n_tokens / n_tokens.sum()
 
     # the midpoints of ``steps`` equal intervals, then the baseline and the input themselves (for F(x'), F(x))
@@ -95,18 +119,16 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
     with torch.no_grad():
         h_av = model.encode_audio_visual(torch.as_tensor(audio[None], device=dev), torch.tensor([len(audio)], device=dev),
                                          torch.as_tensor(vision[None], device=dev), torch.tensor([len(vision)], device=dev))
-        embed = model.text_encoder.get_input_embeddings()
-        x = embed(ids)
-        base = torch.where(content[..., None], embed.weight[tokenizer.pad_token_id], x)
+    x, base = p.words, p.blank
     with torch.enable_grad():
-        for w in range(len(ids)):     # one window at a time: steps + 2 sequences in one batch
+        for w in range(len(p.ids)):     # one window at a time: steps + 2 sequences in one batch
             path = (base[w] + alphas[:, None, None] * (x[w] - base[w])).requires_grad_(True)
-            f = _text_score(model, path, mask[w].expand(len(alphas), -1), types[w].expand(len(alphas), -1), h_av)
+            f = _text_score(model, path, p.mask[w].expand(len(alphas), -1), p.types[w].expand(len(alphas), -1), h_av)
             grads, = torch.autograd.grad(f[:steps].sum(), path)
             ig = (grads[:steps].mean(0) * (x[w] - base[w])).sum(-1)                         # (width,)
             score += window_weight[w] * f[-1].item()
             baseline += window_weight[w] * f[-2].item()
-            for (start, _), value in zip(spans[w][content[w].cpu().numpy()], ig[content[w]].detach().cpu().numpy()):
+            for (start, _), value in zip(p.spans[w][p.content[w].cpu().numpy()], ig[p.content[w]].detach().cpu().numpy()):
                 totals[np.searchsorted(starts, start, side="right") - 1] += window_weight[w] * float(value)
     return WordAttributions([WordAttribution(word, float(a)) for (_, word), a in zip(words, totals)], score, baseline)
 
