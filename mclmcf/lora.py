@@ -34,9 +34,9 @@ class LoRALinear(nn.Module):
         return F.linear(x, self.base.weight + self.scale * self.lora_b @ self.lora_a, self.base.bias)
 
 
-def add_lora(encoder: nn.Module, rank: int) -> int:
+def add_lora(encoder: nn.Module, rank: int) -> None:
     """Wrap every nn.Linear under the encoder's ``encoder`` stack (attention and feed-forward; the embeddings
-    hold none) in a LoRALinear, in place. Returns how many were wrapped."""
+    hold none) in a LoRALinear, in place."""
     stack = getattr(encoder, "encoder", None)
     if stack is None:
         raise ValueError(f"{type(encoder).__name__} has no .encoder stack of transformer layers to adapt")
@@ -44,7 +44,6 @@ def add_lora(encoder: nn.Module, rank: int) -> int:
                if isinstance(child, nn.Linear)]
     for parent, name, child in targets:
         setattr(parent, name, LoRALinear(child, rank))
-    return len(targets)
 
 
 def is_lora_key(key: str) -> bool:

@@ -235,7 +235,8 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
         return out
 
     def train(self, mode: bool = True) -> "MCLMCF":
-        """A frozen text encoder stays in eval mode (no dropout): its output is a fixed function of the text."""
+        """A frozen text encoder stays in eval mode (no dropout): its output is a fixed function of the text,
+        or, with low-rank adapters, of the text and the adapters."""
         super().train(mode)
         if self.config.freeze_text_encoder:
             self.text_encoder.eval()
