@@ -127,9 +127,13 @@ def build(teacher_dir: str, data_dir: Path, out: Path, alpha: float, n_variants:
     if not 0 <= alpha <= 1:
         raise SystemExit(f"--alpha {alpha}: the teacher's share of the target must lie in [0, 1]")
     data, info = D.load_dataset(data_dir)
+    D.validate(data, data_dir)
     if "raw_text" not in data["train"] or "domain" not in data["train"]:
         raise SystemExit(f"{data_dir}: needs raw_text and domain per sample (python -m preprocessing.rated_snippets)")
     teacher = MCLMCF.from_pretrained(teacher_dir)
+    if info.get("feature_spec") and teacher.config.feature_spec and info["feature_spec"] != teacher.config.feature_spec:
+        raise SystemExit(f"{teacher_dir} was trained on other acoustic/visual features than {data_dir} holds "
+                         "(feature_spec differs): rebuild the data with the teacher's spec version, or pick another teacher")
     data["train"] = distilled_train(data["train"], teacher, alpha, n_variants, speech_cache, workers)
     origins = data["train"]["origin"]
     info = {**info, "name": f"{info.get('name', data_dir)}; train split relabelled by a teacher",

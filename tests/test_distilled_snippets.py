@@ -109,3 +109,13 @@ def test_teacher_relabels_the_train_split_only(tmp_path):
     assert np.all(train["rater_sd"][n:] == np.median(before["train"]["rater_sd"]))
     weights = D.make_split(train, tokenizer, "tokenize", 64, sample_weight="agreement").weights
     assert weights.shape == (n + 6,) and np.isclose(weights.mean(), 1)
+
+
+def test_a_teacher_of_other_features_is_refused(tmp_path):
+    torch.manual_seed(0)
+    spec_v1 = FeatureSpec.of_version(1)
+    config = tiny_config(audio_dim=spec_v1.audio_dim, visual_dim=spec_v1.visual_dim, feature_spec=spec_v1.to_dict())
+    MCLMCF(config).for_inference().save_pretrained(tmp_path / "teacher")
+    source = _rated_set(tmp_path / "rated", np.random.default_rng(0))          # spec version 2
+    with pytest.raises(SystemExit, match="feature_spec differs"):
+        build(str(tmp_path / "teacher"), source, tmp_path / "out", 0.5, 2, 1, tmp_path / "speech")
