@@ -38,7 +38,7 @@ from mclmcf.model import MCLMCF
 from mclmcf.text_encoder import load_tokenizer
 from mclmcf.trainer import Env, predict
 
-from .rated_snippets import voice_all
+from .rated_snippets import padded_rows, voice_all
 
 RULES = ("span", "drop", "join")
 DROP_PROBABILITY = 0.15
@@ -97,11 +97,7 @@ def distilled_train(train: dict, teacher: MCLMCF, alpha: float, n_variants: int,
     texts, domains = [str(t) for t in train["raw_text"]], np.asarray(train["domain"], dtype=object)
     variants = make_variants(texts, domains, n_variants, seed)
     src = np.array([v[0] for v in variants], np.int64)
-    voiced = voice_all([v[2] for v in variants], speech_cache, workers)
-    lengths = np.array([len(a) for a in voiced], np.int64)
-    audio = np.zeros((len(voiced), max(lengths, default=1), train["audio"].shape[2]), np.float32)
-    for k, a in enumerate(voiced):
-        audio[k, :len(a)] = a
+    audio, lengths = padded_rows(voice_all([v[2] for v in variants], speech_cache, workers), train["audio"].shape[2])
     made = {"audio": audio, "audio_lengths": lengths, "vision": train["vision"][src],
             "vision_lengths": train["vision_lengths"][src], "raw_text": [v[2] for v in variants],
             "regression_labels": np.zeros(len(variants), np.float32)}

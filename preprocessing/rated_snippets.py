@@ -167,7 +167,8 @@ def face_pool(workdir: Path, spec: FeatureSpec) -> list[np.ndarray]:
     return pool
 
 
-def _padded(rows: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
+def padded_rows(rows: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(frames_i, dim) arrays -> one zero-padded (N, max frames, dim) array and the N lengths."""
     lengths = np.array([r.shape[0] for r in rows], np.int64)
     out = np.zeros((len(rows), max(lengths, default=1), dim), np.float32)
     for i, r in enumerate(rows):
@@ -194,8 +195,8 @@ def build(out: Path, sdist: Path | None, domains: list[str], workers: int, limit
     data = {}
     for split in ("train", "valid", "test", HELD_OUT_DOMAIN):
         idx = [i for i, r in enumerate(rows) if r[0] == split]
-        audio_arr, audio_lengths = _padded([audio[i] for i in idx], spec.audio_dim)
-        vision_arr, vision_lengths = _padded([pool[face_of[i]] for i in idx], spec.visual_dim)
+        audio_arr, audio_lengths = padded_rows([audio[i] for i in idx], spec.audio_dim)
+        vision_arr, vision_lengths = padded_rows([pool[face_of[i]] for i in idx], spec.visual_dim)
         data[split] = {
             "id": [rows[i][2] for i in idx], "domain": [rows[i][1] for i in idx], "raw_text": [rows[i][3] for i in idx],
             "audio": audio_arr, "audio_lengths": audio_lengths, "vision": vision_arr, "vision_lengths": vision_lengths,
