@@ -1,4 +1,4 @@
-"""MCL-MCF multimodal sentiment demo: a thin Gradio UI over mclmcf.pipeline and mclmcf.viz.
+"""MCL-MCF multimodal sentiment demo: a thin Gradio UI over mclmcf.serving.pipeline and mclmcf.ui.result.
 
     python app.py [--weights REPO_ID[@REV] | DIR] [--asr-model NAME | DIR | none] [--port 7860] [--host 127.0.0.1]
 """
@@ -23,11 +23,14 @@ KERNEL_COMPILE = (subprocess.Popen([sys.executable, "-c", LIBROSA_KERNELS], stdo
 import gradio as gr  # noqa: E402  (this and the imports below come after the side process has started)
 import transformers
 
-from mclmcf import explain_viz, live, live_viz, viz
-from mclmcf.console import filter_native_stderr, one_line, setup_logging
-from mclmcf.expression_strip import expression_strip
-from mclmcf.pipeline import FPS_RANGE, PipelineRegistry, Prediction, user_message
-from mclmcf.weights import DEFAULT_DIR, ENV_VAR, LoadedWeights, default_source
+from mclmcf.serving import live
+from mclmcf.serving.console import filter_native_stderr, one_line, setup_logging
+from mclmcf.serving.pipeline import FPS_RANGE, PipelineRegistry, Prediction, user_message
+from mclmcf.serving.weights import DEFAULT_DIR, ENV_VAR, LoadedWeights, default_source
+from mclmcf.ui import live as live_viz
+from mclmcf.ui import result as viz
+from mclmcf.ui import words as explain_viz
+from mclmcf.ui.expression_strip import expression_strip
 from preprocessing import asr
 
 transformers.logging.set_verbosity_error()
@@ -167,7 +170,7 @@ def warm_up(registry: PipelineRegistry) -> None:
 
 
 def live_tab_contents(registry: PipelineRegistry, tab: gr.Tab, demo: gr.Blocks) -> None:
-    """The Live tab: webcam and microphone streamed to mclmcf.live, a running score back (live_viz)."""
+    """The Live tab: webcam and microphone streamed to mclmcf.serving.live, a running score back (live_viz)."""
     sessions = live.LiveSessions(max_sessions=LIVE_SESSIONS)
 
     @gpu

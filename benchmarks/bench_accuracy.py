@@ -3,11 +3,11 @@
     python benchmarks/bench_accuracy.py [--quick] [--compare level3|memory] [--seeds 0 1 2] [--n 400] [--epochs 4]
                                         [--tcf-dim 128]
 
---compare level3 (default): faithful vs efficient (mclmcf.train --level3). --compare memory: the efficient
+--compare level3 (default): faithful vs efficient (mclmcf.training.cli --level3). --compare memory: the efficient
 recipe in fp32 (exact) vs each training memory option (--precision bf16, --gradient-checkpointing,
 --optimizer-state bf16) and all three; writes accuracy_memory.json.
 
-Uses the project's CLIs only: `python -m mclmcf.synthetic` makes the data (one set, seed 0) and
+Uses the project's CLIs only: `python -m mclmcf.training.synthetic` makes the data (one set, seed 0) and
 `python -m mclmcf.train` trains each (configuration, seed) with the packaged all-MiniLM-L6-v2 text
 encoder. REDUCED on CPU by default: 400 samples, 4 epochs and TCF 128 x 128 (faithful flatten head
 Linear(122^2 -> 128) vs efficient pooled backbone + pooled head), so that six runs take minutes;
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from common import LEVEL3_RECIPES, ROOT, machine_info, machine_line, print_table, write_json
 
-# name -> mclmcf.train flags; the first configuration is the reference the others are compared with
+# name -> mclmcf.training.cli flags; the first configuration is the reference the others are compared with
 COMPARISONS = {
     "level3": {"faithful": ["--level3", "faithful"], "efficient": ["--level3", "efficient"]},
     "memory": {"efficient fp32": [], "+ bf16 autocast": ["--precision", "bf16"],
@@ -68,7 +68,7 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "synthetic"
-        subprocess.run([sys.executable, "-m", "mclmcf.synthetic", str(data), "--n", str(args.n), "--seed", "0"],
+        subprocess.run([sys.executable, "-m", "mclmcf.training.synthetic", str(data), "--n", str(args.n), "--seed", "0"],
                        cwd=ROOT, check=True, capture_output=True)
         for seed in args.seeds:
             for i, (config, flags) in enumerate(configs.items()):

@@ -95,9 +95,9 @@ def measure_pipeline(recognizer, durations: list[float], reps: int) -> list[dict
     import tempfile
     from pathlib import Path
 
-    from mclmcf import viz
-    from mclmcf.pipeline import SentimentPipeline
-    from mclmcf.weights import DEFAULT_DIR, load_weights
+    from mclmcf.ui import result as viz
+    from mclmcf.serving.pipeline import SentimentPipeline
+    from mclmcf.serving.weights import DEFAULT_DIR, load_weights
     from preprocessing.synthetic import make_face_clip
 
     weights = load_weights(str(DEFAULT_DIR))

@@ -1,4 +1,4 @@
-"""Word attribution (mclmcf.explain): cost per analysis and the completeness error of Integrated Gradients.
+"""Word attribution (mclmcf.serving.explain): cost per analysis and the completeness error of Integrated Gradients.
 
     python benchmarks/bench_explain.py [--quick] [--words 10 30 60 120] [--steps 16 32 64] [--reps 7] [--threads N]
                                        [--weights DIR ...]
@@ -52,7 +52,7 @@ def encoder_windows(weights, text: str) -> int:
 
 
 def measure(weights, clip, text: str, steps: int, reps: int) -> dict:
-    from mclmcf.explain import attribute_words
+    from mclmcf.serving.explain import attribute_words
 
     def call():
         return attribute_words(weights.model, weights.tokenizer, text, clip.audio, clip.vision, steps=steps)
@@ -71,9 +71,9 @@ def measure(weights, clip, text: str, steps: int, reps: int) -> dict:
 
 def largest_path_step(weights, text: str, points: int = 201) -> float:
     """The largest move of the encoder's mean-pooled output between neighbouring points of the attribution
-    path (mclmcf.explain.embedding_path, first window), over the whole move."""
+    path (mclmcf.serving.explain.embedding_path, first window), over the whole move."""
     import torch
-    from mclmcf.explain import embedding_path
+    from mclmcf.serving.explain import embedding_path
     p = embedding_path(weights.model, weights.tokenizer, text)
     alphas = torch.linspace(0, 1, points)[:, None, None]
     with torch.no_grad():
@@ -92,9 +92,9 @@ def main() -> None:
     ap.add_argument("--weights", nargs="+", help="weight directories to measure in turn (default: checkpoints/)")
     args = ap.parse_args()
     import torch
-    from mclmcf.explain import STEPS, attribute_words
-    from mclmcf.pipeline import SentimentPipeline
-    from mclmcf.weights import DEFAULT_DIR, load_weights
+    from mclmcf.serving.explain import STEPS, attribute_words
+    from mclmcf.serving.pipeline import SentimentPipeline
+    from mclmcf.serving.weights import DEFAULT_DIR, load_weights
     from preprocessing.synthetic import make_face_clip
 
     if args.threads:

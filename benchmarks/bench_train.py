@@ -8,12 +8,12 @@ BERT-base-sized encoder with random weights, audio 375 x 5, vision 500 x 20), id
                                flatten -> Linear(256036 -> 128) for each of the six level-3 inputs,
                                NCHW convs, torch.optim.Adam (foreach)
   faithful                     the same function with exact rewrites: channels_last TCF on CPU, fused Adam
-  efficient                    the training default (mclmcf.train --level3 efficient):
+  efficient                    the training default (mclmcf.training.cli --level3 efficient):
                                tcf_backbone="pooled_conv3" (4x average-pooled 128 x 128 images, built
                                from pooled vectors) + tcf_head="pool" (conv output pooled to 16 x 16
                                -> Linear(256 -> 128)), plus the rewrites
 With the text encoder fine-tuned, the efficient recipe also runs with each training memory option
-(MEMORY_OPTIONS: mclmcf.train --precision bf16, --gradient-checkpointing, --optimizer-state bf16) and all three.
+(MEMORY_OPTIONS: mclmcf.training.cli --precision bf16, --gradient-checkpointing, --optimizer-state bf16) and all three.
 Each (configuration, batch) runs in a fresh subprocess; memory = peak growth (CPU: RSS, CUDA: allocator)
 over the process after imports and inputs, so it counts weights, gradients, Adam state and activations.
 On CPU the default is a frozen text encoder (BERT-base forward only) and batch 128 without the
@@ -34,7 +34,7 @@ from common import (CONFIGS, MOSI_LENGTHS, PeakMemory, default_device, default_t
 
 QUICK = dict(text="tiny", tcf_dim=64, lengths=dict(text=16, audio=40, vision=50), batches=[4], warmup=1, reps=1)
 GOAL_SPEEDUP, GOAL_MEMORY = 3.0, 0.25
-# Training memory options (TrainConfig fields, mclmcf.train flags) on top of the efficient recipe; only with
+# Training memory options (TrainConfig fields, mclmcf.training.cli flags) on top of the efficient recipe; only with
 # the text encoder fine-tuned (checkpointing needs its backward, and its Adam state is what bf16 halves).
 MEMORY_OPTIONS = {
     "bf16 autocast": dict(precision="bf16"),
@@ -47,9 +47,9 @@ MEMORY_OPTIONS = {
 def measure(spec: dict) -> dict:
     """Worker: build one configuration, time training steps, report peak memory growth."""
     import torch
-    from mclmcf.model import MCLMCF, TCFStack
-    from mclmcf.config import TrainConfig
-    from mclmcf.trainer import Env, autocast, enable_gradient_checkpointing, make_optimizer
+    from mclmcf.model.network import MCLMCF, TCFStack
+    from mclmcf.training.config import TrainConfig
+    from mclmcf.training.loop import Env, autocast, enable_gradient_checkpointing, make_optimizer
 
     torch.manual_seed(0)
     if spec.get("threads"):

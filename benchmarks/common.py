@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
-from mclmcf.config import LEVEL3_RECIPES  # noqa: E402  (after the sys.path insert)
+from mclmcf.training.config import LEVEL3_RECIPES  # noqa: E402  (after the sys.path insert)
 
 # BERT-base architecture (random weights: throughput does not depend on them), and a tiny one for --quick.
 BERT_BASE = dict(model_type="bert", vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
@@ -34,8 +34,8 @@ MOSI_LENGTHS = dict(text=50, audio=375, vision=500)
 # name -> model overrides, optimizer, whether the TCF convs may run channels_last on CPU.
 # "faithful (authors' runtime)": the authors' architecture run as their code runs it (NCHW, torch.optim.Adam).
 # "faithful": the same function with this project's exact rewrites (channels_last TCF, fused Adam).
-# "efficient": the training default (mclmcf.train --level3 efficient): named options that change the
-#   level-3 loss (mclmcf.config.LEVEL3_RECIPES), plus the rewrites.
+# "efficient": the training default (mclmcf.training.cli --level3 efficient): named options that change the
+#   level-3 loss (mclmcf.training.config.LEVEL3_RECIPES), plus the rewrites.
 CONFIGS = {
     "faithful (authors' runtime)": dict(model=LEVEL3_RECIPES["faithful"], fused=False, channels_last=False),
     "faithful": dict(model=LEVEL3_RECIPES["faithful"], fused=True, channels_last=True),
@@ -45,7 +45,7 @@ CONFIGS = {
 
 def model_config(name: str, text: str = "bert-base", frozen: bool = False, **extra):
     """MOSI-preset MCLMCFConfig for a named benchmark configuration."""
-    from mclmcf.config import MCLMCFConfig
+    from mclmcf.model.config import MCLMCFConfig
     encoder = dict(BERT_BASE if text == "bert-base" else TINY_BERT)
     return MCLMCFConfig.from_preset("mosi", text_encoder_config=encoder, freeze_text_encoder=frozen,
                                     **{**CONFIGS[name]["model"], **extra})

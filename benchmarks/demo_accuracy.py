@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, machine_info, machine_line, print_table  # also puts the repo on sys.path
-from mclmcf import data as D
-from mclmcf.config import TrainConfig
-from mclmcf.metrics import compute_metrics
+from mclmcf.training import data as D
+from mclmcf.training.config import TrainConfig
+from mclmcf.training.metrics import compute_metrics
 from mclmcf.model import MCLMCF
-from mclmcf.text_encoder import load_tokenizer
-from mclmcf.trainer import Env, predict
+from preprocessing.encoders import load_tokenizer
+from mclmcf.training.loop import Env, predict
 
 METRICS = ("mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc3", "acc5", "acc7")
 HELD_OUT = "amazon"

@@ -5,7 +5,7 @@
 1. Training steps (forward + backward + clip + Adam, bench_train's worker, each run in a fresh process):
    the paper's configuration ("faithful": BERT-base-sized text encoder fine-tuned, 512 x 512 TCF images,
    the authors' level-3 heads) and the training default ("efficient"), batch 32 and 128, fp32 and bf16
-   (torch.autocast, as mclmcf.train --precision bf16 runs it); samples/s and torch.cuda.max_memory_allocated.
+   (torch.autocast, as mclmcf.training.cli --precision bf16 runs it); samples/s and torch.cuda.max_memory_allocated.
    The text encoder has random weights (throughput and memory do not depend on them; no Hub needed).
 2. The app's pipeline on CUDA for a generated 10 s clip (bench_inference's measurement: decode, features,
    model with maps and ablations, heatmap figures).
@@ -54,8 +54,8 @@ def pipeline_and_agreement(tmp: Path, device: str = "cuda") -> dict:
     import numpy as np
     import torch
     from bench_inference import measure_clip
-    from mclmcf.pipeline import SentimentPipeline
-    from mclmcf.weights import load_weights, save_random_weights
+    from mclmcf.serving.pipeline import SentimentPipeline
+    from mclmcf.serving.weights import load_weights, save_random_weights
     from preprocessing.synthetic import make_face_clip
 
     weights_dir = save_random_weights(tmp / "weights", tcf_dim=512)

@@ -10,7 +10,8 @@ from .errors import (EmptyMediaError, MediaError, NoAudioStreamError, NoFaceErro
                      TooLongError, UnreadableMediaError, UnsupportedFormatError)
 from .spec import (AUDIO_FEATURES, SPEC_VERSION, VISUAL_FEATURES, VISUAL_FEATURES_BY_VERSION, FeatureSpec,
                    FeatureSpecMismatch)
-from .text import load_tokenizer, resolve_text_encoder, text_bert, tokenize
+from .encoders import load_tokenizer, resolve_text_encoder
+from .text import text_bert, tokenize
 
 __all__ = [
     "ClipFeatures", "draw_face_mesh", "extract_clip", "FeatureSpec", "FeatureSpecMismatch", "SPEC_VERSION",

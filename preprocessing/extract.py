@@ -13,7 +13,7 @@ empty) is recorded in the dataset. Writes
     OUT/dataset.pkl          MMSA pickle {split: {id, raw_text, text_bert, audio, vision, audio_lengths,
                              vision_lengths, regression_labels, face_mask, face_fraction}}, plus
                              regression_labels_T/_A/_V and annotation when labels.csv has them
-    OUT/safe/                the same in the safe format (mclmcf.dataformat), feature spec in its info
+    OUT/safe/                the same in the safe format (preprocessing.dataformat), feature spec in its info
     OUT/feature_spec.json    the FeatureSpec the features were made with
     OUT/failures.csv         every row that could not be used (row number, clip, error, message)
     OUT/cache/*.npz          per-clip features keyed by path + content hash + spec: --resume reuses them
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mclmcf.dataformat import atomic_write, save_safe
+from .dataformat import atomic_write, save_safe
 
 from .clip import DEFAULT_MAX_DURATION_S, extract_clip
 from .errors import MediaError
@@ -237,5 +237,9 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"error: {err}") from None
 
 
-if __name__ == "__main__":
+def cli() -> None:
     sys.exit(0 if main() else 1)
+
+
+if __name__ == "__main__":
+    cli()

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mclmcf.dataformat import save_safe, write_npy
+from .dataformat import save_safe, write_npy
 
 from .audio import audio_features
 from .clip import extract_clip
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out = build(args.out, args.vader_sdist, args.domains, args.workers, args.limit,
                 FeatureSpec.of_version(args.spec_version), args.speech_cache)
-    print(f"wrote {out} (safe format; load with mclmcf.dataformat.load_safe)")
+    print(f"wrote {out} (safe format; load with preprocessing.dataformat.load_safe)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Tokenisation for the checkpoint's text encoder (BERT input).
 
-Names resolve as the model's text encoder does (mclmcf.text_encoder), so the extractor and the
+Names resolve in preprocessing.encoders, as the model's text encoder does, so the extractor and the
 checkpoint always agree on the tokenizer.
 """
 
@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mclmcf.text_encoder import load_tokenizer, resolve_text_encoder  # noqa: F401  (re-exported)
+from .encoders import load_tokenizer
 
 DEFAULT_MAX_LENGTH = 50   # MMSA's text_bert length for MOSI / MOSEI
 

@@ -1,5 +1,5 @@
 """Shared fixtures, made once per test session: real media (preprocessing/synthetic.py) and small
-untrained inference weights shaped like the demo weights (mclmcf.weights.save_random_weights)."""
+untrained inference weights shaped like the demo weights (mclmcf.serving.weights.save_random_weights)."""
 
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ def make_clip(tmp_path_factory):
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory):
     """Directory of untrained inference weights, TCF 64 x 64."""
-    from mclmcf.weights import save_random_weights
+    from mclmcf.serving.weights import save_random_weights
     return save_random_weights(tmp_path_factory.mktemp("weights") / "tiny", tcf_dim=64)
 
 
 @pytest.fixture(scope="session")
 def loaded(checkpoint):
     """``checkpoint`` loaded as the app loads weights."""
-    from mclmcf.weights import load_weights
+    from mclmcf.serving.weights import load_weights
     return load_weights(str(checkpoint))
 
 
@@ -69,8 +69,8 @@ def mmsa_raw(make_clip, tmp_path_factory):
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory):
     """A small SYNTHETIC planted-signal dataset in the safe format (80 samples), for training tests."""
-    from mclmcf.dataformat import save_safe
-    from mclmcf.synthetic import SyntheticSpec, generate
+    from preprocessing.dataformat import save_safe
+    from mclmcf.training.synthetic import SyntheticSpec, generate
     path = tmp_path_factory.mktemp("data") / "synthetic"
     data, info = generate(SyntheticSpec(n=80, seed=1, max_audio_len=12, max_vision_len=8))
     save_safe(data, path, info=info)

@@ -175,7 +175,7 @@ def test_app_without_a_speech_recogniser_serves_typed_transcripts(checkpoint, ma
     import app
     from gradio_client import Client
     from gradio_client.exceptions import AppError
-    from mclmcf.pipeline import PipelineRegistry
+    from mclmcf.serving.pipeline import PipelineRegistry
     from preprocessing import asr
 
     monkeypatch.delenv(asr.ENV_VAR, raising=False)
@@ -210,7 +210,7 @@ def test_eight_concurrent_requests_all_succeed(client, make_clip):
 
 def test_weights_box_never_shows_a_server_path(checkpoint):
     import app
-    from mclmcf.weights import DEFAULT_DIR
+    from mclmcf.serving.weights import DEFAULT_DIR
     assert app.weights_placeholder(str(DEFAULT_DIR)) == "bundled demo weights"
     assert app.weights_placeholder(str(checkpoint)) == "the server's default weights"
     assert app.weights_placeholder("owner/mclmcf-demo@v1") == "owner/mclmcf-demo@v1"
@@ -236,7 +236,7 @@ def test_readme_test_command_works_with_and_without_sudo(tmp_path):
 
 def test_app_starts_without_weights_and_says_so(tmp_path):
     import app
-    from mclmcf.pipeline import PipelineRegistry
+    from mclmcf.serving.pipeline import PipelineRegistry
     demo = app.build_demo(PipelineRegistry(str(tmp_path)))
     texts = [block.value for block in demo.blocks.values() if type(block).__name__ == "Markdown"]
     assert any("No usable model weights" in str(t) for t in texts)

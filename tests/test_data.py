@@ -1,4 +1,4 @@
-"""mclmcf.data and mclmcf.synthetic: formats, validation errors, cleaning, standardisation, batches."""
+"""mclmcf.training.data and mclmcf.training.synthetic: formats, validation errors, cleaning, standardisation, batches."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from mclmcf import data as D
-from mclmcf.dataformat import load_safe, save_safe
-from mclmcf.synthetic import SyntheticSpec, generate
-from mclmcf.synthetic import main as synthetic_main
-from mclmcf.text_encoder import load_tokenizer
+from mclmcf.training import data as D
+from preprocessing.dataformat import load_safe, save_safe
+from mclmcf.training.synthetic import SyntheticSpec, generate
+from mclmcf.training.synthetic import main as synthetic_main
+from preprocessing.encoders import load_tokenizer
 
 
 @pytest.fixture(scope="module")

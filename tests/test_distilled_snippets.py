@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from mclmcf import data as D
-from mclmcf.dataformat import save_safe
+from mclmcf.training import data as D
+from preprocessing.dataformat import save_safe
 from mclmcf.model import MCLMCF
-from mclmcf.text_encoder import load_tokenizer
-from preprocessing.distilled_snippets import MAX_JOINED_WORDS, build, make_variants
+from preprocessing.encoders import load_tokenizer
+from mclmcf.training.distill import MAX_JOINED_WORDS, build, make_variants
 from preprocessing.rated_snippets import voice_all
 from preprocessing.spec import FeatureSpec
 from tiny_model import tiny_config

@@ -1,4 +1,4 @@
-"""mclmcf.explain and mclmcf.explain_viz: word attributions (Integrated Gradients) with the bundled demo
+"""mclmcf.serving.explain and mclmcf.ui.words: word attributions (Integrated Gradients) with the bundled demo
 weights (a real BERT-architecture encoder), and the one-line voice summary."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import re
 import numpy as np
 import pytest
 
-from mclmcf import explain_viz
-from mclmcf.explain import WordAttribution, WordAttributions, attribute_words, summarise_voice
-from mclmcf.pipeline import SentimentPipeline
-from mclmcf.weights import DEFAULT_DIR, load_weights
+from mclmcf.ui import words as explain_viz
+from mclmcf.serving.explain import WordAttribution, WordAttributions, attribute_words, summarise_voice
+from mclmcf.serving.pipeline import SentimentPipeline
+from mclmcf.serving.weights import DEFAULT_DIR, load_weights
 from preprocessing.words import TimedWord
 
 COMPLETENESS_TOLERANCE = 0.05   # score units (the scale is -3 .. 3); the README states the same

@@ -115,7 +115,7 @@ def test_prediction_json_carries_per_frame_expressions(loaded, make_clip):
     """The API's ``expressions``: one entry per sampled frame with a face, at that frame's time."""
     import json
 
-    from mclmcf.pipeline import SentimentPipeline
+    from mclmcf.serving.pipeline import SentimentPipeline
     pred = SentimentPipeline(loaded, max_duration_s=10.0).predict(make_clip("talk.mp4"), "I liked it.")
     result = json.loads(json.dumps(pred.to_json()))["expressions"]
     assert result["classes"] == list(CLASSES) and len(result["frames"]) == int(pred.clip.face_mask.sum()) > 0
@@ -131,7 +131,7 @@ def test_strip_draws_frames_without_a_face_in_grey():
 
     from matplotlib.colors import to_rgb
 
-    from mclmcf.expression_strip import NO_FACE, expression_strip, frame_edges
+    from mclmcf.ui.expression_strip import NO_FACE, expression_strip, frame_edges
     from preprocessing import FeatureSpec
     probs = np.random.default_rng(0).dirichlet(np.ones(7), 20).astype(np.float32)
     grey = (np.array(to_rgb(NO_FACE)) * 255).round()

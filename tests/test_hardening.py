@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from malformed_corpus import GOOD_TRANSCRIPT, MARKUP, cases
-from mclmcf import weights as weights_mod
-from mclmcf.pipeline import InputError, PipelineRegistry, SentimentPipeline
-from mclmcf.weights import WeightsError
+from mclmcf.serving import weights as weights_mod
+from mclmcf.serving.pipeline import InputError, PipelineRegistry, SentimentPipeline
+from mclmcf.serving.weights import WeightsError
 from preprocessing import FeatureSpec, MediaError
 from preprocessing import media as media_mod
 from preprocessing.media import load_media
@@ -119,7 +119,7 @@ def test_visitor_weights_cannot_reach_or_probe_local_files(checkpoint, tmp_path,
 # ---- 4. messages are text, not markup ------------------------------------------------------
 
 def test_user_message_escapes_markup_and_unencodable_characters():
-    from mclmcf.pipeline import user_message
+    from mclmcf.serving.pipeline import user_message
     message = user_message(WeightsError(f"'{MARKUP}' is not a weights source; \ud83d"))
     assert "<" not in message and ">" not in message and "&lt;b id=x&gt;w&lt;/b&gt;" in message
     message.encode("utf-8")
@@ -128,12 +128,12 @@ def test_user_message_escapes_markup_and_unencodable_characters():
 # ---- 6. checkpoint temp files --------------------------------------------------------------
 
 def test_stale_checkpoint_temp_files_are_removed_on_resume(tmp_path):
-    from mclmcf.checkpoint import remove_stale_temp_files
-    from mclmcf.dataformat import save_safe
-    from mclmcf.experiments import QUICK_MODEL
-    from mclmcf.synthetic import SyntheticSpec, generate
-    from mclmcf.train import TrainConfig
-    from mclmcf.trainer import run
+    from mclmcf.training.checkpoint import remove_stale_temp_files
+    from preprocessing.dataformat import save_safe
+    from mclmcf.training.experiments import QUICK_MODEL
+    from mclmcf.training.synthetic import SyntheticSpec, generate
+    from mclmcf.training.cli import TrainConfig
+    from mclmcf.training.loop import run
 
     data, info = generate(SyntheticSpec(n=40, seed=1, max_audio_len=6, max_vision_len=4))
     save_safe(data, tmp_path / "data", info=info)

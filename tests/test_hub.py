@@ -1,6 +1,6 @@
 """The Hub path end to end against a local Hub-compatible server (tests/hub_server.py), through the real
-huggingface_hub / transformers client code: push a trained model + card with mclmcf.train --push-to-hub,
-load it by repo id and revision with mclmcf.weights, the download cache, the offline fallbacks."""
+huggingface_hub / transformers client code: push a trained model + card with mclmcf.training.cli --push-to-hub,
+load it by repo id and revision with mclmcf.serving.weights, the download cache, the offline fallbacks."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import torch
 from huggingface_hub import HfApi, constants
 
 from hub_server import HubServer
-from mclmcf import weights as weights_mod
-from mclmcf.experiments import QUICK_MODEL
-from mclmcf.weights import load_weights
+from mclmcf.serving import weights as weights_mod
+from mclmcf.training.experiments import QUICK_MODEL
+from mclmcf.serving.weights import load_weights
 from preprocessing.extract import run_extract
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Live mode (mclmcf.live): sessions fed as the Live tab's stream events feed them, with real speech (espeak-ng),
+"""Live mode (mclmcf.serving.live): sessions fed as the Live tab's stream events feed them, with real speech (espeak-ng),
 real face frames, the real speech recogniser and real weights; and the Live tab in headless Chromium with a
 fake camera and microphone."""
 
@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from mclmcf.live import LiveConfig, LiveSession, LiveSessions, score_window
+from mclmcf.serving.live import LiveConfig, LiveSession, LiveSessions, score_window
 from test_app import ARTIFACTS, browser_test, chromium, full_page_screenshot, launch_app, wait_for
 
 SR = 48_000                    # what browsers record at
@@ -20,15 +20,15 @@ NEGATIVE = "A dull, lifeless mess. I hated it."
 @pytest.fixture(scope="module")
 def demo_pipeline():
     """The bundled demo weights (text-driven: the score follows the words) with the packaged speech recogniser."""
-    from mclmcf.pipeline import SentimentPipeline
-    from mclmcf.weights import DEFAULT_DIR, load_weights
+    from mclmcf.serving.pipeline import SentimentPipeline
+    from mclmcf.serving.weights import DEFAULT_DIR, load_weights
     return SentimentPipeline(load_weights(str(DEFAULT_DIR)))
 
 
 @pytest.fixture(scope="module")
 def mute_pipeline(loaded):
     """Small random weights and no speech recogniser: fast, for the bookkeeping tests."""
-    from mclmcf.pipeline import SentimentPipeline
+    from mclmcf.serving.pipeline import SentimentPipeline
     return SentimentPipeline(loaded, asr_model="none")
 
 
@@ -180,8 +180,8 @@ def test_sessions_are_capped_released_and_idle_ones_give_way(mute_pipeline):
 
 
 def test_live_panel_shows_score_timeline_words_and_expressions(demo_pipeline):
-    from mclmcf import live_viz
-    from mclmcf.live import LiveUpdate
+    from mclmcf.ui import live as live_viz
+    from mclmcf.serving.live import LiveUpdate
     update = LiveUpdate(end_s=12.0, score=-1.2, label_range=3.0, sentiment_class="negative", polarity="negative",
                         words="I hated <it>", face_fraction=0.5, expressions={"happy": 0.1, "sad": 0.7},
                         timings={"asr": 0.4}, history=[(10.0, 1.0), (11.0, 0.2), (12.0, -1.2)])
@@ -260,7 +260,7 @@ def test_browser_live_score_follows_positive_then_negative_speech(live_server, l
 def one_slot_app(checkpoint, monkeypatch):
     """The app in this process with one live slot (small random weights); yields its URL."""
     import app
-    from mclmcf.pipeline import PipelineRegistry
+    from mclmcf.serving.pipeline import PipelineRegistry
     from test_app import free_port
     monkeypatch.setattr(app, "LIVE_SESSIONS", 1)
     demo = app.build_demo(PipelineRegistry(str(checkpoint)))

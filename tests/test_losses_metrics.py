@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from mclmcf.config import AUTHORS_TEMPERATURE
-from mclmcf.losses import InfoNCE, LogitScale, symmetric_infonce
-from mclmcf.metrics import compute_metrics, weighted_f1
+from mclmcf.model.config import AUTHORS_TEMPERATURE
+from mclmcf.model.losses import InfoNCE, LogitScale, symmetric_infonce
+from mclmcf.training.metrics import compute_metrics, weighted_f1
 
 
 def test_infonce_identity_3x3_closed_form():

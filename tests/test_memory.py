@@ -7,13 +7,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-from mclmcf.checkpoint import load_checkpoint, save_checkpoint
-from mclmcf.config import MCLMCFConfig, TrainConfig
-from mclmcf.experiments import QUICK_MODEL
+from mclmcf.training.checkpoint import load_checkpoint, save_checkpoint
+from mclmcf.model.config import MCLMCFConfig
+from mclmcf.training.config import TrainConfig
+from mclmcf.training.experiments import QUICK_MODEL
 from mclmcf.model import MCLMCF
-from mclmcf.optim import BF16StateAdam, round_to_bf16
-from mclmcf.train import config_from_args
-from mclmcf.trainer import InjectedStop, TrainingStopped, enable_gradient_checkpointing, make_optimizer, run
+from mclmcf.training.optim import BF16StateAdam, round_to_bf16
+from mclmcf.training.cli import config_from_args
+from mclmcf.training.loop import InjectedStop, TrainingStopped, enable_gradient_checkpointing, make_optimizer, run
 
 
 def tiny_model(**overrides) -> MCLMCF:

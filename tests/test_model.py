@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mclmcf.config import MCLMCFConfig
+from mclmcf.model.config import MCLMCFConfig
 from mclmcf.model import MCLMCF
 from tiny_model import make_batch, tiny_config
 
@@ -159,7 +159,7 @@ def test_padding_does_not_change_the_prediction():
 def test_sequence_encoder_runs_in_fp32_under_bf16_autocast():
     """The LSTM leaves autocast: oneDNN has no bf16 LSTM on CPUs without bf16 instructions (the run
     failed there), and in fp32 its output is the same as without autocast."""
-    from mclmcf.model import SequenceEncoder
+    from mclmcf.model.network import SequenceEncoder
     torch.manual_seed(0)
     encoder, x, lengths = SequenceEncoder(5, 8, 4), torch.randn(3, 6, 5), torch.tensor([6, 2, 0])
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""mclmcf.pipeline and mclmcf.weights without a browser: real clips, a small random checkpoint (conftest)."""
+"""mclmcf.serving.pipeline and mclmcf.serving.weights without a browser: real clips, a small random checkpoint (conftest)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from mclmcf import weights as weights_mod
-from mclmcf.pipeline import InputError, PipelineRegistry, SentimentPipeline, sentiment_labels, sound_notice
-from mclmcf.weights import WeightsError, load_weights
+from mclmcf.serving import weights as weights_mod
+from mclmcf.serving.pipeline import InputError, PipelineRegistry, SentimentPipeline, sentiment_labels, sound_notice
+from mclmcf.serving.weights import WeightsError, load_weights
 from preprocessing import FeatureSpec, FeatureSpecMismatch, NoFaceError, TooLongError, UnreadableMediaError
 from preprocessing.audio import audio_features
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from mclmcf.pipeline import InputError, SentimentPipeline
-from mclmcf.weights import DEFAULT_DIR, load_weights
+from mclmcf.serving.pipeline import InputError, SentimentPipeline
+from mclmcf.serving.weights import DEFAULT_DIR, load_weights
 from preprocessing.synthetic import AUDIO_RATE, speak
 from preprocessing.text import tokenize_windows
 from preprocessing.words import normalise, word_error_rate

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from mclmcf import predict
-from mclmcf.pipeline import SentimentPipeline
+from mclmcf.serving import batch as predict
+from mclmcf.serving.pipeline import SentimentPipeline
 from preprocessing.labels import read_labels
 
 

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from mclmcf.dataformat import load_safe
+from preprocessing.dataformat import load_safe
 from preprocessing import FeatureSpec
 from preprocessing.extract import main
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from mclmcf.checkpoint import load_checkpoint, save_checkpoint
-from mclmcf.config import TrainConfig
-from mclmcf.experiments import QUICK_MODEL
-from mclmcf.experiments import main as experiments_main
+from mclmcf.training.checkpoint import load_checkpoint, save_checkpoint
+from mclmcf.training.config import TrainConfig
+from mclmcf.training.experiments import QUICK_MODEL
+from mclmcf.training.experiments import main as experiments_main
 from mclmcf.model import MCLMCF
-from mclmcf.train import config_from_args
-from mclmcf.trainer import InjectedStop, TrainingStopped, build_model, run
+from mclmcf.training.cli import config_from_args
+from mclmcf.training.loop import InjectedStop, TrainingStopped, build_model, run
 
 
 def tiny_run(synth_dir, out, **kw) -> TrainConfig:
@@ -162,7 +162,7 @@ def test_paper_tables_quick(tmp_path, capsys):
 
 
 def test_length_buckets_group_similar_texts_and_keep_every_sample_once():
-    from mclmcf.trainer import Env, epoch_batches
+    from mclmcf.training.loop import Env, epoch_batches
     rng = np.random.default_rng(0)
     lengths = rng.integers(3, 60, size=203)
     plain = TrainConfig(batch_size=8, seed=3)
@@ -203,10 +203,10 @@ def test_model_dims_must_match_the_data_spec_version():
 def test_tokens_made_for_another_encoder_are_not_fed_to_this_one(tmp_path):
     """text_bert written for one encoder (preprocessing.extract records which) is re-tokenized from raw_text for
     a model with another encoder, and --text-source file refuses it, instead of feeding it wrong token ids."""
-    from mclmcf.config import MCLMCFConfig
-    from mclmcf.dataformat import save_safe
-    from mclmcf.trainer import prepare_data
-    from mclmcf.text_encoder import load_tokenizer
+    from mclmcf.model.config import MCLMCFConfig
+    from preprocessing.dataformat import save_safe
+    from mclmcf.training.loop import prepare_data
+    from preprocessing.encoders import load_tokenizer
     n, texts = 4, ["good film", "bad film", "fine", "dull"]
     wrong = np.zeros((n, 3, 8), np.int64)
     wrong[:, 0], wrong[:, 1] = 7, 1                                  # ids no tokenizer would give these texts

@@ -1,7 +1,7 @@
 """Data-parallel training: 2 gloo processes on CPU = one process with the combined batch.
 
 Each process sees half the batch; InfoNCE gathers the other half's features with gradients
-(mclmcf.losses), so the mean of the two processes' losses and DDP's averaged gradients must equal the
+(mclmcf.model.losses), so the mean of the two processes' losses and DDP's averaged gradients must equal the
 loss and gradients of one process on all 8 samples. Eval mode: no dropout, so both sides are exact.
 This file is also the worker script: the test runs it in a subprocess (spawned workers need an
 importable __main__).
@@ -34,7 +34,7 @@ def grads(model) -> dict[str, torch.Tensor]:
 def worker(rank: int, world: int, tmp: str) -> None:
     import torch.distributed as dist
     from safetensors.torch import save_file
-    from mclmcf.trainer import average_gradients
+    from mclmcf.training.loop import average_gradients
     dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"file://{tmp}/rendezvous")
     model, batch = build()
     share = BATCH // world

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from mclmcf.config import MCLMCFConfig
-from mclmcf.text_encoder import load_tokenizer
+from mclmcf.model.config import MCLMCFConfig
+from preprocessing.encoders import load_tokenizer
 
 TINY_BERT = dict(model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2,
                  num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)

@@ -1,6 +1,6 @@
 """SYNTHETIC planted-signal dataset in the safe format: for smoke runs, tests and ablation sanity checks.
 
-    python -m mclmcf.synthetic OUT_DIR --n 600 [--seed 0] [--audio-dim 5] [--visual-dim 20]
+    python -m mclmcf.training.synthetic OUT_DIR --n 600 [--seed 0] [--audio-dim 5] [--visual-dim 20]
 
 Not real data: ids, the dataset info and the command's output all say "synthetic". Each sample has
 four latent factors in [-1, 1] and a label that is a known function of them:
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .dataformat import save_safe
+from preprocessing.dataformat import save_safe
 
 POSITIVE = ("wonderful", "great", "brilliant", "lovely", "excellent", "enjoyable", "superb", "delightful")
 NEGATIVE = ("terrible", "awful", "boring", "dreadful", "horrible", "dull", "poor", "disappointing")
@@ -65,7 +65,7 @@ def sequence(rng: np.random.Generator, n: int, max_len: int, dim: int, means: di
 
 
 def generate(spec: SyntheticSpec) -> tuple[dict, dict]:
-    """Returns ``(data, info)`` in the MMSA layout, ready for :func:`mclmcf.dataformat.save_safe`."""
+    """Returns ``(data, info)`` in the MMSA layout, ready for :func:`preprocessing.dataformat.save_safe`."""
     if spec.audio_dim < 3 or spec.visual_dim < 3:
         raise ValueError("audio_dim and visual_dim must be at least 3 (signal, shared, quirk features)")
     rng = np.random.default_rng(spec.seed)
@@ -90,12 +90,12 @@ def generate(spec: SyntheticSpec) -> tuple[dict, dict]:
                     "vision_lengths": vision_len[idx], "regression_labels": label[idx]}
             for split, idx in parts.items()}
     info = {"synthetic": True, "name": "synthetic-planted-signal", "spec": asdict(spec),
-            "label": "clip(1.5 t + 0.6 a + 0.6 v + 0.6 s + noise, -3, 3); see mclmcf/synthetic.py"}
+            "label": "clip(1.5 t + 0.6 a + 0.6 v + 0.6 s + noise, -3, 3); see mclmcf/training/synthetic.py"}
     return data, info
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m mclmcf.synthetic", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m mclmcf.training.synthetic", description=__doc__.split("\n\n")[0])
     p.add_argument("out_dir")
     defaults = SyntheticSpec()
     for name in ("n", "seed", "audio_dim", "visual_dim", "max_audio_len", "max_vision_len"):

@@ -41,7 +41,7 @@ from preprocessing.audio import audio_features
 from preprocessing.clip import face_extractor
 from preprocessing.expression import CLASSES, frame_expressions
 
-from .pipeline import SentimentPipeline, sentiment_labels
+from mclmcf.serving.pipeline import SentimentPipeline, sentiment_labels
 
 log = logging.getLogger("mclmcf.app.live")   # the app logs its own lines at INFO (console.setup_logging)
 SPEECH_DBFS = -40.0       # a 100 ms block louder than this holds speech (speech is ~-30 to -15 dBFS)

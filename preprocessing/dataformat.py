@@ -52,7 +52,7 @@ def load_safe(path: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], dict]
     meta_path = root / "meta.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{root}: not a safe-format dataset (no meta.json). "
-                                "Convert a pickle with `python -m mclmcf.data convert IN.pkl OUT_DIR`.")
+                                "Convert a pickle with `python -m mclmcf.training.data convert IN.pkl OUT_DIR`.")
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != FORMAT_NAME or meta.get("version") != FORMAT_VERSION:
         raise ValueError(f"{meta_path}: format {meta.get('format')!r} v{meta.get('version')!r} is not "

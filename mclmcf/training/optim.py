@@ -1,4 +1,4 @@
-"""Adam with its moments stored in bf16 (mclmcf.train --optimizer-state bf16): half the optimizer memory.
+"""Adam with its moments stored in bf16 (mclmcf.training.cli --optimizer-state bf16): half the optimizer memory.
 
 torch.optim.Adam keeps exp_avg and exp_avg_sq in the parameter's dtype: 8 bytes per fp32 parameter, 0.82 GiB
 for BERT-base. Here they take 4 bytes; each step reads them into fp32, runs torch.optim.Adam's update in fp32

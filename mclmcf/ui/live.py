@@ -7,8 +7,8 @@ import html
 
 import numpy as np
 
-from .live import LiveUpdate
-from .viz import POLARITY_COLOURS
+from mclmcf.serving.live import LiveUpdate
+from mclmcf.ui.result import POLARITY_COLOURS
 
 PLACEHOLDER = ('<div class="score-card score-empty"><p>Start the <b>microphone</b> (and the camera) above: the '
                'running score appears here about a second after you start talking.</p></div>')

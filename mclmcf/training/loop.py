@@ -2,7 +2,7 @@
 
 One process or several (torchrun; gradients averaged across processes by one all-reduce). Batches
 are a pure function of (seed, epoch), so a checkpoint needs only the position inside the epoch to resume exactly; RNG,
-optimizer, scheduler and grad-scaler state travel in the checkpoint (mclmcf.checkpoint).
+optimizer, scheduler and grad-scaler state travel in the checkpoint (mclmcf.training.checkpoint).
 """
 
 from __future__ import annotations
@@ -25,15 +25,16 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from . import data as D
-from .checkpoint import (load_checkpoint, load_model_state, read_state, remove_stale_temp_files, save_checkpoint,
+from mclmcf.training import data as D
+from mclmcf.training.checkpoint import (load_checkpoint, load_model_state, read_state, remove_stale_temp_files, save_checkpoint,
                          save_model_state)
-from .config import ArchRevisionError, MCLMCFConfig, TrainConfig
-from .metrics import compute_metrics
-from .model import MCLMCF
-from .optim import BF16StateAdam
-from .report import plot_curves, push_to_hub, write_model_dir
-from .text_encoder import load_tokenizer
+from mclmcf.model.config import ArchRevisionError, MCLMCFConfig
+from mclmcf.training.config import TrainConfig
+from mclmcf.training.metrics import compute_metrics
+from mclmcf.model import MCLMCF
+from mclmcf.training.optim import BF16StateAdam
+from mclmcf.training.report import plot_curves, push_to_hub, write_model_dir
+from preprocessing.encoders import load_tokenizer
 
 CHECKPOINT, BEST = "checkpoint.safetensors", "best.safetensors"
 
@@ -128,7 +129,7 @@ def build_model(cfg: TrainConfig, train: dict, data_info: dict | None = None) ->
 def make_optimizer(model: MCLMCF, cfg: TrainConfig, fused: bool = True) -> torch.optim.Optimizer:
     """Adam, BERT at its own (lower) learning rate; frozen parameters are left out. fused: one kernel over
     all parameters (CPU and CUDA), the same update; False leaves torch's default (for-each on CUDA).
-    cfg.optimizer_state="bf16": the same update with its two moments stored in bf16 (mclmcf.optim)."""
+    cfg.optimizer_state="bf16": the same update with its two moments stored in bf16 (mclmcf.training.optim)."""
     bert = [p for n, p in model.named_parameters() if n.startswith("text_encoder.") and p.requires_grad]
     rest = [p for n, p in model.named_parameters() if not n.startswith("text_encoder.") and p.requires_grad]
     groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": bert, "lr": cfg.bert_lr}] if bert else [])

@@ -1,4 +1,4 @@
-"""HTML for mclmcf.explain: the transcript with each word coloured by its attribution, and the voice line.
+"""HTML for mclmcf.serving.explain: the transcript with each word coloured by its attribution, and the voice line.
 
 Colours: a blue (pushed the score up) / orange (pushed it down) diverging scale, safe for red-green
 colour blindness, from white at 0 to the full colour at the largest |attribution| of the transcript;
@@ -12,7 +12,7 @@ import html
 
 import numpy as np
 
-from .explain import VoiceSummary, WordAttributions
+from mclmcf.serving.explain import VoiceSummary, WordAttributions
 
 TEXT_COLOUR = "#111111"
 UP, DOWN = "#5aa0dc", "#eb8a5c"        # full colours at the largest |attribution|

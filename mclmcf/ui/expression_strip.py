@@ -13,8 +13,8 @@ from matplotlib.figure import Figure
 
 from preprocessing.expression import CLASSES
 
-from .pipeline import Prediction
-from .viz import to_rgb
+from mclmcf.serving.pipeline import Prediction
+from mclmcf.ui.result import to_rgb
 
 NO_FACE = "#d9d9d9"
 

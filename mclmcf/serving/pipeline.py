@@ -48,8 +48,8 @@ from preprocessing.media import file_sha256
 from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows
 from preprocessing.words import TimedWord, align_words, words_in_span
 
-from .explain import VoiceSummary, WordAttributions, attribute_words, summarise_voice
-from .weights import LoadedWeights, check_visitor_source, load_weights
+from mclmcf.serving.explain import VoiceSummary, WordAttributions, attribute_words, summarise_voice
+from mclmcf.serving.weights import LoadedWeights, check_visitor_source, load_weights
 
 SEVEN_CLASSES = ("strongly negative", "negative", "weakly negative", "neutral", "weakly positive",
                  "positive", "strongly positive")
@@ -94,7 +94,7 @@ class Prediction:
     words: list[TimedWord] | None = None           # the transcript's words with times, when known
     timeline: list[Segment] | None = None
     notices: list[str] = field(default_factory=list)
-    attributions: WordAttributions | None = None   # the score over the transcript's words (mclmcf.explain)
+    attributions: WordAttributions | None = None   # the score over the transcript's words (mclmcf.serving.explain)
     voice: VoiceSummary | None = None
 
     def to_json(self) -> dict:
@@ -284,7 +284,7 @@ class SentimentPipeline:
 
     def predict(self, video: str | os.PathLike | None, transcript: str | None, fps: float | None = None,
                 timeline_window_s: float = 0.0, explain: bool = True) -> Prediction:
-        """``explain``: also attribute the score to the transcript's words (mclmcf.explain: one forward and
+        """``explain``: also attribute the score to the transcript's words (mclmcf.serving.explain: one forward and
         backward of STEPS + 2 sequences per encoder window)."""
         t_start = time.perf_counter()
         typed = self._check_transcript(transcript)

@@ -1,6 +1,6 @@
 """The demo's training set relabelled by a teacher model, plus teacher-labelled variants (distillation).
 
-    python -m preprocessing.distilled_snippets --teacher checkpoints/mpnet [--data data/rated_snippets]
+    python -m mclmcf.training.distill --teacher checkpoints/mpnet [--data data/rated_snippets]
         [--out data/distilled_snippets] [--alpha 0.5] [--variants 8000] [--workers 2] [--speech-cache DIR]
 
 Why: the low-rank-adapted MPNet weights (checkpoints/mpnet) read text better than the fine-tuned MiniLM
@@ -31,14 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mclmcf import data as D
-from mclmcf.config import TrainConfig
-from mclmcf.dataformat import save_safe
+from mclmcf.training import data as D
+from mclmcf.training.config import TrainConfig
+from preprocessing.dataformat import save_safe
 from mclmcf.model import MCLMCF
-from mclmcf.text_encoder import load_tokenizer
-from mclmcf.trainer import Env, predict
+from preprocessing.encoders import load_tokenizer
+from mclmcf.training.loop import Env, predict
 
-from .rated_snippets import padded_rows, voice_all
+from preprocessing.rated_snippets import padded_rows, voice_all
 
 RULES = ("span", "drop", "join")
 DROP_PROBABILITY = 0.15

