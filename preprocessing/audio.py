@@ -22,6 +22,11 @@ SILENCE_DB = -60.0       # frames quieter than this are unvoiced whatever YIN sa
 VOICED = 0.5
 
 
+def level_dbfs(y: np.ndarray) -> float:
+    """RMS level of a waveform in dBFS (0 = full scale); -120 for an empty one."""
+    return 10 * np.log10(float(np.mean(np.square(y, dtype=np.float64))) + 1e-12) if len(y) else -120.0
+
+
 def audio_features(wave: np.ndarray, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
     """(n,) float waveform at ``spec.sample_rate`` -> (frames, spec.audio_dim) float32."""
     y = np.nan_to_num(np.asarray(wave, np.float32)).clip(-1.0, 1.0)

@@ -86,3 +86,15 @@ def write_npy(path: Path, array: np.ndarray) -> None:
         with open(tmp, "wb") as f:
             np.save(f, array)
     atomic_write(path, write)
+
+
+def pad_sequences(seqs: list[np.ndarray], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Variable-length (L_i, ...) arrays -> one zero-padded (N, length, ...) array and the N kept lengths.
+    ``length`` defaults to the longest; longer sequences are cut to it. An empty list gives (0, 1, ...)."""
+    lengths = np.array([min(len(s), length or len(s)) for s in seqs], np.int64)
+    length = length or int(lengths.max(initial=1))
+    first = seqs[0] if seqs else np.zeros((0, 0), np.float32)
+    out = np.zeros((len(seqs), length, *first.shape[1:]), first.dtype)
+    for i, s in enumerate(seqs):
+        out[i, : lengths[i]] = s[:length]
+    return out, lengths
