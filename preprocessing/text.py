@@ -44,3 +44,10 @@ def tokenize_windows(text: str, tokenizer, max_length: int = DEFAULT_MAX_LENGTH,
               return_tensors="np")
     keys = ("input_ids", "attention_mask", "token_type_ids") + (("offset_mapping",) if offsets else ())
     return {k: enc[k].astype(np.int64) for k in keys}
+
+
+def window_weights(attention_mask: np.ndarray) -> np.ndarray:
+    """How much each window of :func:`tokenize_windows` counts in the text's score: its share of the content
+    tokens ([CLS] and [SEP] left out; an empty window counts as one token). (W, L) mask -> (W,) summing to 1."""
+    n_tokens = np.maximum(np.asarray(attention_mask).sum(1) - 2, 1).astype(np.float64)
+    return n_tokens / n_tokens.sum()
