@@ -17,8 +17,7 @@ With the text encoder fine-tuned, the efficient recipe also runs with each train
 Each (configuration, batch) runs in a fresh subprocess; memory = peak growth (CPU: RSS, CUDA: allocator)
 over the process after imports and inputs, so it counts weights, gradients, Adam state and activations.
 On CPU the default is a frozen text encoder (BERT-base forward only) and batch 128 without the
-authors'-runtime row: fine-tuning BERT-base costs ~20 s/step at batch 32 on 2 cores and would not fit
-the 10-minute budget; `--text trained --batches 32` measures the fine-tuned rows on their own. --quick
+authors'-runtime row: fine-tuning BERT-base on a CPU would not fit the 10-minute budget; `--text trained --batches 32` measures the fine-tuned rows on their own. --quick
 fine-tunes its tiny text encoder, so the memory options run there too.
 Writes benchmarks/results/train_step.json (train_step_trained.json / _frozen.json for the non-default).
 """

@@ -22,12 +22,11 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
 from mclmcf.training.config import LEVEL3_RECIPES  # noqa: E402  (after the sys.path insert)
+from mclmcf.training.synthetic import TINY_BERT  # noqa: E402
 
-# BERT-base architecture (random weights: throughput does not depend on them), and a tiny one for --quick.
+# BERT-base architecture (random weights: throughput does not depend on them); --quick runs use TINY_BERT.
 BERT_BASE = dict(model_type="bert", vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                  intermediate_size=3072, max_position_embeddings=512)
-TINY_BERT = dict(model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                 intermediate_size=64, max_position_embeddings=512)
 # MMSA unaligned_50 MOSI: text 50 tokens, COVAREP 5-d at ~375 steps, Facet 20-d at ~500 steps.
 MOSI_LENGTHS = dict(text=50, audio=375, vision=500)
 

@@ -64,7 +64,7 @@ class SpeechRecognitionError(ValueError):
 
 @dataclass(frozen=True)
 class ASRConfig:
-    beam_size: int = 5                 # Whisper's default: WER 0.12 vs 0.16 greedy, ~1.35x its time on 30 s (bench_asr.py)
+    beam_size: int = 5                 # Whisper's default: fewer word errors than greedy for more time (bench_asr.py)
     no_speech_threshold: float = 0.6   # Whisper's default
     cpu_threads: int = 0               # 0 = all cores, at most 4
     cache_size: int = 16               # transcripts kept by audio content

@@ -4,7 +4,7 @@ One row per ``spec.hop_length`` samples (20 ms by default), ``spec.audio_dim`` =
 order of ``spec.AUDIO_FEATURES``: 13 MFCCs, their deltas and delta-deltas, ln f0, voicing, RMS dB,
 spectral centroid / bandwidth / roll-off (kHz), flatness, zero-crossing rate, clipped fraction.
 
-Pitch: ``librosa.yin`` (about 30x faster than ``pyin``, which would blow the real-time budget) gives
+Pitch: ``librosa.yin`` (far faster than ``pyin``, which would blow the real-time budget) gives
 f0 every frame; YIN always answers, so a frame counts as voiced only when the waveform's normalised
 autocorrelation at that period (``voicing``) exceeds 0.5 and the frame is not silent. Silence and
 clipping: all log terms are floored, every column goes through ``nan_to_num``, so all-zero or

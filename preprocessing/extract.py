@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .dataformat import atomic_write, save_safe
+from .dataformat import atomic_write, pad_sequences, save_safe
 
 from .clip import DEFAULT_MAX_DURATION_S, extract_clip
 from .errors import MediaError
@@ -80,13 +80,6 @@ def one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
-def pad(seqs: list[np.ndarray], length: int) -> np.ndarray:
-    out = np.zeros((len(seqs), length, *seqs[0].shape[1:]), seqs[0].dtype)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s[:length]
-    return out
-
-
 def build_dataset(rows: list[Row], feats: list[dict], tokenizer: str, max_text_len: int,
                   modality_labels: tuple[str, ...] = ()) -> dict:
     la = max(len(f["audio"]) for f in feats)
@@ -97,16 +90,18 @@ def build_dataset(rows: list[Row], feats: list[dict], tokenizer: str, max_text_l
         if not idx:
             continue
         fs = [feats[i] for i in idx]
+        audio, audio_lengths = pad_sequences([f["audio"] for f in fs], la)
+        vision, vision_lengths = pad_sequences([f["vision"] for f in fs], lv)
         data[split] = {
             "id": [rows[i].id for i in idx],
             "raw_text": [rows[i].transcript for i in idx],
             "text_bert": text_bert([rows[i].transcript for i in idx], tokenizer, max_text_len),
-            "audio": pad([f["audio"] for f in fs], la),
-            "vision": pad([f["vision"] for f in fs], lv),
-            "audio_lengths": np.array([len(f["audio"]) for f in fs], np.int64),
-            "vision_lengths": np.array([len(f["vision"]) for f in fs], np.int64),
+            "audio": audio,
+            "vision": vision,
+            "audio_lengths": audio_lengths,
+            "vision_lengths": vision_lengths,
             "regression_labels": np.array([rows[i].label for i in idx], np.float32),
-            "face_mask": pad([f["face_mask"] for f in fs], lv),
+            "face_mask": pad_sequences([f["face_mask"] for f in fs], lv)[0],
             "face_fraction": np.array([f["face_mask"].mean() for f in fs], np.float32),
             "transcript_source": [rows[i].transcript_source for i in idx],
         }

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .dataformat import save_safe, write_npy
+from .dataformat import pad_sequences, save_safe, write_npy
 
 from .audio import audio_features
 from .clip import extract_clip
@@ -139,8 +139,8 @@ def spoken_features(text: str) -> np.ndarray:
 
 def voice_all(texts: list[str], cache_root: Path, workers: int) -> list[np.ndarray]:
     """Acoustic features of every text, cached one file per text under ``cache_root``/<acoustic settings>/:
-    voicing is the slow stage (~25 min for 20k snippets on 2 cores), so an interrupted build resumes where it
-    stopped and a new visual spec version reuses the voiced features."""
+    voicing is the slow stage, so an interrupted build resumes where it stopped and a new visual spec version
+    reuses the voiced features."""
     spec = FeatureSpec().to_dict()
     settings = {**{k: spec[k] for k in AUDIO_SPEC_FIELDS}, "librosa": spec["libraries"]["librosa"],
                 "max_speech_seconds": MAX_SPEECH_SECONDS}
@@ -168,12 +168,11 @@ def face_pool(workdir: Path, spec: FeatureSpec) -> list[np.ndarray]:
 
 
 def padded_rows(rows: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(frames_i, dim) arrays -> one zero-padded (N, max frames, dim) array and the N lengths."""
-    lengths = np.array([r.shape[0] for r in rows], np.int64)
-    out = np.zeros((len(rows), max(lengths, default=1), dim), np.float32)
-    for i, r in enumerate(rows):
-        out[i, : r.shape[0]] = r
-    return out, lengths
+    """:func:`pad_sequences` of (frames_i, dim) feature rows. No rows (a split that ``--limit`` left empty) still
+    give a (0, 1, dim) array: validation checks every split's feature size."""
+    if not rows:
+        return np.zeros((0, 1, dim), np.float32), np.zeros(0, np.int64)
+    return pad_sequences(rows)
 
 
 def build(out: Path, sdist: Path | None, domains: list[str], workers: int, limit: int | None,

@@ -103,7 +103,7 @@ class FeatureSpec:
     fmax_hz: float = 500.0
     audio_features: tuple[str, ...] = AUDIO_FEATURES
     # visual
-    video_fps: float = 10.0        # face-mesh frames per second: resolves ~4 Hz syllable mouth motion, 0.1x real time
+    video_fps: float = 10.0        # face-mesh frames per second: resolves ~4 Hz syllable mouth motion
     min_face_confidence: float = 0.5
     visual_features: tuple[str, ...] = VISUAL_FEATURES
     expression_model: str | None = EXPRESSION_MODEL   # None without expression columns (version 1)

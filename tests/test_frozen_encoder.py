@@ -20,12 +20,12 @@ from transformers import BertConfig, BertModel
 from mclmcf.training import data as D
 from mclmcf.training.config import TrainConfig
 from preprocessing.dataformat import load_safe, save_safe
-from mclmcf.training.experiments import QUICK_MODEL
+from mclmcf.training.synthetic import TINY_BERT, TINY_MODEL
 from mclmcf.model import MCLMCF
 from mclmcf.model.text_encoder import TextEncoderMismatch
 from preprocessing.encoders import _unpacked, load_tokenizer
 from mclmcf.training.loop import InjectedStop, run
-from tiny_model import TINY_BERT, make_batch, tiny_config
+from tiny_model import make_batch, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def rated_dir(synth_dir, tmp_path_factory):
 def test_training_with_a_frozen_encoder_and_agreement_weights_resumes_exactly(rated_dir, encoder_dir, tmp_path,
                                                                                monkeypatch):
     monkeypatch.setenv("MCLMCF_CACHE", str(tmp_path / "cache"))          # the text vectors' cache
-    model = {**QUICK_MODEL, "text_encoder": str(encoder_dir), "text_encoder_config": None,
+    model = {**TINY_MODEL, "text_encoder": str(encoder_dir), "text_encoder_config": None,
              "freeze_text_encoder": True, "text_pooling": "mean"}
     cfg = TrainConfig(data=rated_dir, out=str(tmp_path / "a"), epochs=2, batch_size=16, lr=1e-3, progress=False,
                       seed=7, sample_weight="agreement", checkpoint_every=3, model=model)
@@ -259,7 +259,7 @@ def test_adapters_train_while_the_encoder_stays_as_pretrained(encoder_dir):
 
 def test_training_adapters_runs_the_encoder_and_resumes_exactly(rated_dir, encoder_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MCLMCF_CACHE", str(tmp_path / "cache"))
-    model = {**QUICK_MODEL, "text_encoder": str(encoder_dir), "text_encoder_config": None,
+    model = {**TINY_MODEL, "text_encoder": str(encoder_dir), "text_encoder_config": None,
              "freeze_text_encoder": True, "text_encoder_lora_rank": 2, "text_pooling": "mean"}
     cfg = TrainConfig(data=rated_dir, out=str(tmp_path / "a"), epochs=2, batch_size=16, lr=1e-3, bert_lr=1e-2,
                       progress=False, seed=7, checkpoint_every=3, model=model)

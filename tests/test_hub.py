@@ -17,7 +17,7 @@ from huggingface_hub import HfApi, constants
 
 from hub_server import HubServer
 from mclmcf.serving import weights as weights_mod
-from mclmcf.training.experiments import QUICK_MODEL
+from mclmcf.training.synthetic import TINY_MODEL
 from mclmcf.serving.weights import load_weights
 from preprocessing.extract import run_extract
 
@@ -39,7 +39,7 @@ def pushed(hub, mmsa_raw, tmp_path_factory):
     raw, labels = mmsa_raw
     run_extract(raw, labels, root / "data", label_range=1.0)
     config = dict(data=str(root / "data" / "safe"), out=str(root / "run"), dataset="sims", epochs=1, batch_size=4,
-                  progress=False, push_to_hub=REPO, model=QUICK_MODEL)   # the feature spec comes with the data
+                  progress=False, push_to_hub=REPO, model=TINY_MODEL)   # the feature spec comes with the data
     (root / "run.json").write_text(json.dumps(config))
     env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_TOKEN": hub.token, "HF_HUB_DISABLE_XET": "1",
            "HF_HOME": str(root / "hf_home")}

@@ -10,7 +10,7 @@ import torch
 from mclmcf.training.checkpoint import load_checkpoint, save_checkpoint
 from mclmcf.model.config import MCLMCFConfig
 from mclmcf.training.config import TrainConfig
-from mclmcf.training.experiments import QUICK_MODEL
+from mclmcf.training.synthetic import TINY_MODEL
 from mclmcf.model import MCLMCF
 from mclmcf.training.optim import BF16StateAdam, round_to_bf16
 from mclmcf.training.cli import config_from_args
@@ -19,7 +19,7 @@ from mclmcf.training.loop import InjectedStop, TrainingStopped, enable_gradient_
 
 def tiny_model(**overrides) -> MCLMCF:
     torch.manual_seed(0)
-    return MCLMCF(MCLMCFConfig.from_preset("mosi", **{**QUICK_MODEL, **overrides})).train()
+    return MCLMCF(MCLMCFConfig.from_preset("mosi", **{**TINY_MODEL, **overrides})).train()
 
 
 def tiny_batch(config, n: int = 8) -> dict:
@@ -133,7 +133,7 @@ def test_all_options_train_and_resume_exactly(synth_dir, tmp_path):
     """bf16 autocast on CPU + checkpointing + bf16 moments: a run trains, and a crash and --resume
     reproduce the uninterrupted run (the moments and the RNG their rounding draws from are checkpointed)."""
     cfg = TrainConfig(data=synth_dir, out=str(tmp_path / "a"), epochs=2, batch_size=16, lr=1e-3, bert_lr=1e-3,
-                      progress=False, seed=7, model=dict(QUICK_MODEL), checkpoint_every=3, precision="bf16",
+                      progress=False, seed=7, model=dict(TINY_MODEL), checkpoint_every=3, precision="bf16",
                       gradient_checkpointing=True, optimizer_state="bf16")
     reference = run(cfg)
     assert reference["steps"] == 8 and reference["test"]["mae"] < 10

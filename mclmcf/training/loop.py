@@ -1,4 +1,4 @@
-"""The training loop behind ``python -m mclmcf.train`` (see train.py for the settings).
+"""The training loop behind ``python -m mclmcf.train`` (settings: mclmcf.training.config; flags: mclmcf.training.cli).
 
 One process or several (torchrun; gradients averaged across processes by one all-reduce). Batches
 are a pure function of (seed, epoch), so a checkpoint needs only the position inside the epoch to resume exactly; RNG,
@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,6 +57,11 @@ class Env:
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+    def log(self, *args) -> None:
+        """print, on the main process only."""
+        if self.main:
+            print(*args)
 
 
 def setup_env(cfg: TrainConfig) -> Env:
@@ -178,8 +184,8 @@ def loader(split: D.Split, batches: list[list[int]], cfg: TrainConfig) -> DataLo
 
 @torch.no_grad()
 def predict(model: MCLMCF, split: D.Split, cfg: TrainConfig, env: Env, progress: bool = False) -> np.ndarray:
-    """Scores in the split's order. Batches hold texts of similar length (less padding: about 2x faster on
-    the demo data); every sample's score is computed with its own lengths, so the order does not change it."""
+    """Scores in the split's order. Batches hold texts of similar length (less padding, so less work); every
+    sample's score is computed with its own lengths, so the order does not change it."""
     model.eval()
     order = np.argsort(split.attention_mask.sum(1), kind="stable")
     batches = [order[i:i + cfg.eval_batch_size].tolist() for i in range(0, len(split), cfg.eval_batch_size)]
@@ -231,29 +237,60 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
-def run(cfg: TrainConfig) -> dict:
-    """Train, early-stop on validation MAE, test the best weights, write OUT. Returns metrics.json's content."""
-    out = Path(cfg.out)
-    ckpt_path = out / CHECKPOINT
-    if cfg.resume:
-        if not ckpt_path.is_file():
-            raise TrainingStopped(f"--resume: no checkpoint at {ckpt_path}")
-        saved_state = read_state(ckpt_path)
-        try:
-            MCLMCFConfig.from_dict(saved_state["model_config"])
-        except ArchRevisionError as err:
-            raise TrainingStopped(f"--resume {ckpt_path}: {err}") from err
-        saved = TrainConfig(**saved_state["train_config"])
-        # the run continues with its own settings; only how this process behaves may change
-        cfg = TrainConfig(**{**saved.to_dict(), "resume": True, "progress": cfg.progress,
-                             "stop_after_steps": cfg.stop_after_steps, "push_to_hub": cfg.push_to_hub or saved.push_to_hub})
-    env = setup_env(cfg)
-    log = print if env.main else (lambda *a, **k: None)
-    seed_everything(cfg.seed, cfg.deterministic)
-    t_start = time.time()
+def resumed_config(cfg: TrainConfig) -> TrainConfig:
+    """--resume: the run continues with the settings in its checkpoint; only where it lives (a moved run
+    directory) and how this process behaves may change."""
+    ckpt_path = Path(cfg.out) / CHECKPOINT
+    if not ckpt_path.is_file():
+        raise TrainingStopped(f"--resume: no checkpoint at {ckpt_path}")
+    saved_state = read_state(ckpt_path)
+    try:
+        MCLMCFConfig.from_dict(saved_state["model_config"])
+    except ArchRevisionError as err:
+        raise TrainingStopped(f"--resume {ckpt_path}: {err}") from err
+    saved = TrainConfig(**saved_state["train_config"])
+    return TrainConfig(**{**saved.to_dict(), "out": cfg.out, "resume": True, "progress": cfg.progress,
+                          "stop_after_steps": cfg.stop_after_steps, "push_to_hub": cfg.push_to_hub or saved.push_to_hub})
 
+
+@dataclass
+class TrainingJob:
+    """What one run trains with: settings, data, model, optimiser state, and ``state``, the loop's position and
+    history (epoch, batch_in_epoch, step, best_mae, best_epoch, bad_epochs, history, nonfinite_skipped)."""
+    cfg: TrainConfig
+    env: Env
+    splits: dict[str, D.Split]
+    data_info: dict
+    model: MCLMCF
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None
+    scaler: torch.amp.GradScaler
+    state: dict
+    writer: Any = None          # tensorboard SummaryWriter
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    @property
+    def convention(self) -> str:
+        """The metric convention (mclmcf.training.metrics): SIMS's, or MOSI's for MOSI and MOSEI."""
+        return "sims" if self.cfg.dataset == "sims" else "mosi"
+
+    def checkpoint(self) -> None:
+        if self.env.main:
+            save_checkpoint(self.out / CHECKPOINT, self.model, self.optimizer, {
+                "loop": self.state, "train_config": self.cfg.to_dict(), "model_config": self.model.config.to_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "scaler": self.scaler.state_dict()})
+        if self.env.world > 1:
+            dist.barrier()
+
+
+def set_up(cfg: TrainConfig, env: Env) -> TrainingJob:
+    """Data, model and optimiser, in the order that fixes the RNG draws; on --resume, the checkpoint's state."""
     model_cfg = MCLMCFConfig.from_preset(cfg.dataset, **cfg.model_overrides())
-    splits, raw_train, data_info = prepare_data(cfg, model_cfg, log)
+    splits, raw_train, data_info = prepare_data(cfg, model_cfg, env.log)
     model = build_model(cfg, raw_train, data_info)
     if cfg.standardize:
         D.set_standardization(model, raw_train)
@@ -269,68 +306,51 @@ def run(cfg: TrainConfig) -> dict:
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
     state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_mae": math.inf, "best_epoch": -1, "bad_epochs": 0,
              "history": [], "nonfinite_skipped": 0}
+    job = TrainingJob(cfg, env, splits, data_info, model, optimizer, scheduler, scaler, state)
     if cfg.resume:
-        meta = load_checkpoint(ckpt_path, model, optimizer)
+        meta = load_checkpoint(job.out / CHECKPOINT, model, optimizer)
         state.update(meta["loop"])
         if scheduler is not None:
             scheduler.load_state_dict(meta["scheduler"])
         scaler.load_state_dict(meta["scaler"])
-        log(f"resumed {out} at epoch {state['epoch']}, batch {state['batch_in_epoch']}, step {state['step']}")
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in remove_stale_temp_files(ckpt_path, out / BEST) if env.main else []:
-        log(f"removed {stale.name}, left by an interrupted write")
-    writer = None
+        env.log(f"resumed {job.out} at epoch {state['epoch']}, batch {state['batch_in_epoch']}, step {state['step']}")
+    job.out.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temp_files(job.out / CHECKPOINT, job.out / BEST) if env.main else []:
+        env.log(f"removed {stale.name}, left by an interrupted write")
     if cfg.tensorboard and env.main:
         from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(str(out / "tensorboard"))
-    convention = "sims" if cfg.dataset == "sims" else "mosi"
+        job.writer = SummaryWriter(str(job.out / "tensorboard"))
+    return job
 
-    def checkpoint():
-        if env.main:
-            save_checkpoint(ckpt_path, model, optimizer, {
-                "loop": state, "train_config": cfg.to_dict(), "model_config": model.config.to_dict(),
-                "scheduler": scheduler.state_dict() if scheduler else None, "scaler": scaler.state_dict()})
-        if env.world > 1:
-            dist.barrier()
 
+def run(cfg: TrainConfig) -> dict:
+    """Train, early-stop on validation MAE, test the best weights, write OUT. Returns metrics.json's content."""
+    if cfg.resume:
+        cfg = resumed_config(cfg)
+    env = setup_env(cfg)
+    seed_everything(cfg.seed, cfg.deterministic)
+    t_start = time.time()
+    job = set_up(cfg, env)
     interrupted = False
     with StopFlag() as stop:
-        while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience and not interrupted:
-            interrupted = train_epoch(model, splits["train"], optimizer, scaler, cfg, env, state,
-                                      checkpoint, stop, writer)
+        while job.state["epoch"] < cfg.epochs and job.state["bad_epochs"] < cfg.patience:
+            interrupted = train_epoch(job, stop)
             if interrupted:
                 break
-            valid = compute_metrics(predict(model, splits["valid"], cfg, env), splits["valid"].labels, convention)
-            epoch_stats = state.pop("epoch_stats")
-            state["history"].append({"epoch": state["epoch"], **epoch_stats, "lr": optimizer.param_groups[0]["lr"],
-                                     **{f"valid_{k}": v for k, v in valid.items()}})
-            if valid["mae"] < state["best_mae"]:
-                state.update(best_mae=valid["mae"], best_epoch=state["epoch"], bad_epochs=0)
-                if env.main:
-                    save_model_state(out / BEST, model)
-            else:
-                state["bad_epochs"] += 1
-            if scheduler is not None:
-                scheduler.step(valid["mae"])
-            if writer:
-                for k, v in state["history"][-1].items():
-                    writer.add_scalar(f"epoch/{k}", v, state["epoch"])
-            log(f"epoch {state['epoch']}: train loss {epoch_stats['train_loss']:.4f}  valid "
-                + "  ".join(f"{k} {v:.4f}" for k, v in valid.items()))
-            state.update(epoch=state["epoch"] + 1, batch_in_epoch=0)
-            checkpoint()
-    if writer:
-        writer.close()
+            end_epoch(job)
+    if job.writer:
+        job.writer.close()
     if interrupted:
-        checkpoint()
-        log(f"interrupted: checkpoint saved; continue with python -m mclmcf.train --out {out} --resume")
-        return {"interrupted": True, **state}
-    return finish(cfg, env, model, splits, raw_train, data_info, state, convention, time.time() - t_start)
+        job.checkpoint()
+        env.log(f"interrupted: checkpoint saved; continue with python -m mclmcf.train --out {job.out} --resume")
+        return {"interrupted": True, **job.state}
+    return finish(job, time.time() - t_start)
 
 
-def train_epoch(model: MCLMCF, split: D.Split, optimizer, scaler, cfg: TrainConfig, env: Env,
-                state: dict, checkpoint, stop: StopFlag, writer) -> bool:
+def train_epoch(job: TrainingJob, stop: StopFlag) -> bool:
     """One epoch from ``state['batch_in_epoch']`` on; returns True when interrupted by a signal."""
+    cfg, env, state, split = job.cfg, job.env, job.state, job.splits["train"]
+    model, optimizer, scaler = job.model, job.optimizer, job.scaler
     batches = epoch_batches(split.attention_mask.sum(1), cfg, env, state["epoch"])
     start = state["batch_in_epoch"]
     totals = state.setdefault("epoch_stats_partial", {"loss": 0.0, "loss_reg": 0.0, "n": 0})
@@ -375,32 +395,57 @@ def train_epoch(model: MCLMCF, split: D.Split, optimizer, scaler, cfg: TrainConf
         in_window = 0
         state["step"] += 1
         state["batch_in_epoch"] = i + 1
-        if writer:
-            writer.add_scalar("step/loss", output.loss.item(), state["step"])
+        if job.writer:
+            job.writer.add_scalar("step/loss", output.loss.item(), state["step"])
         if cfg.stop_after_steps and state["step"] >= cfg.stop_after_steps:
             raise InjectedStop(f"--stop-after-steps {cfg.stop_after_steps}: simulated crash")
         if stop.requested:
             return True
         if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and i + 1 < len(batches):
-            checkpoint()
+            job.checkpoint()
     bar.close()
     n = max(state.pop("epoch_stats_partial")["n"], 1)
     state["epoch_stats"] = {"train_loss": totals["loss"] / n, "train_loss_reg": totals["loss_reg"] / n}
     return False
 
 
-def finish(cfg: TrainConfig, env: Env, model: MCLMCF, splits: dict, raw_train: dict, data_info: dict, state: dict,
-           convention: str, wall_s: float) -> dict:
+def end_epoch(job: TrainingJob) -> None:
+    """After an epoch: validation metrics into the history, the best weights kept, the early-stopping count
+    and the lr schedule moved on, the log and tensorboard written; then the next epoch's checkpoint."""
+    state, env = job.state, job.env
+    valid = compute_metrics(predict(job.model, job.splits["valid"], job.cfg, env), job.splits["valid"].labels,
+                            job.convention)
+    epoch_stats = state.pop("epoch_stats")
+    state["history"].append({"epoch": state["epoch"], **epoch_stats, "lr": job.optimizer.param_groups[0]["lr"],
+                             **{f"valid_{k}": v for k, v in valid.items()}})
+    if valid["mae"] < state["best_mae"]:
+        state.update(best_mae=valid["mae"], best_epoch=state["epoch"], bad_epochs=0)
+        if env.main:
+            save_model_state(job.out / BEST, job.model)
+    else:
+        state["bad_epochs"] += 1
+    if job.scheduler is not None:
+        job.scheduler.step(valid["mae"])
+    if job.writer:
+        for k, v in state["history"][-1].items():
+            job.writer.add_scalar(f"epoch/{k}", v, state["epoch"])
+    env.log(f"epoch {state['epoch']}: train loss {epoch_stats['train_loss']:.4f}  valid "
+            + "  ".join(f"{k} {v:.4f}" for k, v in valid.items()))
+    state.update(epoch=state["epoch"] + 1, batch_in_epoch=0)
+    job.checkpoint()
+
+
+def finish(job: TrainingJob, wall_s: float) -> dict:
     """Best weights -> test metrics, metrics.json, curves.png and the from_pretrained directory."""
-    out = Path(cfg.out)
+    cfg, env, model, splits, state, out = job.cfg, job.env, job.model, job.splits, job.state, job.out
     if (out / BEST).is_file():
         load_model_state(out / BEST, model)
-    test = compute_metrics(predict(model, splits["test"], cfg, env), splits["test"].labels, convention)
+    test = compute_metrics(predict(model, splits["test"], cfg, env), splits["test"].labels, job.convention)
     baseline = float(np.abs(splits["test"].labels - splits["train"].labels.mean()).mean())
     result = {"test": test, "best_epoch": state["best_epoch"], "best_valid_mae": state["best_mae"],
               "baseline_mean_mae": baseline, "epochs_run": state["epoch"], "steps": state["step"],
               "nonfinite_skipped": state["nonfinite_skipped"], "wall_s_this_process": wall_s,
-              "synthetic": bool(data_info.get("synthetic")), "data": cfg.data, "data_info": data_info,
+              "synthetic": bool(job.data_info.get("synthetic")), "data": cfg.data, "data_info": job.data_info,
               "train_config": cfg.to_dict(), "model_config": model.config.to_dict(), "history": state["history"]}
     if env.main:
         (out / "metrics.json").write_text(json.dumps(result, indent=1, default=str))

@@ -6,8 +6,8 @@ for BERT-base. Here they take 4 bytes; each step reads them into fp32, runs torc
 nearest would stall exp_avg_sq: its change per step (1 - beta2 = 0.1%) is under half a bf16 step (0.2-0.4%),
 so it would stop following the gradients; stochastic rounding is unbiased, so it follows them on average.
 Parameters and gradients stay fp32. The random bits are drawn once per step (2 x CHUNK numbers) and shared by
-every chunk: one draw per element cost 2 s per BERT-base step on one core (torch's CPU generator, ~10 ns a
-number). Each element's rounding stays unbiased; within a step, elements at the same offset of different
+every chunk: one draw per element would cost seconds per BERT-base step on a CPU core (torch's CPU generator).
+Each element's rounding stays unbiased; within a step, elements at the same offset of different
 chunks round alike, which moves the step's update by less than a bf16 step (0.4%).
 """
 

