@@ -1,10 +1,11 @@
-"""Symmetric InfoNCE (paper Algorithm 1 / the authors' Clip), with negatives gathered across processes under DDP.
+"""Symmetric InfoNCE (paper Algorithm 1 / the authors' Clip), with negatives gathered across processes.
 
-Under DistributedDataParallel each process gathers every process's features *with* gradients
+With several processes each one gathers every process's features *with* gradients
 (torch.distributed.nn.functional.all_gather), so the contrastive batch is the global batch. Every
 process then computes the same global loss; the all-gather backward sums the W identical gradient
-copies and DDP's gradient averaging divides by W again, so parameters receive exactly the gradient
-of one process that saw the combined batch (the argument open_clip's ClipLoss relies on).
+copies and the training loop's gradient averaging (mclmcf.training.loop.average_gradients) divides by W
+again, so parameters receive exactly the gradient of one process that saw the combined batch (the
+argument open_clip's ClipLoss relies on).
 """
 
 from __future__ import annotations
