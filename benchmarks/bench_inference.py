@@ -33,6 +33,7 @@ from pathlib import Path
 
 from common import ROOT, machine_info, machine_line, print_table, timed, write_json
 
+sys.path.insert(0, str(ROOT / "tests"))   # random_weights: the tests' untrained demo-shaped weights
 TRANSCRIPT = "I really enjoyed this movie, it was great."
 
 
@@ -119,8 +120,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch threads")
     args = ap.parse_args()
     import torch
-    from mclmcf.serving.weights import load_weights, save_random_weights
+    from mclmcf.serving.weights import load_weights
     from preprocessing.synthetic import make_face_clip
+    from random_weights import save_random_weights
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -55,7 +55,8 @@ def pipeline_and_agreement(tmp: Path, device: str = "cuda") -> dict:
     import torch
     from bench_inference import measure_clip
     from mclmcf.serving.pipeline import SentimentPipeline
-    from mclmcf.serving.weights import load_weights, save_random_weights
+    from mclmcf.serving.weights import load_weights
+    from random_weights import save_random_weights   # tests/ is on sys.path via bench_inference
     from preprocessing.synthetic import make_face_clip
 
     weights_dir = save_random_weights(tmp / "weights", tcf_dim=512)

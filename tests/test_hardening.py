@@ -130,8 +130,7 @@ def test_user_message_escapes_markup_and_unencodable_characters():
 def test_stale_checkpoint_temp_files_are_removed_on_resume(tmp_path):
     from mclmcf.training.checkpoint import remove_stale_temp_files
     from preprocessing.dataformat import save_safe
-    from mclmcf.training.experiments import QUICK_MODEL
-    from mclmcf.training.synthetic import SyntheticSpec, generate
+    from mclmcf.training.synthetic import TINY_MODEL, SyntheticSpec, generate
     from mclmcf.training.cli import TrainConfig
     from mclmcf.training.loop import run
 
@@ -139,7 +138,7 @@ def test_stale_checkpoint_temp_files_are_removed_on_resume(tmp_path):
     save_safe(data, tmp_path / "data", info=info)
     out = tmp_path / "run"
     cfg = TrainConfig(data=str(tmp_path / "data"), out=str(out), epochs=2, batch_size=16, progress=False,
-                      model=dict(QUICK_MODEL))
+                      model=dict(TINY_MODEL))
     run(dataclasses.replace(cfg, epochs=1))
     ours = [out / ".checkpoint.safetensors.k9x_2ab7.tmp", out / ".best.safetensors.a1b2c3d4.tmp"]
     others = [out / ".checkpoint.safetensors.mine.tmp", out / "notes.tmp", out / ".other.safetensors.a1b2c3d4.tmp"]

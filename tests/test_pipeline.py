@@ -13,10 +13,12 @@ import pytest
 import torch
 
 from mclmcf.serving import weights as weights_mod
+from mclmcf.serving.cache import LRUCache
 from mclmcf.serving.pipeline import InputError, PipelineRegistry, SentimentPipeline, sentiment_labels, sound_notice
 from mclmcf.serving.weights import WeightsError, load_weights
 from preprocessing import FeatureSpec, FeatureSpecMismatch, NoFaceError, TooLongError, UnreadableMediaError
 from preprocessing.audio import audio_features
+from random_weights import save_random_weights
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -45,8 +47,7 @@ def test_prediction_score_maps_and_contributions(pipeline, make_clip):
 def test_version_1_weights_get_version_1_features(make_clip, tmp_path):
     """Weights trained on version-1 features (16 geometry columns, like the demo weights of a9b9c3b)
     keep loading, and the pipeline computes their version's features, not the newest version's."""
-    loaded = load_weights(str(weights_mod.save_random_weights(tmp_path / "v1", tcf_dim=64,
-                                                              spec=FeatureSpec.of_version(1))))
+    loaded = load_weights(str(save_random_weights(tmp_path / "v1", tcf_dim=64, spec=FeatureSpec.of_version(1))))
     assert loaded.spec == FeatureSpec.of_version(1) and loaded.model.config.visual_dim == 16
     pred = SentimentPipeline(loaded, max_duration_s=10.0).predict(make_clip("talk.mp4"), "I really enjoyed it.")
     assert math.isfinite(pred.score) and pred.clip.spec.version == 1
@@ -118,6 +119,19 @@ def test_cache_is_keyed_by_extractor_settings_and_bounded(loaded, make_clip):
     pipe.features(b)
     pipe.features(a)                    # evicted by b (cache of one)
     assert pipe.extractions == 4
+
+
+def test_lru_cache_drops_the_least_recently_used_and_makes_each_value_once():
+    cache = LRUCache(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1          # "a" is now the most recent: "b" goes first
+    cache.put("c", 3)
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
+    made = []
+    assert cache.get_or_make("a", lambda: made.append("a")) == 1 and not made
+    assert cache.get_or_make("d", lambda: made.append("d") or 4) == 4 and made == ["d"]
+    assert cache.get("c") is None       # "a" and "d" were used since
 
 
 def test_timeline_windows_cover_the_clip(pipeline, make_clip):

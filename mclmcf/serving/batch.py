@@ -29,10 +29,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from preprocessing.dataformat import atomic_write
 from preprocessing.labels import LabelsError, Row, read_labels
 from preprocessing.workers import worker_pool
 
-from preprocessing.dataformat import atomic_write
 from mclmcf.serving.pipeline import PipelineRegistry
 
 COLUMNS = ("id", "clip", "score", "sentiment_class", "polarity", "label", "transcript_source", "duration_s",

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -37,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import soxr
 
-from preprocessing.audio import audio_features
+from preprocessing.audio import audio_features, level_dbfs
 from preprocessing.clip import face_extractor
 from preprocessing.expression import CLASSES, frame_expressions
 
@@ -145,7 +144,7 @@ class LiveSession:
         with self._lock:
             self._samples = np.concatenate([self._samples, y])[-keep:]
             self._received_s += len(y) / self.spec.sample_rate
-            self._speech_since_score |= _level_dbfs(y) > SPEECH_DBFS
+            self._speech_since_score |= level_dbfs(y) > SPEECH_DBFS
             self.last_input = time.monotonic()
 
     def add_frame(self, rgb: np.ndarray) -> None:
@@ -173,7 +172,7 @@ class LiveSession:
                 return True
             pause = int(self.config.pause_s * self.spec.sample_rate)
             return (self._speech_since_score and len(self._samples) >= pause and since >= self.config.pause_s
-                    and _level_dbfs(self._samples[-pause:]) <= SPEECH_DBFS)
+                    and level_dbfs(self._samples[-pause:]) <= SPEECH_DBFS)
 
     def window(self, window_s: float | None = None) -> LiveWindow:
         """Copy out the last window_s seconds (default: the config's) and mark the score as taken."""
@@ -264,16 +263,6 @@ class LiveSession:
                        {c: round(float(p), 4) for c, p in zip(CLASSES, window.expressions)})
         return LiveUpdate(window.end_s, result.score, label_range, sentiment_class, polarity, result.words,
                           window.face_fraction, expressions, result.timings, history)
-
-    def held_bytes(self) -> int:
-        """Memory held by the buffers (audio ring, face rows, history): flat once they are full."""
-        with self._lock:
-            frames = sum(row.nbytes + (0 if p is None else p.nbytes) for _, row, p in self._frames)
-            return self._samples.nbytes + frames + 16 * len(self._history)
-
-
-def _level_dbfs(y: np.ndarray) -> float:
-    return 10 * math.log10(float(np.mean(np.square(y, dtype=np.float64))) + 1e-12) if len(y) else -120.0
 
 
 @dataclass

