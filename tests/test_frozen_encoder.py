@@ -243,6 +243,22 @@ def test_low_rank_adapters_start_at_the_frozen_encoder_and_are_all_a_checkpoint_
     torch.testing.assert_close(scores(MCLMCF.from_pretrained(str(tmp_path / "ckpt")), batch), scores(adapted, batch))
 
 
+def test_merging_adapters_for_serving_keeps_the_function(encoder_dir):
+    """Serving merges W + (alpha / r) B A into plain layers once: the same scores, no adapter left."""
+    from mclmcf.model.lora import LoRALinear, merge_lora
+    torch.manual_seed(1)
+    model = MCLMCF(frozen_config(encoder_dir, text_encoder_lora_rank=4))
+    with torch.no_grad():
+        for name, p in model.text_encoder.named_parameters():
+            if name.endswith("lora_b"):
+                p.normal_(0, 0.5)
+    batch = make_batch(model.config)
+    before = scores(model, batch)
+    assert merge_lora(model.text_encoder) == 6 * TINY_BERT["num_hidden_layers"]
+    assert not any(isinstance(m, LoRALinear) for m in model.text_encoder.modules())
+    torch.testing.assert_close(scores(model, batch), before)
+
+
 def test_adapters_train_while_the_encoder_stays_as_pretrained(encoder_dir):
     from mclmcf.training.loop import make_optimizer
     model = MCLMCF(frozen_config(encoder_dir, text_encoder_lora_rank=4)).train()

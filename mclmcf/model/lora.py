@@ -46,5 +46,23 @@ def add_lora(encoder: nn.Module, rank: int) -> None:
         setattr(parent, name, LoRALinear(child, rank))
 
 
+def merge_lora(encoder: nn.Module) -> int:
+    """Serving: replace every LoRALinear by a plain nn.Linear holding W + (alpha / r) B A, in place, so a forward
+    costs what the pretrained encoder's does and no folded copy of W is made per call. Same function; the
+    result can no longer be trained or saved as adapters. Returns the number of layers merged."""
+    targets = [(parent, name, child) for parent in encoder.modules() for name, child in parent.named_children()
+               if isinstance(child, LoRALinear)]
+    for parent, name, child in targets:
+        merged = nn.Linear(child.base.in_features, child.base.out_features, bias=child.base.bias is not None,
+                           device=child.base.weight.device, dtype=child.base.weight.dtype)
+        with torch.no_grad():
+            merged.weight.copy_(child.base.weight + child.scale * child.lora_b @ child.lora_a)
+            if child.base.bias is not None:
+                merged.bias.copy_(child.base.bias)
+        merged.requires_grad_(False)
+        setattr(parent, name, merged)
+    return len(targets)
+
+
 def is_lora_key(key: str) -> bool:
     return key.endswith((".lora_a", ".lora_b"))

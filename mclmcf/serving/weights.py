@@ -28,6 +28,7 @@ from preprocessing.encoders import load_tokenizer
 from preprocessing.hub import hub_reachable
 
 from mclmcf.model import MCLMCF
+from mclmcf.model.lora import merge_lora
 
 ENV_VAR = "MCLMCF_WEIGHTS"
 ALLOWED_DIRS_ENV = "MCLMCF_ALLOWED_WEIGHT_DIRS"   # os.pathsep-separated directories visitors may load from
@@ -151,7 +152,9 @@ def load_weights(source: str | None = None, device: torch.device | None = None,
                            "(config.feature_spec): it cannot be used on raw video.")
     # the installed extractor's spec of the checkpoint's version (older versions keep loading), checked compatible
     spec = FeatureSpec.matching(config.feature_spec, what=f"weights '{label}'")
-    # inference only: no parameter needs a gradient (word attribution asks for its input's alone: cheaper backward)
+    # inference only: adapters merged into their layers, and no parameter needs a gradient (word attribution
+    # asks for its input's alone: cheaper backward)
+    merge_lora(model.text_encoder)
     return LoadedWeights(model=model.to(device).eval().requires_grad_(False), tokenizer=_tokenizer(directory, config.text_encoder),
                          spec=spec, source=label, device=device, notices=notices)
 
