@@ -1,4 +1,4 @@
-"""MCL-MCF multimodal sentiment demo: a thin Gradio UI over mclmcf.serving.pipeline and mclmcf.ui.result.
+"""MCL-MCF multimodal sentiment demo: Gradio wiring of mclmcf.serving (answers) to mclmcf.ui (what the page shows).
 
     python app.py [--weights REPO_ID[@REV] | DIR] [--asr-model NAME | DIR | none] [--port 7860] [--host 127.0.0.1]
 """
@@ -26,11 +26,10 @@ import transformers
 from mclmcf.serving import live
 from mclmcf.serving.console import filter_native_stderr, one_line, setup_logging
 from mclmcf.serving.pipeline import FPS_RANGE, PipelineRegistry, Prediction, user_message
-from mclmcf.serving.weights import DEFAULT_DIR, ENV_VAR, LoadedWeights, default_source
+from mclmcf.serving.weights import ENV_VAR, LoadedWeights, default_source
 from mclmcf.ui import live as live_viz
-from mclmcf.ui import result as viz
-from mclmcf.ui import words as explain_viz
-from mclmcf.ui.expression_strip import expression_strip
+from mclmcf.ui import page
+from mclmcf.ui.style import CSS
 from preprocessing import asr
 
 transformers.logging.set_verbosity_error()
@@ -52,39 +51,6 @@ CONCURRENCY = 2
 LIVE_SESSIONS = int(os.environ.get("MCLMCF_LIVE_SESSIONS", 1))
 LIVE_TIME_LIMIT_S = 600    # one live stream lasts at most 10 minutes
 LIVE_FRAME_EVERY_S = 0.25  # webcam frames sent per second: 4 (the face rows are laid on the weights' frame grid)
-TRANSCRIPT_LABELS = {False: "Transcript", True: "Transcript (from speech recognition: correct it and analyse again)"}
-CSS = """
-.score-card {padding: 12px 16px; border-radius: 12px; background: var(--block-background-fill);}
-.score-top {display: flex; align-items: center; gap: 18px;}
-.score-value {font-size: 3rem; font-weight: 700; font-variant-numeric: tabular-nums;}
-.score-labels {font-size: 1.05rem; line-height: 1.5;}
-.gauge {position: relative; height: 14px; margin: 10px 0 4px; border-radius: 7px;
-        background: linear-gradient(90deg, #d9485f, #f2c14e 40%, #c9ccd1 50%, #9ad29a 60%, #2f9e6e);}
-.gauge-marker {position: absolute; top: -5px; width: 6px; height: 24px; margin-left: -3px; border-radius: 3px;
-               background: #111; box-shadow: 0 0 0 2px #fff;}
-.gauge-ticks {display: flex; justify-content: space-between; font-size: .8rem; opacity: .75; text-align: center;}
-.contrib {padding: 8px 16px;} .contrib-title {font-weight: 600; margin-bottom: 6px;}
-.contrib-row {display: grid; grid-template-columns: 60px 1fr 56px; align-items: center; gap: 8px; margin: 4px 0;}
-.contrib-track {position: relative; height: 12px; background: var(--background-fill-secondary); border-radius: 6px;}
-.contrib-track::after {content: ""; position: absolute; left: 50%; top: -3px; bottom: -3px; width: 1px; background: #888;}
-.contrib-bar {position: absolute; top: 0; bottom: 0; border-radius: 6px;}
-.contrib-value {font-variant-numeric: tabular-nums; text-align: right;}
-.contrib-note {font-size: .85rem; opacity: .85; margin-top: 6px;}
-.score-notices {margin: 10px 0 0; padding: 0; list-style: none; font-size: .9rem;} .score-notices li {margin: 3px 0;}
-.score-error {border: 2px solid #d9485f;}
-.tcf-pair {margin: 4px 0 16px;} .tcf-heading {font-weight: 600; margin-bottom: 6px;}
-.tcf-empty p, .score-empty p {margin: 0; padding: 14px; opacity: .75; border: 1px dashed var(--border-color-primary); border-radius: 8px;}
-.tcf-panels {display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 12px;}
-.tcf-panel {margin: 0; font-size: .8rem; min-width: 0;} .tcf-panel figcaption {font-weight: 600; margin-bottom: 2px;}
-.tcf-plot {display: flex; gap: 2px;} .tcf-plot img {flex: 1; min-width: 0; aspect-ratio: 1; image-rendering: pixelated;}
-.tcf-ylabel {writing-mode: vertical-rl; transform: rotate(180deg); text-align: center; font-size: .72rem; opacity: .8;}
-.tcf-xlabel {text-align: center; font-size: .72rem; opacity: .8; margin-left: 14px;}
-.tcf-bar {height: 8px; border-radius: 3px; margin: 4px 0 0 14px;}
-.tcf-bar-ticks {display: flex; justify-content: space-between; margin-left: 14px; font-size: .7rem;
-                font-variant-numeric: tabular-nums;}
-.block.tcf-map .html-container {padding: 0;}
-@media (max-width: 520px) {.score-value {font-size: 2.3rem;} .score-top {gap: 12px;}}
-"""
 
 
 def parse_args() -> argparse.Namespace:
@@ -105,20 +71,8 @@ def load_default(registry: PipelineRegistry) -> tuple[str, LoadedWeights | None]
     try:
         pipeline = registry.get()
     except ValueError as err:   # no weights / unusable weights: the UI still starts and says why
-        return f"⚠️ **No usable model weights.** {err}", None
-    w = pipeline.weights
-    notices = "".join(f"\n\n⚠️ {n}" for n in w.notices)
-    return f"Model: `{w.source}` on **{w.device.type}** · trained on: {w.trained_on}{notices}\n\n{pipeline.asr_status}", w
-
-
-def weights_placeholder(source: str | None) -> str:
-    """What the Weights box shows when empty: never a path on the server."""
-    if not source:
-        return "none"
-    if not os.path.isdir(source):
-        return source                                   # a Hub repo id is public
-    same = Path(source).resolve() == DEFAULT_DIR.resolve()
-    return "bundled demo weights" if same else "the server's default weights"
+        return page.no_weights_banner(str(err)), None
+    return page.weights_banner(pipeline), pipeline.weights
 
 
 def run(registry: PipelineRegistry, video, transcript, fps, window, weights) -> Prediction:
@@ -133,22 +87,9 @@ def refusal_logged(err: ValueError) -> ValueError:
 
 
 def analysis(registry: PipelineRegistry, video, transcript, fps, window, weights) -> tuple:
-    """Everything the page shows for one request, in the order of build_demo's outputs."""
+    """Everything the page shows for one request, in page.SLOTS order."""
     pred = run(registry, video, transcript, fps, window, weights)
-    w = registry.get(weights).weights
-    tcf = [viz.tcf_html(p, pred.tcf_images[p], pred.tcf_feature_maps[p]) for p in viz.PAIR_NAMES]
-    timeline = viz.timeline_figure(pred.timeline, pred.label_range) if pred.timeline else None
-    box = gr.update(value=pred.transcript, label=TRANSCRIPT_LABELS[pred.transcript_source == "asr"])
-    return (box, viz.score_card_html(pred), viz.contributions_html(pred), explain_viz.words_html(pred.attributions),
-            *tcf, viz.face_mesh_image(pred), expression_strip(pred), viz.audio_figure(pred),
-            explain_viz.voice_html(pred.voice), gr.update(value=timeline, visible=timeline is not None),
-            viz.details_markdown(pred, w.source, w.device.type, w.trained_on), pred.to_json())
-
-
-def refused(message: str) -> tuple:
-    """The outputs after a refused request: the reason in the score's place, every old result cleared."""
-    return (gr.update(), viz.error_html(message), "", "", *(viz.tcf_placeholder(p) for p in viz.PAIR_NAMES), None,
-            None, None, "", gr.update(value=None, visible=False), "", None)
+    return page.filled(pred, registry.get(weights).weights)
 
 
 def warm_up(registry: PipelineRegistry) -> None:
@@ -232,7 +173,7 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
         try:
             return analysis(registry, video, transcript, fps, window, weights)
         except ValueError as err:
-            return refused(str(refusal_logged(err)))
+            return page.cleared(str(refusal_logged(err)))
 
     @gpu
     def predict(video, transcript=None, fps=None, window=0.0, weights=None) -> dict:
@@ -251,42 +192,32 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
             with gr.Row(equal_height=False):
                 with gr.Column(scale=5):
                     video = gr.Video(sources=["upload", "webcam"], include_audio=True, label="Clip (≤ 60 s)", height=300)
-                    transcript = gr.Textbox(label=TRANSCRIPT_LABELS[False], lines=2, elem_id="transcript",
-                                            placeholder="What is said in the clip; leave empty to have it transcribed")
+                    shown = page.place("inputs")            # slot name -> component, area by area
+                    transcript = shown["transcript"]
                     with gr.Accordion("Settings", open=False):
                         fps = gr.Slider(*FPS_RANGE, value=default_fps, step=1, label="Face frames sampled per second",
                                         info=f"the weights were trained at {default_fps:g}; lower is faster")
                         window = gr.Slider(0, 10, value=0, step=1, label="Timeline window (s, 0 = off)",
                                            info="score each window of a long clip with its own words, voice and face")
-                        weights = gr.Textbox(label="Weights", placeholder=weights_placeholder(registry.default_source),
+                        weights = gr.Textbox(label="Weights", placeholder=page.weights_placeholder(registry.default_source),
                                              info="Hub repo id[@revision]; empty = the weights this server started with")
                     button = gr.Button("Analyse", variant="primary")
                     gr.Examples(EXAMPLES, inputs=[video, transcript], cache_examples=False)
                 with gr.Column(scale=6):
-                    score = gr.HTML(viz.SCORE_PLACEHOLDER, label="Sentiment")
-                    contributions = gr.HTML()
-                    words = gr.HTML(explain_viz.WORDS_PLACEHOLDER)
-                    face = gr.Image(label="Face mesh on a key frame", height=260, interactive=False)
-                    expressions = gr.Image(label="Facial expression over time", show_label=False, elem_id="expression-strip",
-                                           interactive=False)   # the figure's title says what it shows
-            gr.Markdown("### TCF multimodal images and their Conv2d feature maps")
-            tcf_images = [gr.HTML(viz.tcf_placeholder(p), elem_classes="tcf-map") for p in viz.PAIR_NAMES]
-            audio = gr.Image(label="Waveform and the acoustic features the model reads (after Analyse)", interactive=False)
-            voice = gr.HTML()
-            timeline = gr.Image(label="Score over time", show_label=False, interactive=False, visible=False)
-            details = gr.Markdown()
+                    shown |= page.place("beside")
+            gr.Markdown(page.TCF_HEADING)
+            shown |= page.place("below")
             with gr.Accordion("Raw result (JSON, as returned by the API)", open=False):
-                result = gr.JSON(label="result")
+                shown |= page.place("raw")
         with gr.Tab("Live", id="live") as live_tab:
             live_tab_contents(registry, live_tab, demo)
         inputs = [video, transcript, fps, window, weights]
-        button.click(analyse, inputs, [transcript, score, contributions, words, *tcf_images, face, expressions, audio, voice,
-                                       timeline, details, result],
-                     api_name="analyse", api_visibility="undocumented")
+        button.click(analyse, inputs, [shown[slot.name] for slot in page.SLOTS], api_name="analyse",
+                     api_visibility="undocumented")
         # the API's numbers reach the pipeline as sent ("abc", NaN): a Slider would reject them with
         # Gradio's own unhelpful errors before the pipeline could say what is wrong
         api_numbers = [gr.Number(value=default_fps, visible=False), gr.Number(value=0, visible=False)]
-        gr.Button(visible=False).click(predict, [video, transcript, *api_numbers, weights], result, api_name="predict",
+        gr.Button(visible=False).click(predict, [video, transcript, *api_numbers, weights], shown["result"], api_name="predict",
                                        api_description="Sentiment score (JSON) for a clip and its transcript "
                                                        "(empty: transcribed)")
     return demo
@@ -301,7 +232,7 @@ def main() -> None:
     warm_up(registry)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=f"{MAX_FILE_MB}mb",
-                theme=gr.themes.Soft(primary_hue="indigo"), css=CSS + explain_viz.CSS + live_viz.CSS)
+                theme=gr.themes.Soft(primary_hue="indigo"), css=CSS)
 
 
 if __name__ == "__main__":

@@ -211,9 +211,10 @@ def test_eight_concurrent_requests_all_succeed(client, make_clip):
 def test_weights_box_never_shows_a_server_path(checkpoint):
     import app
     from mclmcf.serving.weights import DEFAULT_DIR
-    assert app.weights_placeholder(str(DEFAULT_DIR)) == "bundled demo weights"
-    assert app.weights_placeholder(str(checkpoint)) == "the server's default weights"
-    assert app.weights_placeholder("owner/mclmcf-demo@v1") == "owner/mclmcf-demo@v1"
+    from mclmcf.ui.page import weights_placeholder
+    assert weights_placeholder(str(DEFAULT_DIR)) == "bundled demo weights"
+    assert weights_placeholder(str(checkpoint)) == "the server's default weights"
+    assert weights_placeholder("owner/mclmcf-demo@v1") == "owner/mclmcf-demo@v1"
     demo = app.build_demo(app.PipelineRegistry(str(checkpoint)))
     box = next(b for b in demo.blocks.values() if getattr(b, "label", None) == "Weights")
     assert box.placeholder == "the server's default weights"

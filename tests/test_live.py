@@ -45,6 +45,12 @@ def score_now(session: LiveSession, pipeline):
     return session.record(window, score_window(pipeline, window))
 
 
+def held_bytes(session: LiveSession) -> int:
+    """Memory held by the session's buffers (audio ring, face rows, history)."""
+    frames = sum(row.nbytes + (0 if p is None else p.nbytes) for _, row, p in session._frames)
+    return session._samples.nbytes + frames + 16 * len(session._history)
+
+
 def test_positive_then_negative_speech_moves_the_score_across_zero(demo_pipeline):
     from preprocessing.synthetic import face_frames, speak
     session = LiveSession(demo_pipeline)
@@ -143,7 +149,7 @@ def test_memory_stays_flat_over_a_long_session(mute_pipeline):
         feed(session, voice_tone(1.0, 160.0, SR))
         session.add_frame(frame)
         update = score_now(session, mute_pipeline)
-        held.append(session.held_bytes())
+        held.append(held_bytes(session))
     assert len(update.history) <= 6 and update.history[0][0] >= update.end_s - config.history_s
     rate = mute_pipeline.weights.spec.sample_rate
     assert len(session._samples) == 10 * rate                    # the ring holds the longest window, no more
@@ -203,7 +209,8 @@ def live_media(tmp_path_factory):
     silence (Chromium loops both files)."""
     import soundfile as sf
 
-    from preprocessing.synthetic import face_frames, speak, write_y4m
+    from fake_camera import write_y4m
+    from preprocessing.synthetic import face_frames, speak
     root = tmp_path_factory.mktemp("live-media")
     gap = np.zeros(3 * SR, np.float32)
     wave = np.concatenate([gap[:SR // 2], speak(POSITIVE, SR), gap, speak(NEGATIVE, SR), gap])

@@ -1,4 +1,4 @@
-"""mclmcf.ui.result renders every part of a real prediction."""
+"""mclmcf.ui.result renders every part of a real prediction; mclmcf.ui.page fills the Analyse tab from it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mclmcf.ui import result as viz
+from mclmcf.ui.score import stages_line
 from mclmcf.serving.pipeline import SentimentPipeline
 
 
@@ -94,3 +95,34 @@ def test_timeline_marks_each_windows_words():
     with_words, without = viz.timeline_figure(own, 3.0), viz.timeline_figure(shared, 3.0)
     assert is_picture(with_words) and is_picture(without)
     assert with_words.shape[0] > without.shape[0]          # the extra strip with each window's words
+
+
+def test_the_page_names_each_modality_with_the_papers_word(prediction):
+    """text / acoustic / visual wherever the visitor reads a modality's name; the data keep text / audio / vision."""
+    assert viz.PAIR_NAMES == {"ta": ("text", "acoustic"), "tv": ("text", "visual"), "av": ("visual", "acoustic")}
+    contributions = viz.contributions_html(prediction)
+    assert re.findall(r'class="contrib-name">([^<]+)<', contributions) == ["text", "acoustic", "visual"]
+    assert "without acoustic" in contributions and "without vision" not in contributions
+    assert stages_line({"decode": 0.01, "audio": 0.02, "visual": 0.03}) == "decode 10 ms · acoustic 20 ms · visual 30 ms"
+
+
+def test_both_tabs_draw_the_same_gauge(prediction):
+    from mclmcf.serving.live import LiveUpdate
+    from mclmcf.ui import live
+    update = LiveUpdate(end_s=4.0, score=prediction.score, label_range=prediction.label_range,
+                        sentiment_class=prediction.sentiment_class, polarity=prediction.polarity, words="",
+                        face_fraction=0.0, expressions=None, timings={}, history=[])
+    gauge = re.compile(r'<div class="gauge">.*?</div></div>\s*<div class="gauge-ticks">.*?</div>', re.S)
+    assert gauge.search(viz.score_card_html(prediction)).group() == gauge.search(live.panel_html(update, 4.0, 60.0)).group()
+
+
+def test_every_output_slot_has_a_value_for_a_prediction_and_for_a_refusal(prediction, loaded):
+    from mclmcf.ui import page
+    names = [slot.name for slot in page.SLOTS]
+    filled, cleared = page.filled(prediction, loaded), page.cleared("bad <clip>")
+    assert len(filled) == len(cleared) == len(set(names))
+    assert {slot.area for slot in page.SLOTS} == {"inputs", "beside", "below", "raw"}
+    shown, refused = dict(zip(names, filled)), dict(zip(names, cleared))
+    assert shown["score"] == viz.score_card_html(prediction) and shown["result"] == prediction.to_json()
+    assert "bad &lt;clip&gt;" in refused["score"] and 'id="sentiment-score"' not in refused["score"]
+    assert all(refused[f"tcf_{pair}"] == viz.tcf_placeholder(pair) for pair in viz.PAIR_NAMES)

@@ -1,1 +1,2 @@
-"""The page's HTML and figures: the analysis result, word colours, the expression strip and the live tab."""
+"""What the page shows: the Analyse tab's outputs (page), the score both tabs draw (score), the analysis result,
+word colours, the expression strip, the Live tab, and all of the CSS (style)."""

@@ -8,7 +8,7 @@ import html
 import numpy as np
 
 from mclmcf.serving.live import LiveUpdate
-from mclmcf.ui.result import POLARITY_COLOURS
+from mclmcf.ui.score import POLARITY_COLOURS, gauge_html, stages_line
 
 PLACEHOLDER = ('<div class="score-card score-empty"><p>Start the <b>microphone</b> (and the camera) above: the '
                'running score appears here about a second after you start talking.</p></div>')
@@ -33,17 +33,6 @@ async () => {
          (blocked.includes('microphone') ? ' The live score needs the microphone (the words drive it).' : '') + '</div>';
 }
 """
-CSS = """
-.live-note {padding: 8px 12px; border-radius: 8px; font-size: .9rem; background: var(--background-fill-secondary);}
-.live-blocked {border: 2px solid #d9485f;}
-.live-timeline svg {width: 100%; height: 150px;}
-.live-words {font-size: 1.1rem; min-height: 1.5em; margin: 8px 0;}
-.live-words .none {opacity: .6;}
-.live-expr-row {display: grid; grid-template-columns: 70px 1fr 44px; gap: 6px; align-items: center; font-size: .85rem;}
-.live-expr-track {height: 8px; border-radius: 4px; background: var(--background-fill-secondary);}
-.live-expr-bar {height: 8px; border-radius: 4px; background: #6c7bd9;}
-.live-meta {font-size: .8rem; opacity: .75; margin-top: 6px;}
-"""
 TIMELINE_W, TIMELINE_H = 600, 150
 
 
@@ -52,9 +41,6 @@ def panel_html(update: LiveUpdate | str, window_s: float, history_s: float) -> s
     (or, for a string, what went wrong)."""
     if isinstance(update, str):
         return ended_html(update)
-    r = update.label_range
-    pos = 50.0 * (1 + np.clip(update.score, -r, r) / r)
-    colour = POLARITY_COLOURS[update.polarity]
     if update.words is None:
         words = ('<span class="none">(speech recognition is off on this server: the score rests on the voice and '
                  'the face)</span>')
@@ -62,21 +48,15 @@ def panel_html(update: LiveUpdate | str, window_s: float, history_s: float) -> s
         words = f'<span id="live-words-text">{html.escape(update.words)}</span>'
     else:
         words = f'<span class="none">(no words heard in the last {window_s:g} s)</span>'
-
-    stages = " · ".join(f"{k} {v * 1000:.0f} ms" for k, v in update.timings.items())
+    gauge = gauge_html("live-score", update.score, update.sentiment_class, update.polarity, update.label_range,
+                       f"the last {window_s:g} s")
     return f"""
 <div id="live-panel" class="score-card" data-score="{update.score:.4f}" data-end="{update.end_s:.2f}">
-  <div class="score-top">
-    <span id="live-score" class="score-value" style="color:{colour}">{update.score:+.2f}</span>
-    <span class="score-labels"><b style="color:{colour}">{update.sentiment_class}</b><br>
-      the last {window_s:g} s · scale −{r:g} … +{r:g}</span>
-  </div>
-  <div class="gauge"><div class="gauge-marker" style="left:{pos:.1f}%"></div></div>
-  <div class="gauge-ticks"><span>−{r:g}<br>negative</span><span>0<br>neutral</span><span>+{r:g}<br>positive</span></div>
+  {gauge}
   <div id="live-words" class="live-words"><small>Heard:</small> {words}</div>
-  {timeline_svg(update.history, update.end_s, r, history_s)}
+  {timeline_svg(update.history, update.end_s, update.label_range, history_s)}
   {expressions_html(update.expressions, update.face_fraction)}
-  <div class="live-meta">at {update.end_s:.1f} s · {stages}</div>
+  <div class="live-meta">at {update.end_s:.1f} s · {stages_line(update.timings)}</div>
 </div>"""
 
 

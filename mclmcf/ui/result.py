@@ -1,4 +1,4 @@
-"""Pictures and HTML for a Prediction: score gauge, contributions, TCF heatmaps, face mesh, audio.
+"""Pictures and HTML for a Prediction: score card, contributions, TCF heatmaps, face mesh, audio.
 
 TCF heatmaps are HTML: each map goes through a colormap lookup table straight to a small PNG, and
 titles, axis names and colour bars are HTML around it (a matplotlib figure per request cost ~0.45 s
@@ -22,10 +22,16 @@ from matplotlib.figure import Figure
 
 from preprocessing import draw_face_mesh
 
+from mclmcf.model.network import TCF_OPERANDS
 from mclmcf.serving.pipeline import Prediction, Segment, user_message
+from mclmcf.ui.score import POLARITY_COLOURS, gauge_html, stages_line
 
-PAIR_NAMES = {"ta": ("text", "acoustic"), "tv": ("text", "visual"), "av": ("visual", "acoustic")}   # rows, columns (model.TCF_OPERANDS)
-POLARITY_COLOURS = {"negative": "#d9485f", "neutral": "#8a8f98", "positive": "#2f9e6e"}
+# the paper's word for each modality, in everything the visitor reads (code and data say text / audio / vision,
+# the model t / a / v)
+MODALITY_NAMES = {"text": "text", "audio": "acoustic", "vision": "visual"}
+MODEL_LETTERS = {"t": "text", "a": "audio", "v": "vision"}
+PAIR_NAMES = {pair: tuple(MODALITY_NAMES[MODEL_LETTERS[m]] for m in operands)      # rows, columns
+              for pair, operands in TCF_OPERANDS.items()}
 AUDIO_GROUPS = ((0, "MFCC"), (13, "ΔMFCC"), (26, "ΔΔMFCC"), (39, "prosody+\nspectrum"))
 SCORE_PLACEHOLDER = ('<div class="score-card score-empty"><p>After <b>Analyse</b>: the sentiment score, its label and '
                      'what each modality (words, voice, face) contributed.</p></div>')
@@ -41,19 +47,12 @@ def to_rgb(fig: Figure) -> np.ndarray:
 # ---- HTML --------------------------------------------------------------------------------------
 
 def score_card_html(pred: Prediction) -> str:
-    """Score, labels and a gauge from -range to +range with a marker at the (clipped) score."""
-    r = pred.label_range
-    pos = 50.0 * (1 + np.clip(pred.score, -r, r) / r)
-    colour = POLARITY_COLOURS[pred.polarity]
+    """Score, labels, the gauge and the prediction's notices."""
+    gauge = gauge_html("sentiment-score", pred.score, pred.sentiment_class, pred.polarity, pred.label_range,
+                       f"polarity: {pred.polarity}")
     return f"""
 <div class="score-card">
-  <div class="score-top">
-    <span id="sentiment-score" class="score-value" style="color:{colour}">{pred.score:+.2f}</span>
-    <span class="score-labels"><b style="color:{colour}">{pred.sentiment_class}</b><br>
-      polarity: {pred.polarity} · scale −{r:g} … +{r:g}</span>
-  </div>
-  <div class="gauge"><div class="gauge-marker" style="left:{pos:.1f}%"></div></div>
-  <div class="gauge-ticks"><span>−{r:g}<br>negative</span><span>0<br>neutral</span><span>+{r:g}<br>positive</span></div>
+  {gauge}
   {notices_html(pred.notices)}
 </div>"""
 
@@ -74,14 +73,15 @@ def contributions_html(pred: Prediction) -> str:
     """One diverging bar per modality: how much it moved the score (full minus neutralised)."""
     r = pred.label_range
     rows = []
-    for name, delta in pred.contributions.items():
+    for key, delta in pred.contributions.items():
         width = 50.0 * min(1.0, abs(delta) / r)
         side = f"left:50%;width:{width:.1f}%" if delta >= 0 else f"left:{50 - width:.1f}%;width:{width:.1f}%"
         colour = POLARITY_COLOURS["positive" if delta >= 0 else "negative"]
-        rows.append(f'<div class="contrib-row"><span class="contrib-name">{name}</span>'
+        rows.append(f'<div class="contrib-row"><span class="contrib-name">{MODALITY_NAMES[key]}</span>'
                     f'<div class="contrib-track"><div class="contrib-bar" style="{side};background:{colour}"></div></div>'
                     f'<span class="contrib-value">{delta:+.2f}</span></div>')
-    without = " · ".join(f"without {name} {pred.score - delta:+.2f}" for name, delta in pred.contributions.items())
+    without = " · ".join(f"without {MODALITY_NAMES[key]} {pred.score - delta:+.2f}"
+                         for key, delta in pred.contributions.items())
     return ('<div class="contrib"><div class="contrib-title">Per-modality contribution '
             '<small>(score − score with that modality neutralised)</small></div>' + "".join(rows) +
             f'<div id="contrib-without" class="contrib-note">Score {pred.score:+.2f}; {without}. The modalities act '
@@ -89,10 +89,9 @@ def contributions_html(pred: Prediction) -> str:
 
 
 def details_markdown(pred: Prediction, source: str, device: str, trained_on: str) -> str:
-    stages = " · ".join(f"{k} {v * 1000:.0f} ms" for k, v in pred.timings.items())
-    cached = " (audio/visual features re-used from the cache: no decoding or feature extraction)" if pred.features_cached else ""
+    cached = " (acoustic/visual features re-used from the cache: no decoding or feature extraction)" if pred.features_cached else ""
     lines = [f"**Weights:** `{html.escape(source)}` on **{device}** · **trained on:** {html.escape(trained_on)}",
-             f"**Time per stage:** {stages}{cached}",
+             f"**Time per stage:** {stages_line(pred.timings)}{cached}",
              f"**Clip:** {pred.clip.duration_s:.1f} s · face in {pred.clip.face_fraction:.0%} of "
              f"{len(pred.clip.face_mask)} sampled frames ({pred.clip.spec.video_fps:g} fps)"]
     source = "speech recognition" if pred.transcript_source == "asr" else "typed"
@@ -213,6 +212,6 @@ def timeline_figure(segments: list[Segment], label_range: float) -> np.ndarray:
         ax.set_xlabel("time (s)", fontsize=8)
     ax.set_ylabel("score", fontsize=8)
     words = "the full transcript (no word times)" if shared else "the words spoken in it"
-    ax.set_title(f"Score per window: its audio, its face and {words}", fontsize=9)
+    ax.set_title(f"Score per window: its voice, its face and {words}", fontsize=9)
     ax.tick_params(labelsize=7)
     return to_rgb(fig)

@@ -16,13 +16,6 @@ from mclmcf.serving.explain import VoiceSummary, WordAttributions
 
 TEXT_COLOUR = "#111111"
 UP, DOWN = "#5aa0dc", "#eb8a5c"        # full colours at the largest |attribution|
-CSS = """
-.words-card {padding: 8px 16px;} .words-text {line-height: 2.1; margin: 6px 0;}
-.words-text .word {padding: 2px 4px; border-radius: 4px;}
-.words-legend {display: grid; grid-template-columns: auto 1fr auto; gap: 8px; align-items: center; font-size: .8rem;}
-.words-bar {height: 10px; border-radius: 5px;}
-.voice-summary {padding: 4px 16px 12px; font-size: .95rem;}
-"""
 LOOSE_SUM = 0.1        # |completeness error| above which the page says the colours are only approximate
 WORDS_PLACEHOLDER = ('<div class="words-card score-empty"><p>After <b>Analyse</b>: the transcript with each word '
                      'coloured by how much it moved the score.</p></div>')

@@ -1,0 +1,110 @@
+"""The Analyse tab's outputs as one table, and the page's words about the weights.
+
+Each Slot is one output of the Analyse button: where it sits, its component as the page first shows it, its
+value for a Prediction and its value after a refused request. app.py places the slots area by area (within an
+area in SLOTS order) and wires the button to them in SLOTS order, so adding an output is one row here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+from mclmcf.serving.pipeline import Prediction, SentimentPipeline
+from mclmcf.serving.weights import DEFAULT_DIR, LoadedWeights
+from mclmcf.ui import result, words
+from mclmcf.ui.expression_strip import expression_strip
+
+TRANSCRIPT_LABELS = {False: "Transcript", True: "Transcript (from speech recognition: correct it and analyse again)"}
+TCF_HEADING = "### TCF multimodal images and their Conv2d feature maps"
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    area: str                                           # "inputs", "beside" the inputs, "below" them, "raw" (JSON)
+    build: Callable[[], gr.components.Component]        # called where the page layout places it
+    fill: Callable[[Prediction, LoadedWeights], Any]
+    clear: Callable[[str], Any]                         # the refusal's reason -> the slot's value; nothing stale stays
+
+
+def tcf_slot(pair: str) -> Slot:
+    return Slot(f"tcf_{pair}", "below", lambda: gr.HTML(result.tcf_placeholder(pair), elem_classes="tcf-map"),
+                lambda pred, w: result.tcf_html(pair, pred.tcf_images[pair], pred.tcf_feature_maps[pair]),
+                lambda reason: result.tcf_placeholder(pair))
+
+
+def timeline_update(pred: Prediction, w: LoadedWeights) -> dict:
+    """The score-over-time figure, shown only when the visitor asked for windows."""
+    figure = result.timeline_figure(pred.timeline, pred.label_range) if pred.timeline else None
+    return gr.update(value=figure, visible=figure is not None)
+
+
+SLOTS = (
+    Slot("transcript", "inputs",
+         lambda: gr.Textbox(label=TRANSCRIPT_LABELS[False], lines=2, elem_id="transcript",
+                            placeholder="What is said in the clip; leave empty to have it transcribed"),
+         lambda pred, w: gr.update(value=pred.transcript, label=TRANSCRIPT_LABELS[pred.transcript_source == "asr"]),
+         lambda reason: gr.update()),                   # a refusal keeps what the visitor typed
+    Slot("score", "beside", lambda: gr.HTML(result.SCORE_PLACEHOLDER, label="Sentiment"),
+         lambda pred, w: result.score_card_html(pred), result.error_html),     # the reason takes the score's place
+    Slot("contributions", "beside", gr.HTML, lambda pred, w: result.contributions_html(pred), lambda reason: ""),
+    Slot("words", "beside", lambda: gr.HTML(words.WORDS_PLACEHOLDER),
+         lambda pred, w: words.words_html(pred.attributions), lambda reason: ""),
+    *(tcf_slot(pair) for pair in result.PAIR_NAMES),
+    Slot("face", "beside", lambda: gr.Image(label="Face mesh on a key frame", height=260, interactive=False),
+         lambda pred, w: result.face_mesh_image(pred), lambda reason: None),
+    Slot("expressions", "beside",                       # the figure's title says what it shows
+         lambda: gr.Image(label="Facial expression over time", show_label=False, elem_id="expression-strip",
+                          interactive=False),
+         lambda pred, w: expression_strip(pred), lambda reason: None),
+    Slot("audio", "below",
+         lambda: gr.Image(label="Waveform and the acoustic features the model reads (after Analyse)", interactive=False),
+         lambda pred, w: result.audio_figure(pred), lambda reason: None),
+    Slot("voice", "below", gr.HTML, lambda pred, w: words.voice_html(pred.voice), lambda reason: ""),
+    Slot("timeline", "below", lambda: gr.Image(label="Score over time", show_label=False, interactive=False, visible=False),
+         timeline_update, lambda reason: gr.update(value=None, visible=False)),
+    Slot("details", "below", gr.Markdown,
+         lambda pred, w: result.details_markdown(pred, w.source, w.device.type, w.trained_on), lambda reason: ""),
+    Slot("result", "raw", lambda: gr.JSON(label="result"), lambda pred, w: pred.to_json(), lambda reason: None),
+)
+
+
+def place(area: str) -> dict[str, gr.components.Component]:
+    """Build the slots of ``area`` at this point of the page layout: name -> component."""
+    return {slot.name: slot.build() for slot in SLOTS if slot.area == area}
+
+
+def filled(pred: Prediction, w: LoadedWeights) -> tuple:
+    """Every slot's value for a prediction, in SLOTS order."""
+    return tuple(slot.fill(pred, w) for slot in SLOTS)
+
+
+def cleared(reason: str) -> tuple:
+    """Every slot's value after a refused request, in SLOTS order."""
+    return tuple(slot.clear(reason) for slot in SLOTS)
+
+
+def weights_banner(pipeline: SentimentPipeline) -> str:
+    """The weights serving, where they run, what they were trained on and their notices; then speech recognition."""
+    w = pipeline.weights
+    notices = "".join(f"\n\n⚠️ {n}" for n in w.notices)
+    return f"Model: `{w.source}` on **{w.device.type}** · trained on: {w.trained_on}{notices}\n\n{pipeline.asr_status}"
+
+
+def no_weights_banner(reason: str) -> str:
+    return f"⚠️ **No usable model weights.** {reason}"
+
+
+def weights_placeholder(source: str | None) -> str:
+    """What the Weights box shows when empty: never a path on the server."""
+    if not source:
+        return "none"
+    if not os.path.isdir(source):
+        return source                                   # a Hub repo id is public
+    same = Path(source).resolve() == DEFAULT_DIR.resolve()
+    return "bundled demo weights" if same else "the server's default weights"
