@@ -19,6 +19,8 @@ HERE = Path(__file__).resolve().parent
 LIBROSA_KERNELS = "import librosa.core.audio, librosa.core.pitch, librosa.feature"
 KERNEL_COMPILE = (subprocess.Popen([sys.executable, "-c", LIBROSA_KERNELS], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL) if __name__ == "__main__" else None)
+if __name__ == "__main__":   # the imports below take seconds: say so before the console would fall silent
+    print("MCL-MCF demo: starting (1/4 importing libraries) ...", file=sys.stderr, flush=True)
 
 import gradio as gr  # noqa: E402  (this and the imports below come after the side process has started)
 import transformers
@@ -68,10 +70,14 @@ def parse_args() -> argparse.Namespace:
 
 def load_default(registry: PipelineRegistry) -> tuple[str, LoadedWeights | None]:
     """Load the default weights at start-up: (banner to show, weights or None). Never raises."""
+    log.info("2/4 loading the weights (%s) ...", registry.default_source or "checkpoints/")
+    start = time.perf_counter()
     try:
         pipeline = registry.get()
     except ValueError as err:   # no weights / unusable weights: the UI still starts and says why
+        log.warning("no usable weights: %s", one_line(err))
         return page.no_weights_banner(str(err)), None
+    log.info("weights loaded in %.1f s (%s)", time.perf_counter() - start, pipeline.weights.source)
     return page.weights_banner(pipeline), pipeline.weights
 
 
@@ -100,6 +106,7 @@ def warm_up(registry: PipelineRegistry) -> None:
             KERNEL_COMPILE.wait(timeout=300)            # its cache, not a second compile here
         except subprocess.TimeoutExpired:
             KERNEL_COMPILE.kill()
+    log.info("3/4 warming up: analysing the first example once, so that the first visitor does not wait ...")
     start = time.perf_counter()
     try:
         analysis(registry, *EXAMPLES[0], None, 0.0, None)
@@ -231,6 +238,7 @@ def main() -> None:
     demo = build_demo(registry)
     warm_up(registry)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    log.info("4/4 starting the web server on http://%s:%d", args.host, args.port)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=f"{MAX_FILE_MB}mb",
                 theme=gr.themes.Soft(primary_hue="indigo"), css=CSS)
 

@@ -40,7 +40,7 @@ from preprocessing.audio import audio_features, level_dbfs
 from preprocessing.clip import face_extractor
 from preprocessing.expression import CLASSES, frame_expressions
 
-from mclmcf.serving.pipeline import SentimentPipeline, sentiment_labels
+from mclmcf.serving.pipeline import SentimentPipeline, neutral_frames, sentiment_labels
 
 log = logging.getLogger("mclmcf.app.live")   # the app logs its own lines at INFO (console.setup_logging)
 SPEECH_DBFS = -40.0       # a 100 ms block louder than this holds speech (speech is ~-30 to -15 dBFS)
@@ -124,7 +124,7 @@ class LiveSession:
         self._scoring = False
         self._update: LiveUpdate | str | None = None
         model = pipeline.weights.model
-        self._vision_mean = model.vision_norm.mean.float().cpu().numpy().reshape(1, -1)   # "no camera": neutral
+        self._vision_mean = neutral_frames(model.vision_norm, 1)   # "no camera": neutral
 
     def now(self) -> float:
         return time.monotonic() - self.started

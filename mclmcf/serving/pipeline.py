@@ -147,6 +147,13 @@ def _number(value) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def neutral_frames(norm: torch.nn.Module, n: int) -> np.ndarray:
+    """``n`` frames at the training mean: what the model reads as a neutral acoustic or visual input (zero after
+    its standardisation). ``norm``: the model's audio_norm or vision_norm. (n, features), read-only."""
+    mean = norm.mean.float().cpu().numpy().reshape(1, -1)
+    return np.broadcast_to(mean, (n, mean.shape[1]))
+
+
 def timeline_windows(duration_s: float, window_s: float) -> list[tuple[float, float]]:
     """(start, end) of each window; a tail shorter than half a window is folded into the last one."""
     edges = list(np.arange(0.0, duration_s, window_s)) + [duration_s]
@@ -367,8 +374,8 @@ class SentimentPipeline:
         """([score, score with text, audio, vision neutralised], output with the maps, text windows):
         one forward with the maps for the real inputs, one batch for the three ablations."""
         model = self.weights.model
-        audio_mean = np.broadcast_to(model.audio_norm.mean.float().cpu().numpy().reshape(-1), clip.audio.shape)
-        vision_mean = np.broadcast_to(model.vision_norm.mean.float().cpu().numpy().reshape(-1), clip.vision.shape)
+        audio_mean = neutral_frames(model.audio_norm, len(clip.audio))
+        vision_mean = neutral_frames(model.vision_norm, len(clip.vision))
         (score,), full, windows = self._score([(text, clip.audio, clip.vision)], return_maps=True)
         ablated, _, _ = self._score([("", clip.audio, clip.vision), (text, audio_mean, clip.vision),
                                      (text, clip.audio, vision_mean)])
