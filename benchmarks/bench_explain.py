@@ -1,143 +1,262 @@
-"""Word attribution (mclmcf.serving.explain): cost per analysis and the completeness error of Integrated Gradients.
+"""Word attribution (mclmcf.serving.explain): the methods side by side, same sentences, same run.
 
-    python benchmarks/bench_explain.py [--quick] [--words 10 30 60 120] [--steps 16 32 64] [--reps 7] [--threads N]
-                                       [--weights DIR ...]
+    python benchmarks/bench_explain.py [--quick] [--part all|timing|faithfulness] [--weights DIR ...]
+                                       [--methods M ...] [--sentences 60] [--draws 5] [--words 30 60 120]
+                                       [--reps 3] [--threads N] [--vader-sdist PATH]
 
-Weights: the bundled demo weights (checkpoints/), or each of --weights in turn (e.g. the previous demo
-weights beside the current ones: the text encoder sets the cost). Audio and face:
-one 2 s synthetic clip (preprocessing.synthetic), held fixed as in the app; the cost does not depend on the
-clip's length (its voice and face vectors are computed once per call).
-  cost        attribute_words() on transcripts of 10, 30, 60 and 120 words (1, 1, 2 and 3 encoder windows):
-              median and minimum wall time of --reps calls after one warm-up, and the process CPU time
-              (both threads) of the median call; the machine may be shared, so the load average is printed
-  error       |sum of word attributions - (score - baseline score)| over SENTENCES, per step count
-  path        why the error can be large: along the straight path from the blanked sentence to the sentence
-              (200 steps, as attribute_words takes it), the largest single step of the text encoder's
-              mean-pooled output, as a share of its whole change (0.005 if it moved evenly), over SENTENCES
-Writes benchmarks/results/explain.json (explain_threadsN.json with --threads N; explain_quick.json with --quick:
-30 words, the default steps, 1 rep, two sentences).
+Weights: each of --weights in turn (default: checkpoints/ and checkpoints/mpnet). Voice and face: the
+training means (the neutral input the page's ablations use), held fixed. Methods: every one in
+mclmcf.serving.explain.METHODS that applies to the weights (token_states needs mean pooling).
+
+  timing        attribute_words() on transcripts of 30, 60 and 120 words (1, 2 and 3 encoder windows):
+                median wall time of --reps calls after one warm-up, with the 1-minute load average just
+                before the calls (os.getloadavg(): the 2 cores may be shared, so read the load beside it)
+  faithfulness  on --sentences Amazon review snippets (Hutto & Gilbert 2014, from the vaderSentiment 3.3.2
+                sdist: never trained on, never used to choose weights; preprocessing.rated_snippets), drawn
+                with seed 0 among those of 8 to 40 words:
+                completeness  |sum of word attributions - (score - baseline score)|, max and median
+                deletion      ERASER's comprehensiveness and sufficiency (DeYoung et al., ACL 2020), in score
+                              units and signed so that "toward the empty transcript" counts positive. With s
+                              the sentence's score, s0 the empty transcript's (same voice and face) and
+                              sigma = sign(s - s0), the words are ranked by sigma * attribution (those that
+                              pushed the score away from s0 first); for the top k = max(1, round(f n)) of its
+                              n words, f = 10 / 20 / 50 %:
+                                comprehensiveness = sigma * (s - s(sentence without the k words))
+                                sufficiency       = sigma * (s - s(only the k words, in order))
+                              Larger comprehensiveness and smaller sufficiency are more faithful. "random":
+                              the same k words drawn at random, --draws times, averaged. Texts are the
+                              remaining words joined by spaces. The curves (0 and 100 % from their
+                              definitions) go to benchmarks/results/explain_deletion.png.
+--part timing / faithfulness runs one part and keeps the other part of an existing explain_methods.json.
+--quick: checkpoints/ alone, 30 words, one rep, two hand-written sentences, one random draw
+(explain_quick.json). The choice rule: benchmarks/explain_choice_rule.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from common import machine_info, machine_line, print_table, write_json
+import numpy as np
 
-SENTENCES = ["The food was awful, but the waiter was wonderful.",
-             "A boring story, although the soundtrack is beautiful.",
-             "The script is terrible, yet the cast is excellent.",
-             "I loved the music, but the ending was horrible.",
-             "A wonderful cast wasted on a stupid plot.",
-             "The hotel was dirty and noisy, but the view was amazing.",
-             "I really enjoyed this movie, it was great.",
-             "A dull, lifeless mess. The worst film I have seen in years."]
+from common import RESULTS, ROOT, machine_info, machine_line, print_table, write_json
+
+QUICK_SENTENCES = ["The food was awful, but the waiter was wonderful.",
+                   "A boring story, although the soundtrack is beautiful."]
 # 34 words; transcript(n) cuts or repeats it to n words
 REVIEW = ("The plot was dull and tedious, but the acting was brilliant, and honestly I loved every minute of the "
           "soundtrack even if the ending felt rushed and a little bit too predictable for me.")
+FRACTIONS = (0.1, 0.2, 0.5)
+WORD_RANGE = (8, 40)
+DEFAULT_WEIGHTS = [str(ROOT / "checkpoints"), str(ROOT / "checkpoints" / "mpnet")]
 
 
 def transcript(n_words: int) -> str:
-    words = (REVIEW.split() * n_words)[:n_words]
-    return " ".join(words)
+    return " ".join((REVIEW.split() * n_words)[:n_words])
 
 
-def encoder_windows(weights, text: str) -> int:
-    from preprocessing.text import tokenize_windows
-    return len(tokenize_windows(text, weights.tokenizer)["input_ids"])
+def amazon_sentences(count: int, sdist: str | None) -> list[tuple[str, str]]:
+    """(id, text) of ``count`` Amazon snippets of 8-40 words, drawn with seed 0."""
+    from preprocessing.rated_snippets import HELD_OUT_DOMAIN, fetch_sdist, read_domain
+    with tempfile.TemporaryDirectory() as tmp:
+        snippets = read_domain(Path(sdist) if sdist else fetch_sdist(Path(tmp)), HELD_OUT_DOMAIN)
+    fits = [i for i, t in enumerate(snippets.texts) if WORD_RANGE[0] <= len(t.split()) <= WORD_RANGE[1]]
+    chosen = sorted(np.random.default_rng(0).choice(fits, count, replace=False))
+    return [(snippets.ids[i], snippets.texts[i]) for i in chosen]
 
 
-def measure(weights, clip, text: str, steps: int, reps: int) -> dict:
+def neutral_clip(model):
+    """The training means of the voice and face features, a few frames long."""
+    audio, vision = (norm.mean.float().cpu().numpy().reshape(1, -1).repeat(frames, 0)
+                     for norm, frames in ((model.audio_norm, 100), (model.vision_norm, 20)))
+    return audio, vision
+
+
+def methods_for(model, wanted) -> list[str]:
+    from mclmcf.serving.explain import METHODS, default_method
+    usable = [m for m in METHODS if m != "token_states" or model.config.text_pooling == "mean"]
+    first = default_method(model)       # the default first: --quick's tests read the first row
+    return sorted((m for m in usable if not wanted or m in wanted), key=lambda m: m != first)
+
+
+def timing(weights, label, methods, audio, vision, lengths, reps) -> list[dict]:
     from mclmcf.serving.explain import attribute_words
+    rows = []
+    for method in methods:
+        for n in lengths:
+            text = transcript(n)
 
-    def call():
-        return attribute_words(weights.model, weights.tokenizer, text, clip.audio, clip.vision, steps=steps)
+            def call():
+                return attribute_words(weights.model, weights.tokenizer, text, audio, vision, method=method)
 
-    call()
-    runs = []
-    for _ in range(reps):
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = call()
-        runs.append((time.perf_counter() - wall, time.process_time() - cpu))
-    walls = [w for w, _ in runs]
-    median_cpu = sorted(runs)[len(runs) // 2][1]
-    return dict(words=len(text.split()), steps=steps, wall_median_s=statistics.median(walls), wall_min_s=min(walls),
-                cpu_s=median_cpu, completeness_error=result.completeness_error)
+            result = call()
+            load = os.getloadavg()[0]
+            walls = []
+            for _ in range(reps):
+                start = time.perf_counter()
+                call()
+                walls.append(time.perf_counter() - start)
+            rows.append(dict(weights=label, method=method, words=n, wall_median_s=statistics.median(walls),
+                             wall_min_s=min(walls), load_1min=load, load_1min_after=os.getloadavg()[0],
+                             completeness_error=result.completeness_error))
+            print(f"  {label} {method}: {n} words {rows[-1]['wall_median_s']:.2f} s (load {load:.1f})", flush=True)
+    return rows
 
 
-def largest_path_step(weights, text: str, points: int = 201) -> float:
-    """The largest move of the encoder's mean-pooled output between neighbouring points of the attribution
-    path (mclmcf.serving.explain.embedding_path, first window), over the whole move."""
-    import torch
-    from mclmcf.serving.explain import embedding_path
-    p = embedding_path(weights.model, weights.tokenizer, text)
-    alphas = torch.linspace(0, 1, points)[:, None, None]
-    with torch.no_grad():
-        pooled = weights.model.text_encoder(inputs_embeds=p.blank[0] + alphas * (p.words[0] - p.blank[0]),
-                                            attention_mask=p.mask[:1].expand(points, -1)).last_hidden_state.mean(1)
-    return float((pooled.diff(dim=0).norm(dim=-1) / (pooled[-1] - pooled[0]).norm()).max())
+def deletion_texts(words: list[str], ranked: list[int], k: int) -> tuple[str, str]:
+    """(the sentence without the words ``ranked[:k]``, only those words), both in the sentence's order."""
+    top = set(ranked[:k])
+    return (" ".join(w for i, w in enumerate(words) if i not in top),
+            " ".join(w for i, w in enumerate(words) if i in top))
+
+
+def faithfulness(weights, label, methods, audio, vision, sentences, draws) -> dict:
+    """Completeness and deletion (module docstring) of each method on ``sentences`` [(id, text)]."""
+    from mclmcf.serving.explain import attribute_words, audio_visual_vectors, score_texts
+    model, tokenizer = weights.model, weights.tokenizer
+    h_av = audio_visual_vectors(model, audio, vision)
+    rng = np.random.default_rng(0)
+    errors = {m: [] for m in methods}
+    comp = {m: {f: [] for f in FRACTIONS} for m in [*methods, "random"]}
+    suff = {m: {f: [] for f in FRACTIONS} for m in [*methods, "random"]}
+    full = []
+    for number, (_, text) in enumerate(sentences):
+        words = text.split()
+        orders = {}
+        for method in methods:
+            result = attribute_words(model, tokenizer, text, audio, vision, method=method)
+            errors[method].append(abs(result.completeness_error))
+            orders[method] = [w.attribution for w in result.words]
+        orders["random"] = [list(rng.permutation(len(words))) for _ in range(draws)]
+        score, nothing = score_texts(model, tokenizer, [text, ""], h_av)
+        sigma = 1.0 if score >= nothing else -1.0
+        full.append(sigma * (score - nothing))
+        texts, slots = [], []
+        for method, order in orders.items():
+            rankings = order if method == "random" else [list(np.argsort(-sigma * np.array(order), kind="stable"))]
+            for f in FRACTIONS:
+                k = max(1, round(f * len(words)))
+                for ranked in rankings:
+                    texts += deletion_texts(words, ranked, k)
+                    slots.append((method, f))
+        scores = score_texts(model, tokenizer, texts, h_av).reshape(-1, 2)
+        for method in orders:
+            for f in FRACTIONS:
+                rows = [i for i, slot in enumerate(slots) if slot == (method, f)]
+                comp[method][f].append(float(np.mean(sigma * (score - scores[rows, 0]))))
+                suff[method][f].append(float(np.mean(sigma * (score - scores[rows, 1]))))
+        print(f"  {label}: {number + 1}/{len(sentences)} sentences", end="\r", flush=True)
+    print()
+    rows = []
+    for method in [*methods, "random"]:
+        row = dict(weights=label, method=method, sentences=len(sentences),
+                   **{f"comprehensiveness_{f:.0%}": float(np.mean(comp[method][f])) for f in FRACTIONS},
+                   **{f"sufficiency_{f:.0%}": float(np.mean(suff[method][f])) for f in FRACTIONS})
+        row["comprehensiveness_mean"] = float(np.mean([row[f"comprehensiveness_{f:.0%}"] for f in FRACTIONS]))
+        if method != "random":
+            row.update(max_abs_error=max(errors[method]), median_abs_error=statistics.median(errors[method]),
+                       beats_random=all(row[f"comprehensiveness_{f:.0%}"] > np.mean(comp["random"][f])
+                                        for f in FRACTIONS))
+        rows.append(row)
+    return dict(rows=rows, move_to_empty_mean=float(np.mean(full)))
+
+
+def draw_curves(faith: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from mclmcf.serving.explain import METHODS
+    colours = {**{m: f"C{i}" for i, m in enumerate(METHODS)}, "random": "grey"}
+    labels = list(faith)
+    fig, axes = plt.subplots(len(labels), 2, figsize=(11, 3.8 * len(labels)), squeeze=False)
+    xs = [0.0, *FRACTIONS, 1.0]
+    for (ax_c, ax_s), label in zip(axes, labels):
+        whole = faith[label]["move_to_empty_mean"]     # removing every word (or keeping none) reaches s0
+        for row in faith[label]["rows"]:
+            style = dict(color=colours[row["method"]], linestyle="--" if row["method"] == "random" else "-")
+            ax_c.plot(xs, [0.0, *(row[f"comprehensiveness_{f:.0%}"] for f in FRACTIONS), whole], marker="o",
+                      label=row["method"], **style)
+            ax_s.plot(xs, [whole, *(row[f"sufficiency_{f:.0%}"] for f in FRACTIONS), 0.0], marker="o",
+                      label=row["method"], **style)
+        ax_c.set(title=f"comprehensiveness (higher is better)\n{label}", xlabel="share of words removed (top first)",
+                 ylabel="score moved toward s(empty)")
+        ax_s.set(title=f"sufficiency (lower is better)\n{label}", xlabel="share of words kept (top first)",
+                 ylabel="score moved toward s(empty)")
+        ax_c.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="smoke test: 30 words, the default steps, one rep")
-    ap.add_argument("--words", type=int, nargs="+", default=[10, 30, 60, 120], help="transcript lengths")
-    ap.add_argument("--steps", type=int, nargs="+", default=[16, 32, 64])
-    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="smoke test: checkpoints/, 30 words, one rep, two sentences")
+    ap.add_argument("--part", choices=("all", "timing", "faithfulness"), default="all")
+    ap.add_argument("--weights", nargs="+", help="weight directories (default: checkpoints/ and checkpoints/mpnet)")
+    ap.add_argument("--methods", nargs="+", help="a subset of mclmcf.serving.explain.METHODS")
+    ap.add_argument("--sentences", type=int, default=60)
+    ap.add_argument("--draws", type=int, default=5, help="random draws per sentence and share")
+    ap.add_argument("--words", type=int, nargs="+", default=[30, 60, 120], help="transcript lengths (timing)")
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
-    ap.add_argument("--weights", nargs="+", help="weight directories to measure in turn (default: checkpoints/)")
+    ap.add_argument("--vader-sdist", help="the vaderSentiment 3.3.2 sdist (default: pip download)")
     args = ap.parse_args()
     import torch
-    from mclmcf.serving.explain import STEPS, attribute_words
-    from mclmcf.serving.pipeline import SentimentPipeline
-    from mclmcf.serving.weights import DEFAULT_DIR, load_weights
-    from preprocessing.synthetic import make_face_clip
+    from mclmcf.serving.weights import load_weights
 
     if args.threads:
         torch.set_num_threads(args.threads)
     info = machine_info()
-    lengths, steps, reps = ([30], [STEPS], 1) if args.quick else (args.words, args.steps, args.reps)
-    sentences = SENTENCES[:2] if args.quick else SENTENCES + [REVIEW]
-    cost, errors, path = [], [], []
-    for source in args.weights or [str(DEFAULT_DIR)]:
+    sources = [DEFAULT_WEIGHTS[0]] if args.quick else args.weights or DEFAULT_WEIGHTS
+    lengths, reps, draws = ([30], 1, 1) if args.quick else (args.words, args.reps, args.draws)
+    sentences = (list(enumerate(QUICK_SENTENCES)) if args.quick
+                 else amazon_sentences(args.sentences, args.vader_sdist) if args.part != "timing" else [])
+    cost, faith = [], {}
+    for source in sources:
         weights = load_weights(source)
-        label = f"{source} ({weights.model.config.text_encoder})"
-        pipeline = SentimentPipeline(weights)
-        with tempfile.TemporaryDirectory() as tmp:
-            clip = pipeline.features(make_face_clip(Path(tmp) / "clip.mp4", 2.0, fps=10, size=(320, 180)))[0]
-        for n in lengths:
-            text = transcript(n)
-            for s in steps:
-                cost.append(dict(measure(weights, clip, text, s, reps), windows=encoder_windows(weights, text),
-                                 weights=label))
-                print(f"  {label}: {n} words, {s} steps: {cost[-1]['wall_median_s']:.3f} s", flush=True)
-        for s in steps:
-            errs = [abs(attribute_words(weights.model, weights.tokenizer, t, clip.audio, clip.vision, steps=s)
-                        .completeness_error) for t in sentences]
-            errors.append(dict(weights=label, steps=s, sentences=len(errs), max_abs_error=max(errs),
-                               median_abs_error=statistics.median(errs)))
-        steps_taken = [largest_path_step(weights, t) for t in sentences]
-        path.append(dict(weights=label, sentences=len(steps_taken), max_step=max(steps_taken),
-                         median_step=statistics.median(steps_taken)))
+        where = Path(source).resolve()
+        label = f"{where.relative_to(ROOT) if where.is_relative_to(ROOT) else source} ({weights.model.config.text_encoder})"
+        methods = methods_for(weights.model, args.methods)
+        audio, vision = neutral_clip(weights.model)
+        if args.part != "faithfulness":
+            cost += timing(weights, label, methods, audio, vision, lengths, reps)
+        if args.part != "timing":
+            faith[label] = dict(faithfulness(weights, label, methods, audio, vision, sentences, draws), machine=info)
 
-    print(f"\nword attribution (Integrated Gradients) on {weights.device}; {machine_line(info)}")
-    table = print_table(["weights", "words", "windows", "steps", "wall s (median)", "wall s (min)", "CPU s (median call)",
-                         "|completeness error|"],
-                        [[r["weights"], r["words"], r["windows"], r["steps"], r["wall_median_s"], r["wall_min_s"],
-                          r["cpu_s"], abs(r["completeness_error"])] for r in cost])
-    error_table = print_table(["weights", "steps", "sentences", "max |error|", "median |error|"],
-                              [[e["weights"], e["steps"], e["sentences"], e["max_abs_error"], e["median_abs_error"]]
-                               for e in errors])
-    path_table = print_table(["weights", "sentences", "largest path step (max)", "largest path step (median)"],
-                             [[p["weights"], p["sentences"], p["max_step"], p["median_step"]] for p in path])
-    write_json("explain_quick" if args.quick else f"explain_threads{args.threads}" if args.threads else "explain",
-               dict(machine=dict(info, torch_threads=torch.get_num_threads()), quick=args.quick, default_steps=STEPS,
-                    reps=reps, cost=cost, completeness=errors, table=table, error_table=error_table,
-                    path=path, path_table=path_table))
+    name = "explain_quick" if args.quick else "explain_methods"
+    # one part alone keeps the other part, and what an earlier run measured for other weights
+    kept = RESULTS / f"{name}.json"
+    previous = json.loads(kept.read_text()) if args.part != "all" and kept.exists() else {}
+    out = dict(previous, quick=args.quick)
+    if cost:
+        cost = [r for r in previous.get("cost", []) if r["weights"] not in {c["weights"] for c in cost}] + cost
+    if faith:
+        faith = {**previous.get("faithfulness", {}), **faith}
+    print(f"\nword attribution methods on {machine_line(info)}")
+    if cost:
+        out.update(timing_machine=dict(info, torch_threads=torch.get_num_threads()), reps=reps, cost=cost,
+                   cost_table=print_table(
+                       ["weights", "method", "words", "wall s (median)", "wall s (min)", "load (1 min)"],
+                       [[r["weights"], r["method"], r["words"], r["wall_median_s"], r["wall_min_s"], r["load_1min"]]
+                        for r in cost]))
+    if faith:
+        rows = [r for f in faith.values() for r in f["rows"]]
+        out.update(sentences=[i for i, _ in sentences], draws=draws, faithfulness=faith,
+                   completeness=[r for r in rows if r["method"] != "random"],
+                   faithfulness_table=print_table(
+                       ["weights", "method", "max |error|", "median |error|"]
+                       + [f"comp. {f:.0%}" for f in FRACTIONS] + ["comp. mean"] + [f"suff. {f:.0%}" for f in FRACTIONS],
+                       [[r["weights"], r["method"], r.get("max_abs_error"), r.get("median_abs_error")]
+                        + [r[f"comprehensiveness_{f:.0%}"] for f in FRACTIONS] + [r["comprehensiveness_mean"]]
+                        + [r[f"sufficiency_{f:.0%}"] for f in FRACTIONS] for r in rows]))
+        if not args.quick:
+            draw_curves(faith, RESULTS / "explain_deletion.png")
+    write_json(name, out)
 
 
 if __name__ == "__main__":

@@ -224,7 +224,7 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
         run_level3 = c.use_mcl_t and (return_maps or (want_losses and hasattr(self, "level3")))
         expanded = self.expansions(h)                                                         # (B, D) each
 
-        out = MCLMCFOutput(score=self.head(self.fuse(h, expanded)).squeeze(-1))
+        out = MCLMCFOutput(score=self.score_from_vectors(h, expanded))
         tcf_out = {}
         if run_level3:
             for pair, (m, n) in TCF_OPERANDS.items():
@@ -247,9 +247,19 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
                     token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
         """The text vector h_t (B, Dt): [CLS] or the masked token mean (config.text_pooling), from token ids or
         from word embeddings (word attribution)."""
+        return self.pool_text(self.text_token_states(attention_mask, input_ids, token_type_ids, inputs_embeds),
+                              attention_mask)
+
+    def text_token_states(self, attention_mask: torch.Tensor, input_ids: torch.Tensor | None = None,
+                          token_type_ids: torch.Tensor | None = None,
+                          inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """The text encoder's last-layer token states (B, L, Dt)."""
         kwargs = {"token_type_ids": token_type_ids} if self._takes_token_types else {}
-        hidden = self.text_encoder(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                                   **kwargs).last_hidden_state                                # (B, L, Dt)
+        return self.text_encoder(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                 **kwargs).last_hidden_state
+
+    def pool_text(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Token states (B, L, Dt) -> h_t (B, Dt): the [CLS] state, or the mean over the attention mask."""
         if self.config.text_pooling == "cls":
             return hidden[:, 0]
         weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
@@ -272,6 +282,11 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
             return self.fuse_linear(concat)
         shallow = self.fuse_shallow(concat)                                                   # h'  (B, 512)
         return self.fuse_deep(torch.cat([expanded["t"], expanded["v"], expanded["a"], shallow], -1))   # h (B, 512)
+
+    def score_from_vectors(self, h: dict, expanded: dict | None = None) -> torch.Tensor:
+        """The score (B,) from the unimodal vectors {"t", "a", "v"}: expansions, fusion and the regression head.
+        ``expanded``: their expansions when already computed (the forward shares them with TCF)."""
+        return self.head(self.fuse(h, self.expansions(h) if expanded is None else expanded)).squeeze(-1)
 
     def _add_losses(self, out: MCLMCFOutput, h: dict, tcf_out: dict, labels: torch.Tensor,
                     sample_weight: torch.Tensor | None = None) -> None:
