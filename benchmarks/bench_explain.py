@@ -4,7 +4,7 @@
                                        [--methods M ...] [--sentences 60] [--draws 5] [--words 30 60 120]
                                        [--reps 3] [--threads N] [--vader-sdist PATH]
 
-Weights: each of --weights in turn (default: checkpoints/ and checkpoints/mpnet). Voice and face: the
+Weights: each of --weights in turn (default: checkpoints/, the demo's weights). Voice and face: the
 training means (the neutral input the page's ablations use), held fixed. Methods: every one in
 mclmcf.serving.explain.METHODS that applies to the weights (token_states needs mean pooling).
 
@@ -53,7 +53,7 @@ REVIEW = ("The plot was dull and tedious, but the acting was brilliant, and hone
           "soundtrack even if the ending felt rushed and a little bit too predictable for me.")
 FRACTIONS = (0.1, 0.2, 0.5)
 WORD_RANGE = (8, 40)
-DEFAULT_WEIGHTS = [str(ROOT / "checkpoints"), str(ROOT / "checkpoints" / "mpnet")]
+DEFAULT_WEIGHTS = [str(ROOT / "checkpoints")]
 
 
 def transcript(n_words: int) -> str:
@@ -197,7 +197,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke test: checkpoints/, 30 words, one rep, two sentences")
     ap.add_argument("--part", choices=("all", "timing", "faithfulness"), default="all")
-    ap.add_argument("--weights", nargs="+", help="weight directories (default: checkpoints/ and checkpoints/mpnet)")
+    ap.add_argument("--weights", nargs="+", help="weight directories (default: checkpoints/)")
     ap.add_argument("--methods", nargs="+", help="a subset of mclmcf.serving.explain.METHODS")
     ap.add_argument("--sentences", type=int, default=60)
     ap.add_argument("--draws", type=int, default=5, help="random draws per sentence and share")

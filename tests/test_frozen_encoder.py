@@ -195,12 +195,12 @@ def test_a_packaged_encoder_neither_installed_nor_reachable_says_what_to_install
         encoders.resolve_text_encoder("all-mpnet-base-v2")
 
 
-def test_the_alternative_mpnet_weights_load_by_reference_and_read_text(make_clip):
-    """checkpoints/mpnet: the frozen all-mpnet-base-v2 resolved from its packages and hash-checked, with the
+def test_the_default_mpnet_weights_load_by_reference_and_read_text(make_clip):
+    """checkpoints/ (the default): the frozen all-mpnet-base-v2 resolved from its packages and hash-checked, with the
     low-rank adapters the checkpoint holds, spec version 2."""
     from mclmcf.serving.pipeline import SentimentPipeline
     from mclmcf.serving.weights import DEFAULT_DIR, load_weights
-    weights = load_weights(str(DEFAULT_DIR / "mpnet"))
+    weights = load_weights(str(DEFAULT_DIR))
     config = weights.model.config
     assert config.freeze_text_encoder and config.text_encoder_lora_rank == 8 and weights.spec.version == 2
     pipeline, clip = SentimentPipeline(weights), make_clip("talk.mp4")

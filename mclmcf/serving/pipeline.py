@@ -287,8 +287,8 @@ class SentimentPipeline:
 
     def predict(self, video: str | os.PathLike | None, transcript: str | None, fps: float | None = None,
                 timeline_window_s: float = 0.0, explain: bool = True) -> Prediction:
-        """``explain``: also attribute the score to the transcript's words (mclmcf.serving.explain: one forward and
-        backward of STEPS + 2 sequences per encoder window)."""
+        """``explain``: also attribute the score to the transcript's words (mclmcf.serving.explain, the weights'
+        default method)."""
         t_start = time.perf_counter()
         typed = self._check_transcript(transcript)
         window_s = self.check_window(timeline_window_s)
