@@ -17,8 +17,8 @@ in the clip). It holds waiting for the next chunk, for the running score to fini
 (localhost HTTP is a few ms; on Spaces add the visitor's round trip). Rows: Gradio's 0.1 s chunks; 0.02 s
 chunks, the audio frames a WebRTC transport (FastRTC) would deliver: what a faster transport could gain at
 most; and two sessions streaming at once (what MCLMCF_LIVE_SESSIONS=2 would allow), sharing the cores.
-FastRTC itself is not measured: its releases require gradio<6 and this project pins gradio 6.31 (README
-Performance). Writes benchmarks/results/live[_quick].json.
+FastRTC itself is not measured: its releases require gradio<6 and this project pins gradio 6.31 (benchmarks/README.md,
+"Live mode"). Writes benchmarks/results/live[_quick].json.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@
 2. The app's pipeline on CUDA for a generated 10 s clip (bench_inference's measurement: decode, features,
    model with maps and ablations, heatmap figures).
 3. The same weights on GPU and on CPU: score, per-modality contributions and TCF maps of that clip agree.
-Writes benchmarks/results/gpu_check.json and prints the tables for README Performance. Without CUDA
+Writes benchmarks/results/gpu_check.json and prints the tables for benchmarks/README.md. Without CUDA
 it says so and exits with status 2 (nothing is measured).
 """
 

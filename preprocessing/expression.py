@@ -15,7 +15,7 @@ astronaut photograph (Haar box plus 10 px margin: side 115 px, centre (224.5, 11
 landmarks: 115 px, (224.8, 113.7)).
 
 What the numbers are: a FER2013 model's reading of the face's appearance, frame by frame, not what the
-person feels (see the README's "Facial expressions").
+person feels (see docs/demo.md, "Facial expressions").
 """
 
 from __future__ import annotations

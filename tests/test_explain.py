@@ -17,7 +17,7 @@ from mclmcf.serving.pipeline import SentimentPipeline
 from mclmcf.serving.weights import DEFAULT_DIR, load_weights
 from preprocessing.words import TimedWord
 
-COMPLETENESS_TOLERANCE = 0.05   # score units (the scale is -3 .. 3); the README states the same
+COMPLETENESS_TOLERANCE = 0.05   # score units (the scale is -3 .. 3); docs/demo.md states the same
 # (sentence, its clearly positive word, its clearly negative word)
 MIXED = [("The food was awful, but the waiter was wonderful.", "wonderful", "awful"),
          ("A boring story, although the soundtrack is beautiful.", "beautiful", "boring"),

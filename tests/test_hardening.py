@@ -25,7 +25,7 @@ from preprocessing import media as media_mod
 from preprocessing.media import load_media
 from test_app import ARTIFACTS, browser_test, chromium, launch_app, open_with_clip
 
-MEMORY_BUDGET_MIB = 2048   # the app's steady-state resident memory (README "Limits"); measured 1.3-1.5 GiB
+MEMORY_BUDGET_MIB = 2048   # the app's steady-state resident memory (docs/demo.md, "Limits")
 
 
 def proc_status(pid: int | str = "self") -> dict[str, int]:

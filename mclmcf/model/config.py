@@ -66,7 +66,7 @@ class MCLMCFConfig:
     beta: float = 0.05
     gamma: float = 0.05
     pair_design: str = "A"
-    # "authors_code": their Clip(x, y), fixed multiplier; "paper": Algorithm 1, learnable exp(tau) (README Fidelity)
+    # "authors_code": their Clip(x, y), fixed multiplier; "paper": Algorithm 1, learnable exp(tau) (docs/model.md, Fidelity)
     infonce_variant: str = "authors_code"
     # TCF (level 3)
     tcf_dim: int = 512
