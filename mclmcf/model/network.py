@@ -25,9 +25,9 @@ from mclmcf.model.config import AUTHORS_TEMPERATURE, MCLMCFConfig
 from mclmcf.model.lora import add_lora, is_lora_key
 from mclmcf.model.losses import InfoNCE, LogitScale
 from mclmcf.model.text_encoder import build_text_encoder
+from preprocessing.encoders import load_tokenizer
 
 # TCF image -> (rows, columns) of its outer product: t x a, t x v, and v x a (the authors' tfn_visual_acoustic)
-from preprocessing.encoders import load_tokenizer
 TCF_OPERANDS = {"ta": ("t", "a"), "tv": ("t", "v"), "av": ("v", "a")}
 PAIRS = tuple(TCF_OPERANDS)
 # level-2 fusions h^s: name -> concatenation order (authors: [t, v], [v, a], [t, a], [t, v, a])
