@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,22 @@ def test_negation_set_is_balanced_and_follows_its_rules():
         assert {(construction, -1), (construction, 1)} <= polarities
     assert {("negated_positive", -1), ("negated_negative", 1), ("nothing_impressed", -1),
             ("nothing_disappointed", 1)} <= polarities and len({c for c, _ in polarities}) == 7
+
+
+def test_wider_negation_set_has_its_parts_and_shares_no_sentence_with_the_first():
+    """benchmarks/sets/negation_wider.csv, as negation_wider.md lays it out: six constructions of 5 positive and
+    5 negative sentences; per construction 3 + 3 in ``dev`` and 2 + 2 in ``heldout``; no sentence in both sets."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_negation import SETS, groups, load_set
+    rows = load_set(SETS["wider"])
+    by_part = Counter((r["construction"], r["part"], r["polarity"]) for r in rows)
+    constructions = {r["construction"] for r in rows}
+    assert len(constructions) == 6 and len(rows) == 60
+    for c in constructions:
+        assert [by_part[c, part, p] for part in ("dev", "heldout") for p in (1, -1)] == [3, 3, 2, 2]
+    first = {r["sentence"] for r in load_set(SETS["contrast"])}
+    assert len({r["sentence"] for r in rows}) == 60 and not first & {r["sentence"] for r in rows}
+    assert groups(rows[-1]) == ["all", "question_sarcasm", "part: heldout"]
 
 
 @pytest.mark.slow
