@@ -5,8 +5,9 @@ Only the endpoints that huggingface_hub 2.4.0 calls on this project's paths, rea
     HEAD and GET /{repo}/resolve/{revision}/{path}  -> X-Repo-Commit, ETag (X-Linked-Etag / X-Linked-Size
     for LFS files); errors carry X-Error-Code RepoNotFound / RevisionNotFound / EntryNotFound
 - what transformers' AutoTokenizer asks besides files: GET /api/models/{repo}[/revision/{revision}]
-  (model_info: tags, siblings) and GET /api/models/{repo}/tree/{revision}[/{folder}] (list_repo_tree,
-  list_repo_files); its once-a-day GET /api/agent-harnesses (user-agent detection) gets a 404, which it ignores
+  (model_info: tags, siblings with their sizes, which mclmcf.serving.weights checks before downloading) and
+  GET /api/models/{repo}/tree/{revision}[/{folder}] (list_repo_tree, list_repo_files); its once-a-day
+  GET /api/agent-harnesses (user-agent detection) gets a 404, which it ignores
 - push (HfApi.create_repo, upload_folder -> create_commit; with HF_HUB_DISABLE_XET=1, since the Xet
   protocol of hf_xet is not emulated here):
     POST /api/repos/create                               {"name", "organization"} -> {"url"}; 409 if it exists
@@ -17,6 +18,16 @@ Only the endpoints that huggingface_hub 2.4.0 calls on this project's paths, rea
     POST /{repo}.git/info/lfs/objects/verify
     POST /api/models/{repo}/commit/{revision}            NDJSON: header, file (base64), lfsFile
     POST /api/models/{repo}/tag/{revision}               HfApi.create_tag
+- Spaces (mclmcf.deploy): the same create / preupload / LFS / commit endpoints under /api/spaces/{repo} and
+  /spaces/{repo}.git (create_repo(repo_type="space", space_sdk=...) records the SDK and visibility and, as the
+  Hub does, makes a first commit with .gitattributes and a README), and
+    GET  /api/whoami-v2                                  the token's user (401 for another token)
+    GET  /api/spaces/{repo}[/revision/{rev}|/tree/{rev}] space_info, list_repo_files (?recursive=true)
+    GET  /spaces/{repo}/resolve/{revision}/{path}        snapshot_download(repo_type="space")
+    GET/POST /api/spaces/{repo}/variables                get_space_variables / add_space_variable
+    POST /api/spaces/{repo}/hardware                     request_space_hardware {"flavor"}
+    GET  /api/spaces/{repo}/runtime                      get_space_runtime
+  Space repos are kept in ``HubServer.repos`` under ``spaces/{repo}``, model repos under ``{repo}``.
 Writes need "Authorization: Bearer <token>". Every request is logged in ``HubServer.log`` as (method, path).
 """
 
@@ -31,7 +42,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
-BINARY_SUFFIXES = (".safetensors", ".bin", ".png", ".npz")
+BINARY_SUFFIXES = (".safetensors", ".bin", ".png", ".npz", ".mp4")
 
 
 @dataclass
@@ -39,6 +50,9 @@ class Repo:
     commits: dict[str, dict[str, bytes]] = field(default_factory=dict)   # sha -> {path: content}
     refs: dict[str, str] = field(default_factory=dict)                   # branch or tag -> sha
     lfs: set[str] = field(default_factory=set)                           # paths stored through LFS
+    settings: dict = field(default_factory=dict)                         # create_repo's payload (type, sdk, ...)
+    variables: dict[str, dict] = field(default_factory=dict)             # Space variables: key -> {value, ...}
+    hardware: str | None = None                                          # the Space hardware last requested
 
     def resolve(self, revision: str) -> str | None:
         return self.refs.get(revision) or (revision if revision in self.commits else None)
@@ -47,6 +61,7 @@ class Repo:
 class HubServer:
     def __init__(self, token: str = "hf_test_token"):
         self.token = token
+        self.user = "tester"                             # whoami's name for the token
         self.repos: dict[str, Repo] = {}
         self.objects: dict[str, bytes] = {}              # LFS store: sha256 -> content
         self.log: list[tuple[str, str]] = []
@@ -68,6 +83,28 @@ class HubServer:
 
     def requests(self, method: str, pattern: str) -> int:
         return sum(1 for m, p in self.log if m == method and re.search(pattern, p))
+
+    def files(self, key: str, revision: str = "main") -> dict[str, bytes]:
+        """The files of repo ``key`` (``owner/name`` or ``spaces/owner/name``) at ``revision``."""
+        repo = self.repos[key]
+        return repo.commits[repo.resolve(revision)]
+
+
+def _key(kind: str | None, repo_id: str) -> str:
+    """Where a repo is kept in HubServer.repos: ``kind`` is a URL's "spaces"/"models" part or a create type."""
+    return f"spaces/{repo_id}" if (kind or "").strip("/") in ("spaces", "space") else repo_id
+
+
+def _upload_mode(path: str) -> str:
+    return "lfs" if path.endswith(BINARY_SUFFIXES) else "regular"
+
+
+def _oid(path: str, content: bytes) -> str:
+    """The oid preupload reports for a file already there, as the client computes it to skip unchanged files:
+    sha256 for LFS files, the git blob sha1 for regular ones."""
+    if _upload_mode(path) == "lfs":
+        return hashlib.sha256(content).hexdigest()
+    return hashlib.sha1(b"blob %d" % len(content) + bytes(1) + content).hexdigest()
 
 
 def _commit_sha(parent: str | None, files: dict[str, bytes], message: str) -> str:
@@ -119,13 +156,19 @@ def _handler(hub: HubServer):
 
         def do_GET(self):
             route = self.route()
-            api = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/(revision|tree)/([^/]+)(?:/(.+))?)?", route)
-            m = api or re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", route)
+            if route == "/api/whoami-v2":
+                if self.authorised():
+                    self.reply(200, {"type": "user", "name": hub.user, "auth": {"accessToken": {"role": "write"}}})
+                return
+            if settings := re.fullmatch(r"/api/spaces/([^/]+/[^/]+)/(variables|runtime)", route):
+                return self.space_settings(settings[1], settings[2], {})
+            api = re.fullmatch(r"/api/(?:models|spaces)/([^/]+/[^/]+)(?:/(revision|tree)/([^/]+)(?:/(.+))?)?", route)
+            m = api or re.fullmatch(r"/(?:spaces/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)", route)
             if not m:
                 return self.error(404, "NotFound", "no such endpoint in the test hub")
             repo_id = m[1]
             revision, path = (unquote(m[3] or "main"), unquote(m[4] or "")) if api else (unquote(m[2]), unquote(m[3]))
-            repo = hub.repos.get(repo_id)
+            repo = hub.repos.get(_key("spaces" if route.startswith(("/api/spaces/", "/spaces/")) else "models", repo_id))
             if repo is None:
                 return self.error(404, "RepoNotFound", f"Repository {repo_id} not found")
             sha = repo.resolve(revision)
@@ -133,10 +176,10 @@ def _handler(hub: HubServer):
                 return self.error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
             files = repo.commits[sha]
             if api and m[2] == "tree":
-                return self.tree(files, path)
+                return self.tree(files, path, recursive="recursive=true" in urlsplit(self.path).query.lower())
             if api:   # model_info (transformers asks for the tags)
                 return self.reply(200, {"id": repo_id, "modelId": repo_id, "sha": sha, "private": False, "tags": [],
-                                        "siblings": [{"rfilename": p} for p in sorted(files)]})
+                                        "siblings": [{"rfilename": p, "size": len(files[p])} for p in sorted(files)]})
             if path not in files:
                 return self.error(404, "EntryNotFound", f"{path} does not exist at {revision}", {"X-Repo-Commit": sha})
             content = files[path]
@@ -148,13 +191,16 @@ def _handler(hub: HubServer):
                 headers["ETag"] = f'"{hashlib.sha1(b"blob %d" % len(content) + bytes(1) + content).hexdigest()}"'
             self.reply(200, content, headers)
 
-        def tree(self, files: dict[str, bytes], folder: str) -> None:
-            """list_repo_tree, one level (transformers lists additional_chat_templates/ and the root)."""
+        def tree(self, files: dict[str, bytes], folder: str, recursive: bool = False) -> None:
+            """list_repo_tree, one level (transformers lists additional_chat_templates/ and the root), or every
+            file below ``folder`` when ``recursive`` (list_repo_files, upload_folder's delete_patterns)."""
             prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
             entries: dict[str, dict] = {}
             for p, content in sorted(files.items()):
                 if p.startswith(prefix):
                     head, sep, _ = p[len(prefix):].partition("/")
+                    if recursive:
+                        head, sep = p[len(prefix):], ""
                     entries[prefix + head] = ({"type": "directory", "path": prefix + head, "oid": "0" * 40} if sep else
                                               {"type": "file", "path": p, "size": len(content),
                                                "oid": hashlib.sha1(content).hexdigest()})
@@ -185,26 +231,34 @@ def _handler(hub: HubServer):
             if path == "/api/repos/create":
                 payload = json.loads(data)
                 repo_id = f"{payload['organization']}/{payload['name']}"
+                key = _key(payload.get("type"), repo_id)
                 with hub.lock:
-                    if repo_id in hub.repos:   # the Hub's 409 also carries the url (create_repo(exist_ok=True) reads it)
+                    if key in hub.repos:   # the Hub's 409 also carries the url (create_repo(exist_ok=True) reads it)
                         return self.reply(409, {"error": "You already created this model repo",
-                                                "url": f"{hub.url}/{repo_id}"}, {"X-Error-Message": "conflict"})
-                    hub.repos[repo_id] = Repo()
-                return self.reply(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id})
-            if m := re.fullmatch(r"/([^/]+/[^/]+)\.git/info/lfs/objects/(batch|verify)", path):
+                                                "url": f"{hub.url}/{key}"}, {"X-Error-Message": "conflict"})
+                    hub.repos[key] = Repo(settings=payload)
+                    if key != repo_id:   # a new Space starts with the Hub's first commit
+                        first = {".gitattributes": b"*.mp4 filter=lfs diff=lfs merge=lfs -text\n",
+                                 "README.md": f"---\nsdk: {payload.get('sdk')}\n---\n".encode()}
+                        hub.repos[key].commits[sha := _commit_sha(None, first, "initial commit")] = first
+                        hub.repos[key].refs["main"] = sha
+                return self.reply(200, {"url": f"{hub.url}/{key}", "name": repo_id})
+            if m := re.fullmatch(r"/((?:spaces/)?[^/]+/[^/]+)\.git/info/lfs/objects/(batch|verify)", path):
                 return self.lfs(m[1], m[2], json.loads(data))
-            m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/(preupload|commit|tag)/([^/]+)", path)
+            if m := re.fullmatch(r"/api/spaces/([^/]+/[^/]+)/(variables|hardware)", path):
+                return self.space_settings(m[1], m[2], json.loads(data))
+            m = re.fullmatch(r"/api/(?:models|spaces)/([^/]+/[^/]+)/(preupload|commit|tag)/([^/]+)", path)
             if not m:
                 return self.error(404, "NotFound", "no such endpoint in the test hub")
-            repo_id, action, revision = m[1], m[2], unquote(m[3])
+            repo_id, action, revision = _key(path.split("/")[2], m[1]), m[2], unquote(m[3])
             repo = hub.repos.get(repo_id)
             if repo is None:
                 return self.error(404, "RepoNotFound", f"Repository {repo_id} not found")
             if action == "preupload":
                 current = repo.commits.get(repo.refs.get(revision, ""), {})
-                files = [{"path": f["path"], "uploadMode": "lfs" if f["path"].endswith(BINARY_SUFFIXES) else "regular",
+                files = [{"path": f["path"], "uploadMode": _upload_mode(f["path"]),
                           "shouldIgnore": False,
-                          "oid": hashlib.sha256(current[f["path"]]).hexdigest() if f["path"] in current else None}
+                          "oid": _oid(f["path"], current[f["path"]]) if f["path"] in current else None}
                          for f in json.loads(data)["files"]]
                 return self.reply(200, {"files": files, "commitOid": repo.refs.get(revision)})
             if action == "tag":
@@ -214,6 +268,23 @@ def _handler(hub: HubServer):
                 repo.refs[json.loads(data)["tag"]] = sha
                 return self.reply(200, {})
             return self.commit(repo_id, repo, revision, data)
+
+        def space_settings(self, repo_id: str, what: str, payload: dict) -> None:
+            """Space variables (read, or one added), the hardware request and the runtime it reports."""
+            if not self.authorised():
+                return
+            space = hub.repos.get(_key("spaces", repo_id))
+            if space is None:
+                return self.error(404, "RepoNotFound", f"Space {repo_id} not found")
+            with hub.lock:
+                if what == "variables" and payload:
+                    space.variables[payload["key"]] = {"value": payload["value"], "description": payload.get("description"),
+                                                       "updatedAt": "2026-01-01T00:00:00.000Z"}
+                if what == "hardware":
+                    space.hardware = payload["flavor"]
+            if what == "variables":
+                return self.reply(200, space.variables)
+            self.reply(200, {"stage": "BUILDING", "hardware": {"current": None, "requested": space.hardware}})
 
         def lfs(self, repo_id: str, action: str, payload: dict) -> None:
             if action == "verify":
