@@ -28,6 +28,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,7 @@ class ASRConfig:
     no_speech_threshold: float = 0.6   # Whisper's default
     cpu_threads: int = 0               # 0 = all cores, at most 4
     cache_size: int = 16               # transcripts kept by audio content
+    retry_after_s: float = 60.0        # a failed model load is tried again after this (a Hub hiccup, a full disk)
 
 
 @dataclass
@@ -138,6 +140,7 @@ class SpeechRecognizer:
         self.config = config
         self._whisper = None
         self._load_error: str | None = None
+        self._failed_at = 0.0                    # time.monotonic() of the last failed load
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, Transcript] = OrderedDict()
 
@@ -147,18 +150,22 @@ class SpeechRecognizer:
         return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
     def _load(self):
+        """The model, loaded now if need be; within retry_after_s of a failed load, that failure again."""
         with self._lock:
-            if self._whisper is None and self._load_error is None:
+            backing_off = self._load_error and time.monotonic() - self._failed_at < self.config.retry_after_s
+            if self._whisper is None and not backing_off:
                 from faster_whisper import WhisperModel
                 device = self.device
                 threads = self.config.cpu_threads or min(4, os.cpu_count() or 1)
                 try:
                     self._whisper = WhisperModel(self.model.name, device=device, cpu_threads=threads,
                                                  compute_type="int8" if device == "cpu" else "float16")
+                    self._load_error = None
                 except Exception as e:   # unknown name, no network for a Hub id, not a model directory
+                    self._failed_at = time.monotonic()
                     self._load_error = (f"Could not load the speech-recognition model {self.model.label}: "
                                         f"{type(e).__name__}: {e}. Type the transcript instead.")
-            if self._load_error:
+            if self._whisper is None:
                 raise SpeechRecognitionError(self._load_error)
             return self._whisper
 

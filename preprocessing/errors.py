@@ -79,3 +79,16 @@ class TooMuchVideoError(MediaError):
         super().__init__(f"'{name}' is {width}x{height} at {fps:.0f} frames per second{length}: "
                          "more picture than the server decodes for one clip (at most a minute of 1080p at 60 fps, "
                          "or of 4K at 15 fps). Export it at 1080p or lower, or trim it, and upload it again.")
+
+
+class TooManyFramesError(MediaError):
+    def __init__(self, name: str, n_frames: int, duration_s: float, max_rate: float):
+        super().__init__(f"'{name}' holds more than {n_frames:,} video frames in {duration_s:.1f} s: over "
+                         f"{max_rate:.0f} frames per second, more than a camera records. Re-export it at a usual "
+                         "frame rate (25 or 30 fps) and upload it again.")
+
+
+class DecodeTimeoutError(MediaError):
+    def __init__(self, name: str, limit_s: float):
+        super().__init__(f"'{name}' took more than {limit_s:.0f} s to decode, longer than the server spends on one "
+                         "clip. Export it at 1080p or lower and 30 fps, trim it to a sentence or two, and upload it again.")

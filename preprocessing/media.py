@@ -12,23 +12,30 @@ frame rates pass, the timestamps being their only true clock. Otherwise (all zer
 decreasing, or missing and invented by a muxer 1 ms apart) frames are timed by their order at the
 stream's nominal rate, and ``Media.notices`` says so. Both samplings run in the one decoding pass,
 because whether the timestamps hold is known only at the end.
+
+Bounded work whatever the header claims: the decoded frames are checked as they come (pixels against
+MAX_DECODE_PIXELS, at most 240 frames per second of the clip's longest clock: header, audio or timestamps),
+each sampling keeps at most ``fps`` x the duration cap, and decoding stops after ``max_decode_s``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 import numpy as np
 
-from .errors import (EmptyMediaError, ImageNotVideoError, NoAudioStreamError, NoVideoStreamError, TooLongError,
-                     TooMuchVideoError, TooSmallError, UnreadableMediaError, UnsupportedFormatError)
+from .errors import (DecodeTimeoutError, EmptyMediaError, ImageNotVideoError, NoAudioStreamError, NoVideoStreamError,
+                     TooLongError, TooManyFramesError, TooMuchVideoError, TooSmallError, UnreadableMediaError,
+                     UnsupportedFormatError)
 
 MIN_SIDE = 64                               # pixels: smaller frames cannot show a face to the face mesh
 MAX_DECODE_PIXELS = 1920 * 1080 * 60 * 60   # per clip: a minute of 1080p60; every frame is decoded, sampled or not
+MAX_DECODE_S = 120.0    # wall-clock seconds one clip may decode (a 4K15 minute took 22 s on 2 busy cores)
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".webm", ".mov", ".mkv", ".avi", ".mpg", ".mpeg", ".ogv", ".3gp", ".flv", ".wmv", ""}
 
 
@@ -52,7 +59,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def load_media(path: str | os.PathLike, fps: float = 5.0, sample_rate: int = 16_000,
-               max_duration_s: float | None = 60.0, max_side: int = 640) -> Media:
+               max_duration_s: float | None = 60.0, max_side: int = 640, max_decode_s: float = MAX_DECODE_S) -> Media:
     """Decode ``path``; frames are downscaled so the longer side is at most ``max_side``."""
     path = Path(path)
     name = path.name
@@ -79,26 +86,35 @@ def load_media(path: str | os.PathLike, fps: float = 5.0, sample_rate: int = 16_
         for s in (vstream, astream):
             if s.codec_context is None or s.codec_context.name in ("", None):
                 raise UnsupportedFormatError(name, f"no decoder for the {s.type} codec")
+        stated = stated_duration(container)
         # the cap gets 0.5 s of grace: containers round durations and codecs pad audio
-        if container.duration and max_duration_s and container.duration / 1e6 > max_duration_s + 0.5:
-            raise TooLongError(name, container.duration / 1e6, max_duration_s)
-        _check_picture(container, vstream, name, max_duration_s)
+        if stated and max_duration_s and stated > max_duration_s + 0.5:
+            raise TooLongError(name, stated, max_duration_s)
+        _check_picture(vstream, name, stated, max_duration_s)
         vstream.thread_type = "AUTO"
         try:
-            frames, times, wave, notices = _decode(container, vstream, astream, fps, sample_rate, max_side,
-                                                   max_duration_s, name)
+            frames, times, wave, length, notices = _decode(container, vstream, astream, fps, sample_rate, max_side,
+                                                           max_duration_s, stated, max_decode_s, name)
         except av.FFmpegError as e:
             raise UnreadableMediaError(name, f"decoding failed: {type(e).__name__}") from e
     if len(frames) == 0 or len(wave) == 0:
         raise EmptyMediaError(name)
     duration = max(len(wave) / sample_rate, float(times[-1]))
-    if max_duration_s and duration > max_duration_s + 0.5:
-        raise TooLongError(name, duration, max_duration_s)
+    longest = max(duration, length)     # the longer clock: a short sound track or sparse samples hide no long video
+    if max_duration_s and longest > max_duration_s + 0.5:
+        raise TooLongError(name, longest, max_duration_s)
     return Media(wave, sample_rate, np.stack(frames), np.asarray(times, np.float32), duration, notices)
 
 
 DEFAULT_RATE = 30.0     # frames per second assumed when the stream states no usable rate (browser recorders)
 RATE_RANGE = (1.0, 240.0)   # plausible frame rates, stated or implied by the timestamps
+
+
+def stated_duration(container) -> float | None:
+    """The longest duration the header states, container or stream (seconds); None when none is stated."""
+    stated = [container.duration / 1e6 if container.duration else 0.0]
+    stated += [float(s.duration * s.time_base) for s in container.streams if s.duration and s.time_base]
+    return max(stated) or None
 
 
 def nominal_rate(vstream) -> float | None:
@@ -110,43 +126,47 @@ def nominal_rate(vstream) -> float | None:
 
 
 class _Sampler:
-    """Keeps the first frame at or after each sample time k / fps."""
+    """Keeps the first frame at or after each sample time k / fps, at most ``capacity`` frames."""
 
-    def __init__(self, fps: float):
-        self.fps, self.next_t, self.picked = fps, 0.0, {}    # picked: frame index -> time (s)
+    def __init__(self, fps: float, capacity: float):
+        self.fps, self.capacity, self.next_t, self.picked = fps, capacity, 0.0, {}   # picked: frame index -> time (s)
 
     def wants(self, t: float) -> bool:
-        return t + 1e-3 >= self.next_t
+        return t + 1e-3 >= self.next_t and len(self.picked) < self.capacity
 
     def take(self, index: int, t: float) -> None:
         self.picked[index] = t
         self.next_t = (int(t * self.fps + 1e-6) + 1) / self.fps
 
 
-def _check_picture(container, vstream, name: str, max_duration_s: float | None) -> None:
+def _check_picture(vstream, name: str, duration: float | None, max_duration_s: float | None) -> None:
     """Refuse, before decoding, frames too small for a face and more pixels than MAX_DECODE_PIXELS (the
-    decoder's work, which downscaling cannot save; a missing duration counts as the cap)."""
+    decoder's work, which downscaling cannot save; a missing duration counts as the cap). The header can lie:
+    _decode checks the frames again as they come."""
     w, h = vstream.codec_context.width, vstream.codec_context.height
     if 0 < min(w, h) < MIN_SIDE:
         raise TooSmallError(name, w, h, MIN_SIDE)
     rate = float(vstream.average_rate or vstream.guessed_rate or 0)
-    duration = container.duration / 1e6 if container.duration else None
     if w * h * rate * (duration or max_duration_s or 0) > MAX_DECODE_PIXELS:
         raise TooMuchVideoError(name, w, h, rate, duration)
 
 
-def _decode(container, vstream, astream, fps: float, sample_rate: int, max_side: int,
-            max_duration_s: float | None, name: str):
+def _decode(container, vstream, astream, fps: float, sample_rate: int, max_side: int, max_duration_s: float | None,
+            stated: float | None, max_decode_s: float, name: str):
     """One demux pass over both streams: video frames sampled twice, by timestamp and by order at the
     nominal rate (the timestamp sampling is used if the timestamps held to the end), and all audio
-    resampled to mono float32."""
+    resampled to mono float32. Returns the frames, their times, the audio, the video's length by the
+    clock used, and the notices."""
     rate = nominal_rate(vstream)
-    by_stamp, by_order = _Sampler(fps), _Sampler(fps)
-    images, chunks = {}, []
-    index, start, last, stamps_ok, n_audio = -1, None, None, True, 0
     limit = max_duration_s + 0.5 if max_duration_s else float("inf")
+    by_stamp, by_order = _Sampler(fps, fps * limit + 2), _Sampler(fps, fps * limit + 2)
+    images, chunks = {}, []
+    index, start, last, stamps_ok, n_audio, pixels = -1, None, None, True, 0, 0
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    deadline = time.monotonic() + max_decode_s
     for packet in container.demux(vstream, astream):
+        if time.monotonic() > deadline:
+            raise DecodeTimeoutError(name, max_decode_s)
         for frame in packet.decode():
             if packet.stream.type == "audio":
                 for out in resampler.resample(frame):
@@ -161,6 +181,13 @@ def _decode(container, vstream, astream, fps: float, sample_rate: int, max_side:
                 stamps_ok = False
                 images = {i: images[i] for i in by_order.picked}   # the timestamp sampling is void
             last = t
+            # the clip's longest clock so far; more frames than RATE_RANGE[1] a second of it is a frame flood
+            clock = max(stated or 0.0, n_audio / sample_rate, t if stamps_ok else 0.0)
+            if index + 1 > RATE_RANGE[1] * (clock + 1.0):
+                raise TooManyFramesError(name, int(RATE_RANGE[1] * (clock + 1.0)), clock, RATE_RANGE[1])
+            pixels += frame.width * frame.height
+            if pixels > MAX_DECODE_PIXELS:
+                raise TooMuchVideoError(name, frame.width, frame.height, (index + 1) / max(clock, 1.0), stated)
             t_order = index / (rate or DEFAULT_RATE)
             take_stamp = stamps_ok and by_stamp.wants(t)
             take_order = by_order.wants(t_order)
@@ -187,7 +214,8 @@ def _decode(container, vstream, astream, fps: float, sample_rate: int, max_side:
         notices.append(f"The video's timestamps could not be trusted (missing, not increasing, or implying an "
                        f"impossible frame rate), so its frames were timed by their order at {stated}.")
     picked = by_stamp.picked if stamps_ok else by_order.picked
+    length = (last if stamps_ok and last is not None else max(index, 0) / (rate or DEFAULT_RATE))
     return ([images[i] for i in picked], list(picked.values()),
-            np.nan_to_num(wave.astype(np.float32, copy=False)), notices)
+            np.nan_to_num(wave.astype(np.float32, copy=False)), length, notices)
 
 

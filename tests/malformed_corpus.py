@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -49,6 +50,26 @@ def audio_only(path: Path, duration_s: float = 2.0) -> Path:
     return path
 
 
+def frame_flood(path: Path, duration_s: float = 4.0, side: int = 352) -> Path:
+    """A frame flood: ``duration_s`` of video with a frame every millisecond (1000 fps, stamps and header agree),
+    a flat picture so the file stays small (4 s: ~150 KB), and a sound track as long as the video."""
+    flat = np.full((side, side, 3), 120, np.uint8)
+    frame = av.VideoFrame.from_ndarray(flat, format="rgb24").reformat(format="yuv420p")
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=1000)
+        video.width = video.height = side
+        video.pix_fmt, video.options = "yuv420p", {"preset": "ultrafast"}
+        video.time_base = video.codec_context.time_base = Fraction(1, 1000)
+        audio = out.add_stream("aac", rate=AUDIO_RATE)
+        audio.layout = "mono"
+        for ms in range(round(duration_s * 1000)):
+            frame.pts, frame.time_base = ms, Fraction(1, 1000)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        _write_audio(out, audio, voice_tone(duration_s, 160.0, AUDIO_RATE))
+    return path
+
+
 def files(folder: Path, good_clip: Path) -> dict[str, Path]:
     """Every malformed file, written into ``folder``: name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,6 +91,7 @@ def files(folder: Path, good_clip: Path) -> dict[str, Path]:
     out["hum.mp4"] = make_face_clip(folder / "hum.mp4", 2.0, fps=10, size=(160, 90), audio="tone")
     out["wall.mp4"] = make_face_clip(folder / "wall.mp4", 1.0, fps=10, size=(160, 90), face=False, audio="tone")
     out["long.mp4"] = make_plain_clip(folder / "long.mp4", 62.0, fps=2, size=(64, 64))
+    out["flood.mp4"] = frame_flood(folder / "flood.mp4")
     return out
 
 
@@ -86,6 +108,8 @@ def cases(folder: Path, good_clip: Path) -> list[Case]:
         Case("audio only", r"has no picture", f["voice.m4a.mp4"]),
         Case("no face", r"No face was found", f["wall.mp4"]),
         Case("longer than 60 s", r"'long\.mp4' is 6\d\.\d s long; the limit is 60 s", f["long.mp4"]),
+        Case("frame flood: 1000 frames a second", r"'flood\.mp4' holds more than [\d,]+ video frames in 4\.\d s: "
+             r"over 240 frames per second", f["flood.mp4"]),
         Case("empty transcript, no speech", r"No speech was found in the clip", f["hum.mp4"], transcript="   "),
         Case("transcript too long", r"has 3000 characters; the limit is 2000", transcript="a" * 3000),
         Case("lone surrogate in the transcript", r"transcript contains characters that are not text",

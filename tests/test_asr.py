@@ -132,6 +132,24 @@ def test_packaged_files_are_checked(tmp_path):
 
 # ---- words -------------------------------------------------------------------------------------
 
+def test_a_failed_model_load_is_retried_after_its_back_off(recognizer, tmp_path):
+    """A model folder that is not ready on the first call (still being copied) works once it is, after the back-off;
+    within it, the first failure is given again without a new load. Before: one failure lasted until restart."""
+    folder = tmp_path / "whisper"
+    folder.mkdir()
+    model = asr.ASRModel(str(folder), "a model still being copied")
+    waiting = asr.SpeechRecognizer(model, asr.ASRConfig(retry_after_s=3600.0))
+    retrying = asr.SpeechRecognizer(model, asr.ASRConfig(retry_after_s=0.0))
+    silence = np.zeros(asr.SAMPLE_RATE, np.float32)
+    for rec in (waiting, retrying):
+        with pytest.raises(asr.SpeechRecognitionError, match="Could not load the speech-recognition model"):
+            rec.transcribe(silence)
+    shutil.copytree(recognizer.model.name, folder, dirs_exist_ok=True)
+    with pytest.raises(asr.SpeechRecognitionError, match="Could not load"):
+        waiting.transcribe(silence)
+    assert not retrying.transcribe(silence).has_speech
+
+
 def test_normalise_and_word_error_rate():
     assert normalise("Great, isn't it? A well-made film!") == ["great", "isn't", "it", "a", "well", "made", "film"]
     assert edit_distance(["a", "b", "c"], ["a", "x", "c", "d"]) == 2          # one substitution, one insertion

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from mclmcf.serving.live import LiveConfig, LiveSession, LiveSessions, score_window
+from mclmcf.serving.live import LiveConfig, LiveInputError, LiveSession, LiveSessionEnded, LiveSessions, score_window
 from test_app import ARTIFACTS, browser_test, chromium, full_page_screenshot, launch_app, wait_for
 
 SR = 48_000                    # what browsers record at
@@ -183,6 +183,47 @@ def test_sessions_are_capped_released_and_idle_ones_give_way(mute_pipeline):
     assert len(sessions) == 0 and sessions.acquire("tab-2", mute_pipeline) is not None
     sessions.idle_s = 0.0                                        # tab-2 sent nothing since: it gives way
     assert sessions.acquire("tab-3", mute_pipeline) is not None and len(sessions) == 1
+
+
+def test_chunks_with_an_impossible_rate_or_length_are_refused_before_resampling(mute_pipeline):
+    """Before: a chunk declaring 1 Hz was resampled to 16 kHz (2,000 samples -> 32 M), one of any length taken."""
+    session = LiveSession(mute_pipeline)
+    tone = np.zeros(2_000, np.int16)
+    for rate in (1, 7_999, 192_001, 48_000.0, True):
+        with pytest.raises(LiveInputError, match=r"live mode takes 8-192 kHz"):
+            session.add_audio(rate, tone)
+    with pytest.raises(LiveInputError, match=r"sent 11\.0 s of sound at once; live mode takes at most 10 s"):
+        session.add_audio(SR, np.zeros(11 * SR, np.int16))
+    with pytest.raises(LiveInputError, match=r"not microphone sound"):
+        session.add_audio(SR, np.zeros((100, 64), np.int16))
+    assert len(session._samples) == 0 and session._received_s == 0.0
+    for rate in (8_000, 192_000):                                # the ends of the range pass
+        session.add_audio(rate, np.zeros(rate // 10, np.int16))
+    assert session._received_s > 0
+
+
+def test_frames_never_open_a_session_and_do_not_keep_one_alive(mute_pipeline):
+    from preprocessing.synthetic import face_frames
+    sessions = LiveSessions(max_sessions=1, idle_s=60.0)
+    assert sessions.get("camera-only") is None and len(sessions) == 0      # what the webcam's handler asks
+    session = sessions.acquire("tab-1", mute_pipeline)                    # the microphone opens it
+    assert sessions.get("tab-1") is session
+    heard = session.last_input
+    session.add_frame(next(face_frames(0.1, fps=10, size=(320, 240), motion="still")))
+    assert session.last_input == heard                                    # only audio counts as activity
+
+
+def test_a_tabs_live_time_is_capped_even_when_it_stops_and_starts_again(mute_pipeline):
+    sessions = LiveSessions(max_sessions=1, idle_s=60.0, max_session_s=1.0)
+    assert sessions.acquire("tab-1", mute_pipeline) is not None
+    time.sleep(1.1)
+    with pytest.raises(LiveSessionEnded, match=r"Reload the page to start again"):
+        sessions.acquire("tab-1", mute_pipeline)
+    assert len(sessions) == 0                                              # its slot is free for others
+    sessions.release("tab-1")                                              # the page's stop / restart
+    with pytest.raises(LiveSessionEnded):
+        sessions.acquire("tab-1", mute_pipeline)
+    assert sessions.acquire("tab-2", mute_pipeline) is not None
 
 
 def test_live_panel_shows_score_timeline_words_and_expressions(demo_pipeline):

@@ -4,12 +4,15 @@ mediapipe's TFLite and absl C++ logging ("Feedback manager requires a model with
 ...", one line per face-mesh graph and thread) writes straight to file descriptor 2 before
 ``absl::InitializeLog()``: neither GLOG_minloglevel, TF_CPP_MIN_LOG_LEVEL nor Python's absl.logging
 reaches it (checked with mediapipe 0.10.14). ``filter_native_stderr`` puts a pipe on fd 2 and copies
-every other line through to the real stderr, so Python tracebacks of real faults still show.
+every other line through to the real stderr, so Python tracebacks of real faults still show. The copier
+never leaves the pipe full: a line the real stderr refuses is dropped, and if the copier stops for any other
+reason fd 2 goes back to the real stderr (unfiltered), so no thread that logs ever blocks on the pipe.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import re
@@ -29,9 +32,14 @@ def filter_native_stderr(noise: re.Pattern = NATIVE_NOISE) -> None:
 
     def copy() -> None:
         with os.fdopen(read, "rb") as lines:
-            for line in lines:
-                if not noise.search(line):
-                    os.write(real, line)
+            try:
+                for line in lines:
+                    if not noise.search(line):
+                        with contextlib.suppress(OSError):   # the real stderr is gone: drop the line, keep draining
+                            os.write(real, line)
+            finally:   # the copier is ending: fd 2 goes back to the real stderr before the pipe closes
+                with contextlib.suppress(OSError):
+                    os.dup2(real, 2)
 
     thread = threading.Thread(target=copy, name="stderr-filter", daemon=True)
     thread.start()

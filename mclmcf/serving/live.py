@@ -17,8 +17,11 @@ catches up with what was just said without waiting for the next tick.
 
 Bounded resources: the audio ring holds one window of samples, the frame buffer one window of feature
 rows (never the images), the history the last ``history_s`` (60 s) of scores; a session holds about
-the same memory after one minute as after ten. ``LiveSessions`` caps the sessions open at once and drops
-a session when its stream ends, its tab closes, or it has sent nothing for ``idle_s``.
+the same memory after one minute as after ten. A chunk must declare a sample rate of 8-192 kHz and hold at
+most ``MAX_CHUNK_S`` of audio (``LiveInputError`` otherwise: a 20 KB chunk declaring 1 Hz would resample to
+hundreds of MB). ``LiveSessions`` caps the sessions open at once, opens one only on audio (a camera alone
+never holds the slot), drops it when its stream ends, its tab closes, or it has sent nothing for ``idle_s``,
+and ends it ``max_session_s`` after the tab's first session began (the browser's own time limit can be restarted).
 
 ``score_window`` is a pure function of a ``LiveWindow`` (no session state), so on ZeroGPU it can run
 in the GPU worker (``spaces.GPU``) and only its result comes back to the session.
@@ -47,6 +50,32 @@ SPEECH_DBFS = -40.0       # a 100 ms block louder than this holds speech (speech
 STALE_FRAME_S = 1.0       # a grid point with no frame this recent has no face row (camera stalled)
 MAX_FPS = 30              # webcams send at most this many frames a second: bounds the frame buffer whatever the clock
 WINDOW_RANGE = (2.0, 10.0)   # seconds; the buffers always hold the longest, so the window can change mid-stream
+SAMPLE_RATES = (8_000, 192_000)   # microphone rates accepted (Hz): telephone to studio
+MAX_CHUNK_S = WINDOW_RANGE[1]   # audio seconds in one chunk (the page sends 0.1 s, more when the handler lags)
+MAX_CHANNELS = 8
+
+
+class LiveInputError(ValueError):
+    """A stream event that live mode refuses; the message is written for the visitor."""
+
+
+def check_chunk(sample_rate, samples) -> np.ndarray:
+    """The microphone chunk as an array if live mode takes it (a declared rate of 8-192 kHz, at most MAX_CHUNK_S
+    of audio in at most MAX_CHANNELS channels, numbers); LiveInputError saying what to do otherwise."""
+    low, high = SAMPLE_RATES
+    is_number = isinstance(sample_rate, (int, np.integer)) and not isinstance(sample_rate, bool)
+    if not is_number or not low <= sample_rate <= high:
+        declared = f"{sample_rate} Hz" if is_number else "no number"
+        raise LiveInputError(f"The microphone stream declared a sample rate of {declared}; live mode takes "
+                             f"{low // 1000}-{high // 1000} kHz. Choose another microphone and start again.")
+    y = np.asarray(samples)
+    if y.dtype.kind not in "iuf" or y.ndim not in (1, 2) or (y.ndim == 2 and not 1 <= y.shape[1] <= MAX_CHANNELS):
+        raise LiveInputError("The microphone stream sent something that is not microphone sound. "
+                             "Stop and start the microphone again.")
+    if len(y) > MAX_CHUNK_S * sample_rate:
+        raise LiveInputError(f"The microphone stream sent {len(y) / sample_rate:.1f} s of sound at once; live mode "
+                             f"takes at most {MAX_CHUNK_S:g} s at a time. Stop and start the microphone again.")
+    return y
 
 
 @dataclass(frozen=True)
@@ -132,8 +161,9 @@ class LiveSession:
     # ---- input -------------------------------------------------------------------------------
 
     def add_audio(self, sample_rate: int, samples: np.ndarray) -> None:
-        """A microphone chunk as Gradio delivers it: int16 or float, (n,) or (n, channels)."""
-        y = np.asarray(samples)
+        """A microphone chunk as Gradio delivers it: int16 or float, (n,) or (n, channels). Raises
+        LiveInputError for a rate outside SAMPLE_RATES or a chunk over MAX_CHUNK_S, before any work."""
+        y = check_chunk(sample_rate, samples)
         y = y.astype(np.float32) / 32768.0 if y.dtype == np.int16 else y.astype(np.float32)
         if y.ndim == 2:
             y = y.mean(axis=1)
@@ -156,11 +186,10 @@ class LiveSession:
         if getattr(self.spec, "has_expressions", False):   # spec version 2: expressions are vision's last columns
             row = np.concatenate([row, probabilities[0]])
         t = self.now()
-        with self._lock:
+        with self._lock:   # not input for the idle clock: only the microphone keeps a session open
             self._frames.append((t, row, probabilities[0] if track.mask[0] else None))
             while self._frames and self._frames[0][0] < t - WINDOW_RANGE[1] - STALE_FRAME_S:
                 self._frames.popleft()
-            self.last_input = time.monotonic()
 
     # ---- scoring -----------------------------------------------------------------------------
 
@@ -265,19 +294,36 @@ class LiveSession:
                           window.face_fraction, expressions, result.timings, history)
 
 
+class LiveSessionEnded(ValueError):
+    """The tab's live time is used up; the message is written for the visitor."""
+
+
 @dataclass
 class LiveSessions:
     """The open sessions, by browser tab; at most ``max_sessions`` at once (each one scores about once a
-    second, with speech recognition on all the cores it gets), an idle one (nothing sent for ``idle_s``) gives way."""
+    second, with speech recognition on all the cores it gets), an idle one (no audio for ``idle_s``) gives way.
+    A tab's live time ends ``max_session_s`` after its first session began, however often it stops and restarts;
+    the tab is forgotten ``max_session_s`` later (so the record stays small)."""
     max_sessions: int = 1
     idle_s: float = 15.0
+    max_session_s: float = 600.0
     config: LiveConfig = field(default_factory=LiveConfig)
     _open: dict[str, LiveSession] = field(default_factory=dict)
+    _began: dict[str, float] = field(default_factory=dict)   # tab -> when its first session began (monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def acquire(self, key: str, pipeline: SentimentPipeline) -> LiveSession | None:
-        """The tab's session, opened if a slot is free (or held by an idle session); None when all are busy."""
+        """The tab's session (the microphone's stream), opened if a slot is free (or held by an idle session);
+        None when all are busy. Raises LiveSessionEnded once the tab's live time is used up."""
         with self._lock:
+            now = time.monotonic()
+            forget = 2 * self.max_session_s
+            self._began = {k: t for k, t in self._began.items() if k in self._open or now - t <= forget}
+            if now - self._began.get(key, now) > self.max_session_s:
+                if self._open.pop(key, None) is not None:
+                    log.info("live session ended after %.0f s", self.max_session_s)
+                raise LiveSessionEnded(f"Live mode lasts at most {self.max_session_s / 60:g} minutes per visit and "
+                                       "this one has used them. Reload the page to start again.")
             if key in self._open:
                 return self._open[key]
             idle = [k for k, s in self._open.items() if time.monotonic() - s.last_input > self.idle_s]
@@ -286,9 +332,15 @@ class LiveSessions:
                 log.info("idle live session dropped")
             if len(self._open) >= self.max_sessions:
                 return None
+            self._began.setdefault(key, now)
             self._open[key] = LiveSession(pipeline, self.config)
             log.info("live session opened (%d of %d open)", len(self._open), self.max_sessions)
             return self._open[key]
+
+    def get(self, key: str) -> LiveSession | None:
+        """The tab's open session, if it has one: webcam frames join a session, they never open one."""
+        with self._lock:
+            return self._open.get(key)
 
     def release(self, key: str) -> None:
         """Drop the tab's session (its stream ended or the tab closed); nothing stays behind."""
