@@ -72,6 +72,8 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        with open(tmp, "rb") as f:   # on disk before the rename: after a power cut, the old file or the new one
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)   # mkstemp makes it private; a dataset or checkpoint is meant to be shared
         os.replace(tmp, path)
     except BaseException:

@@ -157,6 +157,6 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     try:
         return run_predict(a.clips, a.labels, a.out, a.weights, a.workers, a.resume,
-                           max_duration_s=a.max_duration, max_file_mb=a.max_file_mb, asr_model=a.asr_model)
+                           max_duration_s=a.max_duration, max_file_bytes=round(a.max_file_mb * 1e6), asr_model=a.asr_model)
     except (LabelsError, ValueError) as err:   # labels, weights (WeightsError, FeatureSpecMismatch)
         raise SystemExit(f"error: {err}") from None

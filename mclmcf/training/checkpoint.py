@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import json
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +103,12 @@ def load_checkpoint(path: Path, model: torch.nn.Module | None = None,
 def remove_stale_temp_files(*paths: Path) -> list[Path]:
     """Delete the temp files that interrupted writes of ``paths`` left (a kill during a write leaves a
     whole checkpoint's worth). Only ours: ``.{name}.XXXXXXXX.tmp`` beside the file, as atomic_write
-    (mkstemp) names them. Call before this run writes: an out directory has one writer."""
+    (mkstemp) and write_model_dir (mkdtemp) name them. Call before this run writes: an out directory has one
+    writer."""
     patterns = [str(path.parent / f".{glob.escape(path.name)}.{'?' * 8}.tmp") for path in paths]
     stale = [Path(p) for pattern in patterns for p in glob.glob(pattern)]
-    for p in stale:
-        p.unlink(missing_ok=True)
+    for p in stale:   # a folder: the model/ directory staged by report.write_model_dir
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     return stale
 
 
@@ -116,9 +118,19 @@ def read_state(path: Path) -> dict:
         return json.loads(f.metadata()["trainer"])
 
 
-def save_model_state(path: Path, model: torch.nn.Module) -> None:
+def save_model_state(path: Path, model: torch.nn.Module, epoch: int) -> None:
+    """The model's weights, tagged with the epoch they are from (:func:`saved_epoch`)."""
     tensors = stored_tensors(model)
-    atomic_write(path, lambda p: save_file(tensors, p))
+    atomic_write(path, lambda p: save_file(tensors, p, metadata={"epoch": str(epoch)}))
+
+
+def saved_epoch(path: Path) -> int | None:
+    """The epoch :func:`save_model_state` tagged ``path`` with; None without a file or a tag."""
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        epoch = (f.metadata() or {}).get("epoch")
+    return None if epoch is None else int(epoch)
 
 
 def load_model_state(path: Path, model: torch.nn.Module) -> None:

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
+
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from mclmcf.training.config import TRAIN_PRESETS, TrainConfig
 
@@ -121,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(argv)
     if not cfg.data and not cfg.resume:
         raise SystemExit("--data is required (or --resume with --out of an earlier run)")
-    try:
-        result = run(cfg)
+    try:   # log records (transformers' too) go above the progress bars, not into them
+        with logging_redirect_tqdm([logging.root, logging.getLogger("transformers")]):
+            result = run(cfg)
     except TrainingStopped as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -28,16 +28,23 @@ from tqdm import tqdm
 
 from mclmcf.training import data as D
 from mclmcf.training.checkpoint import (load_checkpoint, load_model_state, read_state, remove_stale_temp_files, save_checkpoint,
-                         save_model_state)
+                         save_model_state, saved_epoch)
 from mclmcf.model.config import ArchRevisionError, MCLMCFConfig
 from mclmcf.training.config import TrainConfig
 from mclmcf.training.metrics import compute_metrics
 from mclmcf.model import MCLMCF
 from mclmcf.training.optim import BF16StateAdam
 from mclmcf.training.report import plot_curves, push_to_hub, write_model_dir
+from preprocessing.dataformat import atomic_write
 from preprocessing.encoders import load_tokenizer
 
+# The run's files, each written atomically, in this order (a crash between any two leaves a resumable run):
+# 1. checkpoint.safetensors at each epoch's end, then best.safetensors (tagged with its epoch) when the epoch is the
+#    best so far: a checkpoint is never behind best.safetensors, and when best.safetensors is behind the checkpoint's
+#    best epoch, that checkpoint is the end of the best epoch and resume rewrites best.safetensors from its weights;
+# 2. at the end, model/ (staged, renamed into place), curves.png, then metrics.json: metrics.json means all is written.
 CHECKPOINT, BEST = "checkpoint.safetensors", "best.safetensors"
+METRICS, CURVES, MODEL_DIR = "metrics.json", "curves.png", "model"
 
 
 class TrainingStopped(RuntimeError):
@@ -59,9 +66,9 @@ class Env:
         return self.rank == 0
 
     def log(self, *args) -> None:
-        """print, on the main process only."""
+        """print, on the main process only; above any progress bar, not inside it."""
         if self.main:
-            print(*args)
+            tqdm.write(" ".join(map(str, args)))
 
 
 def setup_env(cfg: TrainConfig) -> Env:
@@ -97,7 +104,10 @@ def prepare_data(cfg: TrainConfig, model_cfg: MCLMCFConfig, log) -> tuple[dict[s
     if info.get("synthetic"):
         log("SYNTHETIC dataset (planted signal): figures below are not results on real data")
     if replaced:
-        log(f"replaced non-finite feature values by 0: {replaced}")
+        planted = info.get("synthetic") and info.get("spec", {}).get("quirks")
+        log(f"replaced non-finite feature values by 0: {replaced}"
+            + (" (planted on purpose: the synthetic set copies the public files' -inf COVAREP values)"
+               if planted else ""))
     tokenizer = load_tokenizer(model_cfg.text_encoder)
     text_source, tokenized_for = cfg.text_source, info.get("text_encoder")
     if tokenized_for and tokenized_for != model_cfg.text_encoder and text_source != "tokenize":
@@ -314,8 +324,13 @@ def set_up(cfg: TrainConfig, env: Env) -> TrainingJob:
             scheduler.load_state_dict(meta["scheduler"])
         scaler.load_state_dict(meta["scaler"])
         env.log(f"resumed {job.out} at epoch {state['epoch']}, batch {state['batch_in_epoch']}, step {state['step']}")
+        at_best_epoch_end = state["epoch"] == state["best_epoch"] + 1 and state["batch_in_epoch"] == 0
+        if env.main and at_best_epoch_end and saved_epoch(job.out / BEST) != state["best_epoch"]:
+            save_model_state(job.out / BEST, model, state["best_epoch"])   # the crash fell between the two writes
+            env.log(f"rewrote {BEST} (epoch {state['best_epoch']}) from the checkpoint")
     job.out.mkdir(parents=True, exist_ok=True)
-    for stale in remove_stale_temp_files(job.out / CHECKPOINT, job.out / BEST) if env.main else []:
+    outputs = (CHECKPOINT, BEST, METRICS, CURVES, MODEL_DIR)
+    for stale in remove_stale_temp_files(*(job.out / name for name in outputs)) if env.main else []:
         env.log(f"removed {stale.name}, left by an interrupted write")
     if cfg.tensorboard and env.main:
         from torch.utils.tensorboard import SummaryWriter
@@ -381,6 +396,9 @@ def train_epoch(job: TrainingJob, stop: StopFlag) -> bool:
         in_window += 1
         totals["loss"] += output.loss.item()
         totals["loss_reg"] += output.loss_reg.item()
+        for level in ("loss_f", "loss_s", "loss_t"):     # each MCL level's InfoNCE, for the paper's Fig. 5
+            if getattr(output, level) is not None:
+                totals[level] = totals.get(level, 0.0) + getattr(output, level).item()
         totals["n"] += 1
         bar.set_postfix(loss=f"{output.loss.item():.4f}", l1=f"{output.loss_reg.item():.4f}")
         if not last_in_window:
@@ -405,7 +423,7 @@ def train_epoch(job: TrainingJob, stop: StopFlag) -> bool:
             job.checkpoint()
     bar.close()
     n = max(state.pop("epoch_stats_partial")["n"], 1)
-    state["epoch_stats"] = {"train_loss": totals["loss"] / n, "train_loss_reg": totals["loss_reg"] / n}
+    state["epoch_stats"] = {f"train_{k}": v / n for k, v in totals.items() if k != "n"}
     return False
 
 
@@ -418,10 +436,9 @@ def end_epoch(job: TrainingJob) -> None:
     epoch_stats = state.pop("epoch_stats")
     state["history"].append({"epoch": state["epoch"], **epoch_stats, "lr": job.optimizer.param_groups[0]["lr"],
                              **{f"valid_{k}": v for k, v in valid.items()}})
-    if valid["mae"] < state["best_mae"]:
+    improved = valid["mae"] < state["best_mae"]
+    if improved:
         state.update(best_mae=valid["mae"], best_epoch=state["epoch"], bad_epochs=0)
-        if env.main:
-            save_model_state(job.out / BEST, job.model)
     else:
         state["bad_epochs"] += 1
     if job.scheduler is not None:
@@ -432,7 +449,9 @@ def end_epoch(job: TrainingJob) -> None:
     env.log(f"epoch {state['epoch']}: train loss {epoch_stats['train_loss']:.4f}  valid "
             + "  ".join(f"{k} {v:.4f}" for k, v in valid.items()))
     state.update(epoch=state["epoch"] + 1, batch_in_epoch=0)
-    job.checkpoint()
+    job.checkpoint()   # before best.safetensors: the order the comment at CHECKPOINT explains
+    if improved and env.main:
+        save_model_state(job.out / BEST, job.model, state["best_epoch"])
 
 
 def finish(job: TrainingJob, wall_s: float) -> dict:
@@ -447,10 +466,10 @@ def finish(job: TrainingJob, wall_s: float) -> dict:
               "nonfinite_skipped": state["nonfinite_skipped"], "wall_s_this_process": wall_s,
               "synthetic": bool(job.data_info.get("synthetic")), "data": cfg.data, "data_info": job.data_info,
               "train_config": cfg.to_dict(), "model_config": model.config.to_dict(), "history": state["history"]}
-    if env.main:
-        (out / "metrics.json").write_text(json.dumps(result, indent=1, default=str))
-        plot_curves(state["history"], out / "curves.png", synthetic=result["synthetic"])
-        model_dir = write_model_dir(model, out / "model", result)
+    if env.main:   # metrics.json last (the order the comment at CHECKPOINT explains)
+        model_dir = write_model_dir(model, out / MODEL_DIR, result)
+        plot_curves(state["history"], out / CURVES, synthetic=result["synthetic"])
+        atomic_write(out / METRICS, lambda p: Path(p).write_text(json.dumps(result, indent=1, default=str)))
         print(("SYNTHETIC data — " if result["synthetic"] else "") + f"test (best epoch {state['best_epoch']}): "
               + "  ".join(f"{k} {v:.4f}" for k, v in test.items()) + f"  | predict-the-mean MAE {baseline:.4f}")
         print(f"wrote {out}/metrics.json, curves.png, model/ (MCLMCF.from_pretrained('{model_dir}'))")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from preprocessing.dataformat import atomic_write
@@ -93,13 +96,45 @@ model = MCLMCF.from_pretrained("path/or/repo_id")
 
 
 def write_model_dir(model: MCLMCF, directory: Path, result: dict) -> Path:
-    """``MCLMCF.from_pretrained(directory)`` loads it: config.json, model.safetensors, tokenizer, README.md."""
+    """``MCLMCF.from_pretrained(directory)`` loads it: config.json, model.safetensors, tokenizer, README.md.
+    Written whole into a temp folder beside it, then renamed into place: a crash never leaves a partial
+    ``directory`` that looks like weights (an older one stays until the new one is complete)."""
     inference = model.for_inference()
     inference.config.notes = {**inference.config.notes, "test_metrics": result["test"], "synthetic_data": result["synthetic"],
                               "data": result["data"], "best_epoch": result["best_epoch"]}
-    inference.save_pretrained(directory)
-    (Path(directory) / "README.md").write_text(model_card(result))
-    return Path(directory)
+    directory = Path(directory)
+    staged = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
+    try:
+        inference.save_pretrained(staged)
+        (staged / "README.md").write_text(model_card(result))
+        for path in [*staged.iterdir(), staged]:
+            _fsync(path)
+        staged.chmod(0o755)   # mkdtemp makes it private; a model directory is meant to be shared
+        _replace_dir(staged, directory)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return directory
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``; an existing ``target`` is moved aside first (rename onto an empty temp
+    folder, named as remove_stale_temp_files cleans up) and deleted once ``new`` is in place."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+        os.rename(target, old)
+    os.rename(new, target)
+    _fsync(target.parent)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def push_to_hub(directory: Path, repo_id: str) -> str:
