@@ -27,10 +27,10 @@ import transformers
 
 from mclmcf.serving import live
 from mclmcf.serving.console import filter_native_stderr, one_line, setup_logging
-from mclmcf.serving.pipeline import FPS_RANGE, PipelineRegistry, Prediction, user_message
+from mclmcf.serving.pipeline import FPS_RANGE, MAX_FILE_BYTES, PipelineRegistry, Prediction, user_message
 from mclmcf.serving.weights import ENV_VAR, LoadedWeights, default_source
 from mclmcf.ui import live as live_viz
-from mclmcf.ui import page
+from mclmcf.ui import page, uploads
 from mclmcf.ui.style import CSS
 from preprocessing import asr
 
@@ -45,9 +45,12 @@ except ImportError:
         return fn
 
 EXAMPLES = [[str(HERE / "examples" / f), text] for f, text in json.loads((HERE / "examples" / "examples.json").read_text())]
-MAX_FILE_MB = 50
 MAX_DURATION_S = 60.0
 CONCURRENCY = 2
+ANALYSES = "analyses"       # the concurrency group of every heavy event: at most CONCURRENCY run at once, all told
+# scroll the result into view on a narrow screen, where it sits below the inputs and the examples
+SHOW_RESULT_JS = ("() => { if (window.innerWidth < 768) document.getElementById('result-score')"
+                  "?.scrollIntoView({block: 'start'}); }")
 # live streams at once: one per two CPU cores keeps a phrase's score within 1.5 s (bench_live: two sessions on two
 # cores took up to 3 s); raise it on a bigger machine
 LIVE_SESSIONS = int(os.environ.get("MCLMCF_LIVE_SESSIONS", 1))
@@ -119,7 +122,7 @@ def warm_up(registry: PipelineRegistry) -> None:
 
 def live_tab_contents(registry: PipelineRegistry, tab: gr.Tab, demo: gr.Blocks) -> None:
     """The Live tab: webcam and microphone streamed to mclmcf.serving.live, a running score back (live_viz)."""
-    sessions = live.LiveSessions(max_sessions=LIVE_SESSIONS)
+    sessions = live.LiveSessions(max_sessions=LIVE_SESSIONS, max_session_s=LIVE_TIME_LIMIT_S)
 
     @gpu
     def scored(window):   # on ZeroGPU a GPU is attached once per score, not for every audio chunk
@@ -128,20 +131,17 @@ def live_tab_contents(registry: PipelineRegistry, tab: gr.Tab, demo: gr.Blocks) 
     def on_audio(chunk, window_s, request: gr.Request):
         if chunk is None:
             return gr.skip()
-        try:
+        try:   # no usable weights, the tab's live time used up, a chunk refused: say so in the score's place
             session = sessions.acquire(request.session_hash, registry.get())
-        except ValueError as err:              # no usable weights: say so in the score's place
+            if session is None:
+                return live_viz.busy_html(LIVE_SESSIONS)
+            update = session.stream_audio(*chunk, scored, window_s)
+        except ValueError as err:
             return live_viz.ended_html(str(refusal_logged(err)))
-        if session is None:
-            return live_viz.busy_html(LIVE_SESSIONS)
-        update = session.stream_audio(*chunk, scored, window_s)
         return gr.skip() if update is None else live_viz.panel_html(update, window_s, sessions.config.history_s)
 
-    def on_frame(frame, request: gr.Request):
-        try:
-            session = sessions.acquire(request.session_hash, registry.get()) if frame is not None else None
-        except ValueError:                     # no usable weights: on_audio says so
-            return
+    def on_frame(frame, request: gr.Request):   # frames join the tab's session: only the microphone opens one
+        session = sessions.get(request.session_hash) if frame is not None else None
         if session is not None:
             session.add_frame(frame)
 
@@ -171,7 +171,8 @@ def live_tab_contents(registry: PipelineRegistry, tab: gr.Tab, demo: gr.Blocks) 
     tab.select(None, None, blocked, js=live_viz.PERMISSIONS_CHECK_JS)
 
 
-def build_demo(registry: PipelineRegistry) -> gr.Blocks:
+def build_demo(registry: PipelineRegistry, files_kept_s: int = uploads.FILES_KEPT_S) -> gr.Blocks:
+    """The page; uploads and outputs are deleted once ``files_kept_s`` old (uploads.delete_schedule)."""
     banner, default_weights = load_default(registry)
     default_fps = default_weights.spec.video_fps if default_weights else 10.0
 
@@ -190,7 +191,7 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
             raise gr.Error(user_message(refusal_logged(err)), title="Cannot analyse this clip",
                            print_exception=False) from None
 
-    with gr.Blocks(title="MCL-MCF multimodal sentiment") as demo:
+    with gr.Blocks(title="MCL-MCF multimodal sentiment", delete_cache=uploads.delete_schedule(files_kept_s)) as demo:
         gr.Markdown("# MCL-MCF multimodal sentiment\nUpload or record a short clip of someone speaking, type "
                     "what they say (or leave the box empty: speech recognition fills it in), and the model rates the sentiment from the words, the voice and the face. "
                     "Below: the TCF multimodal “images” (outer products of two modalities) the model convolves.")
@@ -201,6 +202,7 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
                     video = gr.Video(sources=["upload", "webcam"], include_audio=True, label="Clip (≤ 60 s)", height=300)
                     shown = page.place("inputs")            # slot name -> component, area by area
                     transcript = shown["transcript"]
+                    button = gr.Button("Analyse", variant="primary")
                     with gr.Accordion("Settings", open=False):
                         fps = gr.Slider(*FPS_RANGE, value=default_fps, step=1, label="Face frames sampled per second",
                                         info=f"the weights were trained at {default_fps:g}; lower is faster")
@@ -208,11 +210,14 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
                                            info="score each window of a long clip with its own words, voice and face")
                         weights = gr.Textbox(label="Weights", placeholder=page.weights_placeholder(registry.default_source),
                                              info="Hub repo id[@revision]; empty = the weights this server started with")
-                    button = gr.Button("Analyse", variant="primary")
-                    gr.Examples(EXAMPLES, inputs=[video, transcript], cache_examples=False)
                 with gr.Column(scale=6):
+                    # above the results: on a desktop a first visitor sees the examples and the button without
+                    # scrolling; on a phone they follow the button, and the page scrolls to the score after Analyse
+                    gr.Examples(EXAMPLES, inputs=[video, transcript], cache_examples=False, elem_id="examples")
                     shown |= page.place("beside")
             gr.Markdown(page.TCF_HEADING)
+            with gr.Row(equal_height=False):
+                shown |= page.place("tcf")
             shown |= page.place("below")
             with gr.Accordion("Raw result (JSON, as returned by the API)", open=False):
                 shown |= page.place("raw")
@@ -220,27 +225,29 @@ def build_demo(registry: PipelineRegistry) -> gr.Blocks:
             live_tab_contents(registry, live_tab, demo)
         inputs = [video, transcript, fps, window, weights]
         button.click(analyse, inputs, [shown[slot.name] for slot in page.SLOTS], api_name="analyse",
-                     api_visibility="undocumented")
+                     api_visibility="undocumented", concurrency_id=ANALYSES, concurrency_limit=CONCURRENCY
+                     ).then(None, js=SHOW_RESULT_JS)
         # the API's numbers reach the pipeline as sent ("abc", NaN): a Slider would reject them with
         # Gradio's own unhelpful errors before the pipeline could say what is wrong
         api_numbers = [gr.Number(value=default_fps, visible=False), gr.Number(value=0, visible=False)]
         gr.Button(visible=False).click(predict, [video, transcript, *api_numbers, weights], shown["result"], api_name="predict",
                                        api_description="Sentiment score (JSON) for a clip and its transcript "
-                                                       "(empty: transcribed)")
+                                                       "(empty: transcribed)",
+                                       concurrency_id=ANALYSES, concurrency_limit=CONCURRENCY)
     return demo
 
 
 def main() -> None:
     args = parse_args()
     filter_native_stderr()
-    registry = PipelineRegistry(args.weights or default_source(), max_duration_s=MAX_DURATION_S, max_file_mb=MAX_FILE_MB,
+    registry = PipelineRegistry(args.weights or default_source(), max_duration_s=MAX_DURATION_S, max_file_bytes=MAX_FILE_BYTES,
                                 asr_model=args.asr_model)
     demo = build_demo(registry)
     warm_up(registry)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     log.info("4/4 starting the web server on http://%s:%d", args.host, args.port)
-    demo.launch(server_name=args.host, server_port=args.port, max_file_size=f"{MAX_FILE_MB}mb",
-                theme=gr.themes.Soft(primary_hue="indigo"), css=CSS)
+    demo.launch(server_name=args.host, server_port=args.port, theme=gr.themes.Soft(primary_hue="indigo"), css=CSS,
+                **uploads.launch_limits(MAX_FILE_BYTES))
 
 
 if __name__ == "__main__":

@@ -220,6 +220,80 @@ def test_weights_box_never_shows_a_server_path(checkpoint):
     assert box.placeholder == "the server's default weights"
 
 
+def test_the_two_examples_look_different_and_are_scored(client):
+    """The bundled examples film the same photograph: their first frames (the thumbnails) must still differ clearly
+    (mean grey-level difference at 64x36; it was 0.8 of 255 when both were the same wide shot), and both score."""
+    import av
+    import cv2
+    import numpy as np
+
+    import app
+
+    def thumbnail(path):
+        with av.open(path) as container:
+            frame = next(container.decode(video=0)).to_ndarray(format="gray")
+        return cv2.resize(frame, (64, 36), interpolation=cv2.INTER_AREA).astype(float)
+
+    (first, _), (second, _) = app.EXAMPLES
+    assert np.abs(thumbnail(first) - thumbnail(second)).mean() > 20
+    assert all(isinstance(predict(client, video, text)["score"], float) for video, text in app.EXAMPLES)
+
+
+def test_heavy_events_share_one_concurrency_group_of_two(checkpoint):
+    """/analyse and /predict (the page's button and the API) queue in one group: at most CONCURRENCY analyses at
+    once, whichever way they came (Gradio gives each event its own group unless told otherwise)."""
+    import app
+    demo = app.build_demo(app.PipelineRegistry(str(checkpoint)))
+    heavy = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name in ("analyse", "predict")}
+    assert len(heavy) == 2
+    assert app.CONCURRENCY == 2
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in heavy.values()} == {(app.ANALYSES, 2)}
+
+
+def test_uploads_are_deleted_on_schedule_and_a_request_carries_one_clip(checkpoint, make_clip):
+    """The page as main() launches it, with files kept 2 s instead of 15 minutes: an uploaded clip is on disk,
+    then gone within a few deletion rounds; a request declaring more than one clip's bytes is refused (413) before
+    anything is written, and Gradio's per-file limit is the pipeline's byte count."""
+    import http.client
+
+    import httpx
+
+    import app
+    from mclmcf.ui import uploads
+    demo = app.build_demo(app.PipelineRegistry(str(checkpoint)), files_kept_s=2)
+    assert demo.delete_cache == (1, 2) and uploads.delete_schedule() == (300, 900)
+    port = free_port()
+    demo.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True, **uploads.launch_limits(app.MAX_FILE_BYTES))
+    try:
+        assert demo.max_file_size == app.MAX_FILE_BYTES == 50_000_000
+        clip = make_clip("talk.mp4")
+        with open(clip, "rb") as f:
+            answer = httpx.post(f"http://127.0.0.1:{port}/gradio_api/upload", files={"files": ("talk.mp4", f)})
+        (stored,) = answer.json()
+        assert Path(stored).read_bytes() == clip.read_bytes()
+        wait_for(lambda: not Path(stored).exists(), timeout=60, what="the upload to be deleted")
+
+        before = sorted(Path(demo.GRADIO_CACHE).rglob("*"))
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.putrequest("POST", "/gradio_api/upload")
+        connection.putheader("Content-Type", "multipart/form-data; boundary=x")
+        connection.putheader("Content-Length", str(3 * app.MAX_FILE_BYTES))      # three clips' worth, not sent
+        connection.endheaders()
+        refused = connection.getresponse()
+        assert refused.status == 413 and "one clip of at most 50 MB" in refused.read().decode()
+        connection.close()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.putrequest("POST", "/gradio_api/upload")
+        connection.putheader("Content-Type", "multipart/form-data; boundary=x")
+        connection.putheader("Transfer-Encoding", "chunked")                    # no length: no bound to check
+        connection.endheaders()
+        assert connection.getresponse().status == 411
+        connection.close()
+        assert sorted(Path(demo.GRADIO_CACHE).rglob("*")) == before
+    finally:
+        demo.close()
+
+
 def test_readme_test_command_works_with_and_without_sudo(tmp_path):
     """The README's install line starts with $(command -v sudo): sudo where installed, nothing where not."""
     line = next(l for l in (ROOT / "README.md").read_text().splitlines() if "apt-get install" in l).strip()
@@ -321,6 +395,7 @@ def test_browser_phone_width_placeholders_and_readable_maps(server, make_clip):
     screen, two abreast and at least 140 px wide, and no horizontal scrolling."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
 
     with chromium("app-phone-failure.png", width=412, height=900) as driver:
         wait, analyse = open_with_clip(driver, server, make_clip("talk.mp4"))
@@ -328,11 +403,17 @@ def test_browser_phone_width_placeholders_and_readable_maps(server, make_clip):
                                   and [p.text for p in found])
         assert all(p.startswith("After Analyse") for p in placeholders), placeholders
         assert driver.find_element(By.CSS_SELECTOR, ".score-empty").text.startswith("After Analyse: the sentiment score")
-        assert "Waveform and the acoustic features" in driver.find_element(By.TAG_NAME, "body").text
+        assert "the waveform and the acoustic features" in driver.find_element(By.TAG_NAME, "body").text
+        assert_every_picture_has_a_placeholder(driver)
         full_page_screenshot(driver, 412, "app-phone-empty.png")
+        driver.set_window_size(412, 900)
         long_text = " ".join([TRANSCRIPT] * 12)
         driver.find_element(By.CSS_SELECTOR, "textarea").send_keys(long_text)
         analyse.click()
+        wait.until(EC.presence_of_element_located((By.ID, "sentiment-score")))
+        WebDriverWait(driver, 10).until(lambda d: in_viewport(d, "sentiment-score"),      # where the visitor looks
+                                        "the score is not inside the phone's screen after Analyse")
+        driver.save_screenshot(str(ARTIFACTS / "app-phone-after-analyse.png"))      # what the visitor sees
         notices = wait.until(EC.visibility_of_element_located((By.ID, "score-notices")))
         assert re.search(r"scored in \d+ windows", notices.text), notices.text          # by the score
         wait.until(lambda d: sum(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, ".tcf-map img")) == 12)
@@ -342,7 +423,84 @@ def test_browser_phone_width_placeholders_and_readable_maps(server, make_clip):
         assert all(0 <= left and right <= view and width >= 140 for left, right, _, width in boxes), (view, boxes)
         assert boxes[0][2] == boxes[1][2] and boxes[2][2] > boxes[0][2]      # two panels per row
         assert driver.execute_script("return document.documentElement.scrollWidth") <= view
+        assert_figure_text_is_html_beside_the_picture(driver, wait)
         full_page_screenshot(driver, 412, "app-phone.png")
+
+
+@browser_test
+def test_browser_desktop_first_view_examples_and_full_width_maps(server):
+    """1400x1000 (a desktop): the examples are above the fold and every picture slot says what comes after
+    Analyse; the second example is scored; the TCF maps use the page's width; figure text does not cover the
+    pictures. Screenshots: the first view, the whole page after the analysis, the Live tab."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with chromium("app-desktop-failure.png") as driver:
+        wait = WebDriverWait(driver, 120)
+        driver.get(server)
+        examples = wait.until(EC.presence_of_element_located((By.ID, "examples")))
+        wait.until(lambda d: (thumbs := d.find_elements(By.CSS_SELECTOR, "#examples video")) and all(
+            d.execute_script("return arguments[0].readyState >= 2", t) for t in thumbs))     # thumbnails painted
+        analyse = driver.find_element(By.XPATH, "//button[normalize-space()='Analyse']")
+        bottoms = driver.execute_script("return [arguments[0], ...arguments[0].querySelectorAll('video'), arguments[1]]"
+                                        ".map(e => e.getBoundingClientRect().bottom)", examples, analyse)
+        assert max(bottoms) < driver.execute_script("return window.innerHeight"), bottoms  # examples and button in view
+        assert_every_picture_has_a_placeholder(driver)
+        driver.save_screenshot(str(ARTIFACTS / "app-desktop-first-view.png"))
+        thumbs = examples.find_elements(By.CSS_SELECTOR, "tbody tr, .gallery-item, button")
+        thumbs[-1].click()                                               # the second example: video + transcript
+        wait.until(lambda d: "terrible" in d.find_element(By.CSS_SELECTOR, "#transcript textarea").get_attribute("value"))
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "video")))
+        analyse.click()
+        wait.until(EC.presence_of_element_located((By.ID, "sentiment-score")))
+        assert in_viewport(driver, "sentiment-score")                     # no scrolling on a desktop either
+        wait.until(lambda d: sum(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, ".tcf-map img")) == 12)
+        view = driver.execute_script("return document.documentElement.clientWidth")
+        span = driver.execute_script("const r = [...document.querySelectorAll('.tcf-map img')].map(i => "
+                                     "i.getBoundingClientRect()); return Math.max(...r.map(b => b.right)) - "
+                                     "Math.min(...r.map(b => b.left));")
+        assert span > 0.8 * view, (span, view)                           # not only the left half
+        assert_figure_text_is_html_beside_the_picture(driver, wait)
+        full_page_screenshot(driver, 1400, "app-desktop.png")
+        driver.set_window_size(1400, 1000)
+        driver.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Live']").click()
+        wait.until(EC.visibility_of_element_located((By.ID, "live-output")))
+        driver.save_screenshot(str(ARTIFACTS / "app-live-tab.png"))
+
+
+def in_viewport(driver, element_id: str) -> bool:
+    return bool(driver.execute_script("const e = document.getElementById(arguments[0]); if (!e) return false; "
+                                      "const r = e.getBoundingClientRect(); "
+                                      "return r.top >= 0 && r.bottom <= window.innerHeight && r.height > 0;", element_id))
+
+
+PICTURE_SLOTS = ("face-mesh", "expression-strip", "audio-features")
+
+
+def assert_every_picture_has_a_placeholder(driver) -> None:
+    """Before the first analysis each picture slot says in words what it will show (no bare image icons)."""
+    from selenium.webdriver.common.by import By
+    texts = {slot: driver.find_element(By.ID, slot).text for slot in PICTURE_SLOTS}
+    assert all(t.startswith("After Analyse") for t in texts.values()), texts
+
+
+def assert_figure_text_is_html_beside_the_picture(driver, wait) -> None:
+    """The expression strip and the waveform figure: their titles and axis names are page text (readable at any
+    width), and no text box overlaps the picture."""
+    from selenium.webdriver.common.by import By
+    for slot in ("expression-strip", "audio-features"):
+        wait.until(lambda d: any(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, f"#{slot} img")))
+        assert "time (s)" in driver.find_element(By.ID, slot).text, slot
+        overlaps = driver.execute_script("""
+            const slot = document.getElementById(arguments[0]);
+            const pictures = [...slot.querySelectorAll('img')].map(i => i.getBoundingClientRect());
+            const texts = [...slot.querySelectorAll('label, figcaption, span, div')]
+                .filter(e => [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()))
+                .map(e => [e.textContent.trim(), e.getBoundingClientRect()]);
+            const cut = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+            return texts.filter(([, t]) => pictures.some(p => cut(p, t))).map(([s]) => s);""", slot)
+        assert not overlaps, (slot, overlaps)
 
 
 def open_with_clip(driver, url: str, clip: Path):

@@ -129,17 +129,15 @@ def test_prediction_json_carries_per_frame_expressions(loaded, make_clip):
 def test_strip_draws_frames_without_a_face_in_grey():
     from types import SimpleNamespace
 
-    from matplotlib.colors import to_rgb
-
-    from mclmcf.ui.expression_strip import NO_FACE, expression_strip, frame_edges
+    from mclmcf.ui.expression_strip import NO_FACE, frame_edges, strip_rgb
     from preprocessing import FeatureSpec
     probs = np.random.default_rng(0).dirichlet(np.ones(7), 20).astype(np.float32)
-    grey = (np.array(to_rgb(NO_FACE)) * 255).round()
+    grey = np.array(NO_FACE)
 
     def strip(mask):
         clip = SimpleNamespace(expressions=probs * mask[:, None], face_mask=mask, frame_times=np.arange(20) / 10,
                                spec=FeatureSpec())
-        image = expression_strip(SimpleNamespace(clip=clip))
+        image = strip_rgb(clip.expressions, clip.face_mask)
         return image, int(np.all(np.abs(image.astype(int) - grey) <= 1, axis=-1).sum())
 
     image, all_faces = strip(np.ones(20, bool))

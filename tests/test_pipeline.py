@@ -152,8 +152,31 @@ def test_sentiment_labels(score, label_range, expected):
     assert sentiment_labels(score, label_range) == expected
 
 
+def test_file_size_limit_is_one_number_in_bytes_and_never_reads_as_the_limit(loaded, tmp_path):
+    """The app gives Gradio and the pipeline the same byte count (MAX_FILE_BYTES); a file just over it is
+    refused with a size that does not read like the limit ("is 50 MB; the limit is 50 MB")."""
+    from mclmcf.serving.pipeline import MAX_FILE_BYTES, megabytes
+    assert MAX_FILE_BYTES == 50_000_000
+    assert megabytes(MAX_FILE_BYTES) == "50 MB" and megabytes(51_000_000) == "51 MB" and megabytes(450_000) == "0.5 MB"
+    pipe = SentimentPipeline(loaded)
+    for size, shown in ((MAX_FILE_BYTES + 1, "50,000,001 bytes"), (50_040_000, "50,040,000 bytes"),
+                        (50_400_000, "50.4 MB"), (51_000_000, "51 MB")):
+        big = tmp_path / "big.mp4"
+        with open(big, "wb") as f:
+            f.truncate(size)                              # sparse: no real 50 MB written
+        with pytest.raises(InputError) as err:
+            pipe.predict(big, "hello")
+        assert str(err.value).startswith(f"'big.mp4' is {shown}; the limit is 50 MB."), err.value
+    exact = tmp_path / "exact.mp4"
+    with open(exact, "wb") as f:
+        f.truncate(MAX_FILE_BYTES)
+    with pytest.raises(ValueError) as err:               # at the limit: read (and refused as unreadable), not too big
+        pipe.predict(exact, "hello")
+    assert "the limit is" not in str(err.value)
+
+
 def test_bad_inputs_raise_user_facing_errors(loaded, make_clip, tmp_path):
-    pipe = SentimentPipeline(loaded, max_duration_s=1.0, max_file_mb=0.001)
+    pipe = SentimentPipeline(loaded, max_duration_s=1.0, max_file_bytes=1000)
     good = make_clip("talk.mp4")
     with pytest.raises(InputError, match="No video"):
         pipe.predict(None, "hello")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html
 import re
 
 import cv2
@@ -63,10 +64,71 @@ def test_tcf_image_range_follows_its_signs():
 
 
 def test_other_figures_are_rgb_pictures(prediction):
-    assert is_picture(viz.audio_figure(prediction))
     assert is_picture(viz.timeline_figure(prediction.timeline, prediction.label_range))
     mesh = viz.face_mesh_image(prediction)
     assert mesh.shape == prediction.clip.key_frame.shape and not np.array_equal(mesh, prediction.clip.key_frame)
+    assert 'class="face-mesh" src="data:image/jpeg;base64,' in viz.face_mesh_html(prediction)
+
+
+def test_audio_figure_is_html_text_around_colour_lookup_pictures(prediction):
+    """Title, row names, time ticks and colour bar are page text (readable at a phone's width); the feature strip is
+    one PNG row per acoustic feature, at most STRIP_COLUMNS columns; the waveform an SVG envelope."""
+    page = viz.audio_html(prediction)
+    clip = prediction.clip
+    assert "<figcaption>Waveform, the 48 acoustic features" in page and "time (s)" in page and "z-score" in page
+    assert all(f"{name}</span>" in page for name, _ in viz.AUDIO_GROUPS) and sum(r for _, r in viz.AUDIO_GROUPS) == 48
+    assert f"<span>{clip.duration_s:.1f}</span>" in page and "<svg" in page and "<polygon" in page
+    strip, face = (png(u) for u in re.findall(r'src="(data:image/png;base64,[^"]+)"', page))
+    assert strip.shape[0] == 48 and strip.shape[1] == min(len(clip.audio), viz.STRIP_COLUMNS) and is_picture(strip)
+    assert face.shape[:2] == (1, len(clip.face_mask))
+
+
+def test_expression_strip_is_html_text_around_one_picture(prediction):
+    from mclmcf.ui.expression_strip import expression_strip
+    from preprocessing.expression import CLASSES
+    page = expression_strip(prediction)
+    assert "<figcaption>Facial expression per frame" in page and "time (s)" in page and "probability" in page
+    assert all(f"<span>{name}</span>" in page for name in CLASSES)
+    (uri,) = re.findall(r'src="(data:image/png;base64,[^"]+)"', page)
+    assert png(uri).shape[:2] == (len(CLASSES), len(prediction.clip.face_mask))
+
+
+def test_an_all_zero_feature_map_says_so_on_its_panel_and_by_the_contributions(prediction):
+    """A branch whose ReLU output is zero everywhere for this input (a black map, colour scale 0-0) is explained in
+    plain words on its panel, and the per-modality contribution line says the same and that the score does not
+    read it."""
+    maps = [np.ones((4, 8, 8), np.float32), np.zeros((4, 6, 6), np.float32)]
+    page = viz.tcf_html("av", np.ones((10, 10), np.float32), maps)
+    panels = page.split('<figure class="tcf-panel">')[1:]
+    assert viz.ZERO_MAP not in panels[1] and viz.ZERO_MAP in panels[2]
+    assert "zero everywhere for this input and these weights" in viz.ZERO_MAP
+
+    def contributions(*zero_pairs):
+        maps = {pair: [np.full((4, 6, 6), 0.0 if pair in zero_pairs else 0.5, np.float32)] for pair in viz.PAIR_NAMES}
+        return viz.contributions_html(dataclasses.replace(prediction, tcf_feature_maps=maps))
+    assert "In the visual × acoustic branch the last conv's ReLU output is zero everywhere for this input and these " \
+           "weights. The score does not read the TCF maps" in contributions("av")
+    assert "In the text × acoustic and visual × acoustic branches the last" in contributions("ta", "av")
+    assert "zero everywhere" not in contributions()
+
+
+MARKUP = '[x](http://e) ![p](http://e/p.png) <img src=http://e/i.png> **bold** www.example.com'
+
+
+def test_weights_notes_render_as_plain_text():
+    """A repo's notes.trained_on goes into Markdown (the weights banner, the details): escaped, it renders as the
+    same characters, with no link, image, HTML element or emphasis (CommonMark, as markdown-it renders it)."""
+    from types import SimpleNamespace
+
+    from markdown_it import MarkdownIt
+
+    from mclmcf.ui.page import weights_banner
+    weights = SimpleNamespace(source="owner/repo", device=SimpleNamespace(type="cpu"), trained_on=MARKUP, notices=[])
+    banner = weights_banner(SimpleNamespace(weights=weights, asr_status="Speech recognition: none."))
+    for markdown in (viz.plain_markdown(MARKUP), banner):
+        rendered = MarkdownIt("commonmark").render(markdown)
+        assert "<a" not in rendered and "<img" not in rendered and html.escape(MARKUP, quote=False) in rendered, rendered
+        assert "://" not in markdown and "www." not in markdown          # nothing for a linkifier to find
 
 
 def test_html_and_details(prediction):
@@ -121,8 +183,10 @@ def test_every_output_slot_has_a_value_for_a_prediction_and_for_a_refusal(predic
     names = [slot.name for slot in page.SLOTS]
     filled, cleared = page.filled(prediction, loaded), page.cleared("bad <clip>")
     assert len(filled) == len(cleared) == len(set(names))
-    assert {slot.area for slot in page.SLOTS} == {"inputs", "beside", "below", "raw"}
+    assert {slot.area for slot in page.SLOTS} == {"inputs", "beside", "tcf", "below", "raw"}
     shown, refused = dict(zip(names, filled)), dict(zip(names, cleared))
     assert shown["score"] == viz.score_card_html(prediction) and shown["result"] == prediction.to_json()
     assert "bad &lt;clip&gt;" in refused["score"] and 'id="sentiment-score"' not in refused["score"]
     assert all(refused[f"tcf_{pair}"] == viz.tcf_placeholder(pair) for pair in viz.PAIR_NAMES)
+    assert all(refused[name].startswith('<p class="slot-empty">After <b>Analyse</b>')
+               for name in ("face", "expressions", "audio"))

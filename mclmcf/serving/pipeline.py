@@ -52,7 +52,8 @@ from preprocessing.words import TimedWord, align_words, words_in_span
 
 from mclmcf.serving.cache import LRUCache
 from mclmcf.serving.explain import VoiceSummary, WordAttributions, attribute_words, summarise_voice
-from mclmcf.serving.weights import LoadedWeights, check_visitor_source, load_weights
+from mclmcf.serving.weights import (LoadedWeights, WeightsError, build_weights, check_visitor_source, load_weights,
+                                    locate_weights)
 
 SEVEN_CLASSES = ("strongly negative", "negative", "weakly negative", "neutral", "weakly positive",
                  "positive", "strongly positive")
@@ -60,9 +61,11 @@ MODALITIES = ("text", "audio", "vision")
 FPS_RANGE = (1, 25)      # face frames sampled per second that a request may ask for
 MIN_WINDOW_S = 1.0       # a shorter timeline window holds too little voice and face to score
 MAX_WINDOWS = 64         # timeline windows per request (a 60 s clip at the 1 s minimum makes 60)
+MAX_FILE_BYTES = 50_000_000   # largest clip file; the app gives Gradio's upload limit this same number of bytes
 # One extraction at a time per process: a 60 s clip at 25 fps holds ~2 GB of decoded frames while it
 # runs, and the face mesh (one locked graph) runs one clip at a time anyway.
 _extraction_slot = threading.Lock()
+REFUSAL_TTL_S = 300.0   # a visitor's weights value that failed to load is refused from memory this long
 SILENCE_DBFS = -50.0    # whole-clip RMS level below which the sound track counts as silent (speech is ~-30 to -15)
 MIN_VOICED = 0.05       # share of voiced audio frames below which no voice was heard (speech: ~0.3-0.6)
 
@@ -176,13 +179,13 @@ def sound_notice(clip: ClipFeatures) -> str | None:
 
 
 class SentimentPipeline:
-    def __init__(self, weights: LoadedWeights, max_duration_s: float = 60.0, max_file_mb: float = 50.0,
+    def __init__(self, weights: LoadedWeights, max_duration_s: float = 60.0, max_file_bytes: int = MAX_FILE_BYTES,
                  cache_size: int = 16, max_transcript_chars: int = 2000, max_windows: int = MAX_WINDOWS,
                  asr_model: str | None = None):
         self.weights = weights
         self.asr, self.asr_status = speech_recognizer(asr_model)   # asr None: transcripts must be typed
         self.max_duration_s = max_duration_s
-        self.max_file_mb = max_file_mb
+        self.max_file_bytes = max_file_bytes
         self.max_transcript_chars = max_transcript_chars
         self.max_windows = max_windows
         self.extractions = 0                     # feature extractions actually run (cache misses)
@@ -238,9 +241,9 @@ class SentimentPipeline:
         if video is None or (isinstance(video, str) and not video.strip()):
             raise InputError("No video: upload a clip or record one with the webcam first.")
         path = Path(video)
-        if path.is_file() and path.stat().st_size > self.max_file_mb * 1e6:
-            raise InputError(f"'{path.name}' is {path.stat().st_size / 1e6:.0f} MB; the limit is "
-                             f"{self.max_file_mb:.0f} MB. Trim or compress the clip and upload it again.")
+        if path.is_file() and (size := path.stat().st_size) > self.max_file_bytes:
+            raise InputError(f"'{path.name}' is {size_over(size, self.max_file_bytes)}; the limit is "
+                             f"{megabytes(self.max_file_bytes)}. Trim or compress the clip and upload it again.")
         return path
 
     def _check_transcript(self, transcript: str | None) -> str:
@@ -396,6 +399,16 @@ class SentimentPipeline:
         return [Segment(round(float(s), 3), round(float(e), 3), x, t) for (s, e), x, t in zip(spans, scores, texts)]
 
 
+def megabytes(n: int) -> str:
+    """Bytes in MB (10^6 bytes), with one decimal only where it is not zero: "50 MB", "0.5 MB"."""
+    return f"{n / 1e6:.1f}".removesuffix(".0") + " MB"
+
+
+def size_over(size: int, limit: int) -> str:
+    """A file size past ``limit``, written so that it never reads the same as the limit."""
+    return megabytes(size) if megabytes(size) != megabytes(limit) else f"{size:,} bytes"
+
+
 @contextlib.contextmanager
 def _timed(timings: dict[str, float], stage: str):
     """Record the block's wall time in seconds as ``timings[stage]``."""
@@ -405,21 +418,45 @@ def _timed(timings: dict[str, float], stage: str):
 
 
 class PipelineRegistry:
-    """Loaded pipelines by weights source (the app's "weights" setting), loaded once each, LRU-bounded."""
+    """Loaded pipelines by weights source (the app's "weights" setting), each loaded once.
 
-    def __init__(self, default_source: str | None = None, max_loaded: int = 2, **pipeline_kwargs):
+    The operator's default stays loaded; visitors' sources share ``max_loaded`` LRU slots of their own, so
+    no visitor value evicts the default or its feature cache. A visitor source that failed to download or
+    load is refused from memory for ``REFUSAL_TTL_S`` (the ``max_refused`` most recent ones), without a new
+    attempt. A visitor's download holds no lock that requests for loaded weights wait on."""
+
+    def __init__(self, default_source: str | None = None, max_loaded: int = 1, max_refused: int = 256,
+                 **pipeline_kwargs):
         self.default_source = default_source
         self.pipeline_kwargs = pipeline_kwargs
+        self._default: SentimentPipeline | None = None
+        self._default_lock = threading.Lock()
         self._loaded: LRUCache[SentimentPipeline] = LRUCache(max_loaded)
+        self._refused: LRUCache[tuple[float, str]] = LRUCache(max_refused)   # source -> (when, message)
 
     def get(self, source: str | None = None) -> SentimentPipeline:
         """``source``: the visitor's weights value (empty: the operator's default). Raises
         weights.WeightsError / preprocessing.FeatureSpecMismatch (ValueErrors) when unusable."""
-        key = str(source or "").strip() or self.default_source
+        key = str(source or "").strip()
+        if not key or key == self.default_source:
+            return self._default or self._load_default()
+        if (pipeline := self._loaded.get(key)) is not None:
+            return pipeline
+        local = check_visitor_source(key, (self.default_source,))   # reads no file: answered anew each time
+        refused = self._refused.get(key)
+        if refused is not None and time.monotonic() - refused[0] < REFUSAL_TTL_S:
+            raise WeightsError(refused[1])
+        try:
+            directory, label, notices = locate_weights(key, local=local, visitor=True)   # the download
+            # builds are serialised (get_or_make's lock): two requests must not build the same weights twice
+            return self._loaded.get_or_make(key, lambda: SentimentPipeline(
+                build_weights(directory, label, notices, visitor=True), **self.pipeline_kwargs))
+        except ValueError as err:
+            self._refused.put(key, (time.monotonic(), str(err)))
+            raise
 
-        def load() -> SentimentPipeline:
-            local = None if key == self.default_source else check_visitor_source(key, (self.default_source,))
-            return SentimentPipeline(load_weights(key, local=local), **self.pipeline_kwargs)
-
-        # loads are serialised (get_or_make's lock): two requests must not load the same weights twice
-        return self._loaded.get_or_make(key, load)
+    def _load_default(self) -> SentimentPipeline:
+        with self._default_lock:   # loaded once, also when the first requests arrive together
+            if self._default is None:
+                self._default = SentimentPipeline(load_weights(self.default_source), **self.pipeline_kwargs)
+            return self._default

@@ -3,20 +3,19 @@ sampled frame, colour = the classifier's probability; frames without a face are 
 
 The probabilities are preprocessing.expression's reading of each frame's face crop; they are model inputs
 only for weights trained on feature spec version 2 (the last 7 visual columns), and the title says which.
+The strip is a colour-lookup PNG inside HTML, so the title and the names read at any screen width.
 """
 
 from __future__ import annotations
 
-import matplotlib
 import numpy as np
-from matplotlib.figure import Figure
 
 from preprocessing.expression import CLASSES
 
 from mclmcf.serving.pipeline import Prediction
-from mclmcf.ui.result import to_rgb
+from mclmcf.ui.result import coloured, colour_bar, png_uri, time_axis
 
-NO_FACE = "#d9d9d9"
+NO_FACE = (217, 217, 217)
 
 
 def frame_edges(times: np.ndarray, fps: float) -> np.ndarray:
@@ -25,21 +24,22 @@ def frame_edges(times: np.ndarray, fps: float) -> np.ndarray:
     return np.concatenate([[times[0] - half], (times[1:] + times[:-1]) / 2, [times[-1] + half]])
 
 
-def expression_strip(pred: Prediction) -> np.ndarray:
-    """RGB image of the strip for a prediction's clip."""
+def strip_rgb(expressions: np.ndarray, face_mask: np.ndarray) -> np.ndarray:
+    """(classes, frames, 3) RGB: each probability through viridis, frames without a face grey."""
+    rgb = coloured(expressions.T, "viridis", 0.0, 1.0)
+    rgb[:, ~face_mask] = NO_FACE
+    return rgb
+
+
+def expression_strip(pred: Prediction) -> str:
+    """The strip for a prediction's clip, as HTML."""
     clip = pred.clip
-    values = np.ma.masked_array(clip.expressions.T, mask=np.broadcast_to(~clip.face_mask, clip.expressions.T.shape))
-    fig = Figure(figsize=(6.4, 2.5), dpi=90, layout="constrained")
-    ax = fig.subplots()
-    colours = matplotlib.colormaps["viridis"].with_extremes(bad=NO_FACE)
-    mesh = ax.pcolormesh(frame_edges(clip.frame_times, clip.spec.video_fps), np.arange(len(CLASSES) + 1), values,
-                         cmap=colours, vmin=0, vmax=1)
-    ax.set_yticks(np.arange(len(CLASSES)) + 0.5, CLASSES, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("time (s)", fontsize=8)
-    ax.tick_params(labelsize=7)
+    edges = frame_edges(clip.frame_times, clip.spec.video_fps)
     role = "an input of the score" if clip.spec.has_expressions else "not an input of the score"
-    ax.set_title(f"Facial expression per frame: a FER2013 model's reading of the face, {role}\n"
-                 "(not what the person feels; grey: no face found)", fontsize=8)
-    fig.colorbar(mesh, ax=ax, label="probability", shrink=0.9).ax.tick_params(labelsize=7)
-    return to_rgb(fig)
+    names = "".join(f"<span>{name}</span>" for name in CLASSES)
+    return (f'<figure class="result-figure strip-figure"><figcaption>Facial expression per frame: a FER2013 model\'s '
+            f'reading of the face, {role} (not what the person feels; grey: no face found)</figcaption>'
+            f'<div class="strip-plot"><span class="strip-name strip-classes">{names}</span>'
+            f'<img class="strip-expressions" src="{png_uri(strip_rgb(clip.expressions, clip.face_mask))}" '
+            f'alt="facial expression probabilities per frame"></div>'
+            f'{time_axis(max(0.0, edges[0]), edges[-1])}{colour_bar("viridis", "0", "1", "probability")}</figure>')

@@ -20,22 +20,36 @@ from mclmcf.ui import result, words
 from mclmcf.ui.expression_strip import expression_strip
 
 TRANSCRIPT_LABELS = {False: "Transcript", True: "Transcript (from speech recognition: correct it and analyse again)"}
-TCF_HEADING = "### TCF multimodal images and their Conv2d feature maps"
+TCF_HEADING = ("### TCF multimodal images and their Conv2d feature maps\n"
+               "Each image is the outer product of two modalities' expanded vectors; three Conv2d + ReLU layers read "
+               "it. Training compares these maps across clips (MCL level 3); the score itself is computed from the "
+               "fused vectors, not from these maps.")
+PICTURES = {"face": "the face mesh the model reads, drawn on a key frame of the clip",
+            "expressions": "the facial expressions per frame, as a FER2013 model reads the face",
+            "audio": "the waveform and the acoustic features the model reads, on one time axis with where a face was found"}
 
 
 @dataclass(frozen=True)
 class Slot:
     name: str
-    area: str                                           # "inputs", "beside" the inputs, "below" them, "raw" (JSON)
+    area: str                                           # "inputs", "beside" the inputs, "tcf" and "below" them, "raw" (JSON)
     build: Callable[[], gr.components.Component]        # called where the page layout places it
     fill: Callable[[Prediction, LoadedWeights], Any]
     clear: Callable[[str], Any]                         # the refusal's reason -> the slot's value; nothing stale stays
 
 
 def tcf_slot(pair: str) -> Slot:
-    return Slot(f"tcf_{pair}", "below", lambda: gr.HTML(result.tcf_placeholder(pair), elem_classes="tcf-map"),
+    return Slot(f"tcf_{pair}", "tcf",                   # side by side on a desktop, one under another on a phone
+                lambda: gr.HTML(result.tcf_placeholder(pair), elem_classes="tcf-map"),
                 lambda pred, w: result.tcf_html(pair, pred.tcf_images[pair], pred.tcf_feature_maps[pair]),
                 lambda reason: result.tcf_placeholder(pair))
+
+
+def picture_slot(name: str, area: str, elem_id: str, fill: Callable[[Prediction], str]) -> Slot:
+    """A picture drawn as HTML; before the first analysis and after a refusal it says what it will show."""
+    placeholder = result.picture_placeholder(PICTURES[name])
+    return Slot(name, area, lambda: gr.HTML(placeholder, elem_id=elem_id), lambda pred, w: fill(pred),
+                lambda reason: placeholder)
 
 
 def timeline_update(pred: Prediction, w: LoadedWeights) -> dict:
@@ -50,21 +64,15 @@ SLOTS = (
                             placeholder="What is said in the clip; leave empty to have it transcribed"),
          lambda pred, w: gr.update(value=pred.transcript, label=TRANSCRIPT_LABELS[pred.transcript_source == "asr"]),
          lambda reason: gr.update()),                   # a refusal keeps what the visitor typed
-    Slot("score", "beside", lambda: gr.HTML(result.SCORE_PLACEHOLDER, label="Sentiment"),
+    Slot("score", "beside", lambda: gr.HTML(result.SCORE_PLACEHOLDER, label="Sentiment", elem_id="result-score"),
          lambda pred, w: result.score_card_html(pred), result.error_html),     # the reason takes the score's place
     Slot("contributions", "beside", gr.HTML, lambda pred, w: result.contributions_html(pred), lambda reason: ""),
     Slot("words", "beside", lambda: gr.HTML(words.WORDS_PLACEHOLDER),
          lambda pred, w: words.words_html(pred.attributions), lambda reason: ""),
     *(tcf_slot(pair) for pair in result.PAIR_NAMES),
-    Slot("face", "beside", lambda: gr.Image(label="Face mesh on a key frame", height=260, interactive=False),
-         lambda pred, w: result.face_mesh_image(pred), lambda reason: None),
-    Slot("expressions", "beside",                       # the figure's title says what it shows
-         lambda: gr.Image(label="Facial expression over time", show_label=False, elem_id="expression-strip",
-                          interactive=False),
-         lambda pred, w: expression_strip(pred), lambda reason: None),
-    Slot("audio", "below",
-         lambda: gr.Image(label="Waveform and the acoustic features the model reads (after Analyse)", interactive=False),
-         lambda pred, w: result.audio_figure(pred), lambda reason: None),
+    picture_slot("face", "beside", "face-mesh", result.face_mesh_html),
+    picture_slot("expressions", "beside", "expression-strip", expression_strip),
+    picture_slot("audio", "below", "audio-features", result.audio_html),
     Slot("voice", "below", gr.HTML, lambda pred, w: words.voice_html(pred.voice), lambda reason: ""),
     Slot("timeline", "below", lambda: gr.Image(label="Score over time", show_label=False, interactive=False, visible=False),
          timeline_update, lambda reason: gr.update(value=None, visible=False)),
@@ -90,10 +98,12 @@ def cleared(reason: str) -> tuple:
 
 
 def weights_banner(pipeline: SentimentPipeline) -> str:
-    """The weights serving, where they run, what they were trained on and their notices; then speech recognition."""
+    """The weights serving, where they run, what they were trained on (the repo's words, shown as plain text) and
+    their notices; then speech recognition."""
     w = pipeline.weights
     notices = "".join(f"\n\n⚠️ {n}" for n in w.notices)
-    return f"Model: `{w.source}` on **{w.device.type}** · trained on: {w.trained_on}{notices}\n\n{pipeline.asr_status}"
+    return (f"Model: `{w.source}` on **{w.device.type}** · trained on: {result.plain_markdown(w.trained_on)}{notices}"
+            f"\n\n{pipeline.asr_status}")
 
 
 def no_weights_banner(reason: str) -> str:

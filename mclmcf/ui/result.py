@@ -1,16 +1,18 @@
 """Pictures and HTML for a Prediction: score card, contributions, TCF heatmaps, face mesh, audio.
 
-TCF heatmaps are HTML: each map goes through a colormap lookup table straight to a small PNG, and
-titles, axis names and colour bars are HTML around it (a matplotlib figure per request cost ~0.45 s
-per pair); the panels reflow from four in a row to two on a phone. The audio and timeline figures are
-drawn with matplotlib's object API (``Figure`` + Agg canvas, no pyplot global state), so concurrent
-requests can render at the same time, and returned as RGB arrays.
+TCF heatmaps and the acoustic-feature figure are HTML: each map goes through a colormap lookup table
+straight to a small PNG, and titles, axis names and colour bars are HTML around it, so their text reads
+at any screen width (a matplotlib figure per request cost ~0.45 s per pair); the TCF panels sit two
+abreast. The timeline figure is drawn with matplotlib's object API (``Figure`` + Agg canvas, no pyplot
+global state), so concurrent requests can render at the same time, and returned as an RGB array.
+Pictures travel inside the HTML as data URIs: no file per request on the server's disk.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import string
 import textwrap
 from functools import lru_cache
 
@@ -32,10 +34,14 @@ MODALITY_NAMES = {"text": "text", "audio": "acoustic", "vision": "visual"}
 MODEL_LETTERS = {"t": "text", "a": "audio", "v": "vision"}
 PAIR_NAMES = {pair: tuple(MODALITY_NAMES[MODEL_LETTERS[m]] for m in operands)      # rows, columns
               for pair, operands in TCF_OPERANDS.items()}
-AUDIO_GROUPS = ((0, "MFCC"), (13, "ΔMFCC"), (26, "ΔΔMFCC"), (39, "prosody+\nspectrum"))
+AUDIO_GROUPS = (("MFCC", 13), ("ΔMFCC", 13), ("ΔΔMFCC", 13), ("prosody, spectrum", 9))   # rows of the 48 features
 SCORE_PLACEHOLDER = ('<div class="score-card score-empty"><p>After <b>Analyse</b>: the sentiment score, its label and '
                      'what each modality (words, voice, face) contributed.</p></div>')
 MAP_SIDE = 256          # heatmaps are shown at most this many pixels wide (area-averaged): a panel is ~200 px on screen
+STRIP_COLUMNS = 600     # time columns of the waveform and feature strips (a 60 s clip has 3000 feature frames)
+FACE_COLOURS = np.array([[217, 217, 217], [64, 160, 90]], np.uint8)      # face strip: none, found
+ZERO_MAP = ("All zero: this layer's ReLU output is zero everywhere for this input and these weights "
+            "(every value before the ReLU is negative).")
 
 
 def to_rgb(fig: Figure) -> np.ndarray:
@@ -85,18 +91,35 @@ def contributions_html(pred: Prediction) -> str:
     return ('<div class="contrib"><div class="contrib-title">Per-modality contribution '
             '<small>(score − score with that modality neutralised)</small></div>' + "".join(rows) +
             f'<div id="contrib-without" class="contrib-note">Score {pred.score:+.2f}; {without}. The modalities act '
-            'together, so the bars need not add up to the score.</div></div>')
+            f'together, so the bars need not add up to the score.{silent_branches_note(pred)}</div></div>')
+
+
+def silent_branches_note(pred: Prediction) -> str:
+    """Names the TCF branches whose last conv + ReLU map is all zero, in the plain words of the panel's note."""
+    silent = [" × ".join(PAIR_NAMES[pair]) for pair, maps in pred.tcf_feature_maps.items() if maps and not maps[-1].any()]
+    if not silent:
+        return ""
+    branches = " and ".join([", ".join(silent[:-1]), silent[-1]] if len(silent) > 1 else silent)
+    branches += " branches" if len(silent) > 1 else " branch"
+    return (f" In the {branches} the last conv's ReLU output is zero everywhere for this input and these weights. The score "
+            "does not read the TCF maps (they shape training's level-3 loss), so these bars do not depend on it.")
+
+
+def plain_markdown(text: str) -> str:
+    """``text`` shown as typed inside Markdown: every ASCII punctuation mark backslash-escaped, so links,
+    images, HTML tags and emphasis from a weights repo stay text (and "http\\://" is never auto-linked)."""
+    return "".join(f"\\{c}" if c in string.punctuation else c for c in text)
 
 
 def details_markdown(pred: Prediction, source: str, device: str, trained_on: str) -> str:
     cached = " (acoustic/visual features re-used from the cache: no decoding or feature extraction)" if pred.features_cached else ""
-    lines = [f"**Weights:** `{html.escape(source)}` on **{device}** · **trained on:** {html.escape(trained_on)}",
+    lines = [f"**Weights:** `{html.escape(source)}` on **{device}** · **trained on:** {plain_markdown(trained_on)}",
              f"**Time per stage:** {stages_line(pred.timings)}{cached}",
              f"**Clip:** {pred.clip.duration_s:.1f} s · face in {pred.clip.face_fraction:.0%} of "
              f"{len(pred.clip.face_mask)} sampled frames ({pred.clip.spec.video_fps:g} fps)"]
     source = "speech recognition" if pred.transcript_source == "asr" else "typed"
     lines.append(f"**Transcript ({source}, {pred.text_windows} encoder window{'s' * (pred.text_windows > 1)}):** "
-                 f"{html.escape(pred.transcript)}")
+                 f"{plain_markdown(pred.transcript)}")
     return "\n\n".join(lines)
 
 
@@ -108,27 +131,48 @@ def colour_table(cmap: str) -> np.ndarray:
     return (matplotlib.colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
 
 
-def heatmap_png(values: np.ndarray, cmap: str, vmin: float, vmax: float) -> str:
-    """2-D array -> PNG data URI: area-averaged to at most MAP_SIDE, then mapped through the colormap."""
-    h, w = values.shape
-    scale = min(1.0, MAP_SIDE / max(h, w))
-    if scale < 1:
-        values = cv2.resize(values.astype(np.float32), (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    index = np.clip((values - vmin) / ((vmax - vmin) or 1.0) * 255, 0, 255).astype(np.uint8)
-    rgb = colour_table(cmap)[index]
-    ok, png = cv2.imencode(".png", rgb[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+def png_uri(rgb: np.ndarray) -> str:
+    """(H, W, 3) uint8 RGB -> PNG data URI."""
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode()
 
 
-def _panel(title: str, values: np.ndarray, cmap: str, vmin: float, vmax: float, y_name: str, x_name: str) -> str:
-    stops = ", ".join(f"rgb{tuple(int(c) for c in colour_table(cmap)[i])}" for i in range(0, 256, 51))
+def coloured(values: np.ndarray, cmap: str, vmin: float, vmax: float) -> np.ndarray:
+    """2-D array -> (H, W, 3) uint8 RGB through the colormap's lookup table."""
+    index = np.clip((values - vmin) / ((vmax - vmin) or 1.0) * 255, 0, 255).astype(np.uint8)
+    return colour_table(cmap)[index]
+
+
+def shrunk(values: np.ndarray, max_rows: int, max_columns: int) -> np.ndarray:
+    """Area-average a 2-D array down to at most max_rows x max_columns (never up)."""
     h, w = values.shape
+    size = (min(w, max_columns), min(h, max_rows))
+    return values if size == (w, h) else cv2.resize(values.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+
+
+def heatmap_png(values: np.ndarray, cmap: str, vmin: float, vmax: float) -> str:
+    """2-D array -> PNG data URI: area-averaged to at most MAP_SIDE (keeping its aspect), then coloured."""
+    scale = min(1.0, MAP_SIDE / max(values.shape))
+    rows, columns = round(values.shape[0] * scale), round(values.shape[1] * scale)
+    return png_uri(coloured(shrunk(values, rows, columns), cmap, vmin, vmax))
+
+
+def gradient_css(cmap: str) -> str:
+    return "linear-gradient(90deg, " + ", ".join(f"rgb{tuple(int(c) for c in colour_table(cmap)[i])}"
+                                                 for i in range(0, 256, 51)) + ")"
+
+
+def _panel(title: str, values: np.ndarray, cmap: str, vmin: float, vmax: float, y_name: str, x_name: str,
+           note: str = "") -> str:
+    h, w = values.shape
+    zero = f'<p class="tcf-zero">{note}</p>' if note else ""
     return (f'<figure class="tcf-panel"><figcaption>{title}</figcaption>'
             f'<div class="tcf-plot"><span class="tcf-ylabel">{y_name} 0–{h - 1} ↓</span>'
             f'<img src="{heatmap_png(values, cmap, vmin, vmax)}" alt="{title}"></div>'
             f'<div class="tcf-xlabel">{x_name} 0–{w - 1} →</div>'
-            f'<div class="tcf-bar" style="background:linear-gradient(90deg, {stops})"></div>'
-            f'<div class="tcf-bar-ticks"><span>{vmin:.3g}</span><span>{vmax:.3g}</span></div></figure>')
+            f'<div class="tcf-bar" style="background:{gradient_css(cmap)}"></div>'
+            f'<div class="tcf-bar-ticks"><span>{vmin:.3g}</span><span>{vmax:.3g}</span></div>'
+            f'{zero}</figure>')
 
 
 def tcf_html(pair: str, image: np.ndarray, maps: list[np.ndarray]) -> str:
@@ -143,7 +187,8 @@ def tcf_html(pair: str, image: np.ndarray, maps: list[np.ndarray]) -> str:
     for i, fmap in enumerate(maps, start=1):
         mean = fmap.mean(axis=0)
         title = f"conv{i} + ReLU ({fmap.shape[0]} ch{', mean' if fmap.shape[0] > 1 else ''})"
-        panels.append(_panel(title, mean, "magma", float(mean.min()), float(mean.max()), "y px", "x px"))
+        panels.append(_panel(title, mean, "magma", float(mean.min()), float(mean.max()), "y px", "x px",
+                             ZERO_MAP if not mean.any() else ""))
     return (f'<div class="tcf-pair" data-pair="{pair}"><div class="tcf-heading">{first} × {second}</div>'
             f'<div class="tcf-panels">{"".join(panels)}</div></div>')
 
@@ -159,28 +204,56 @@ def face_mesh_image(pred: Prediction) -> np.ndarray:
     return draw_face_mesh(pred.clip.key_frame, pred.clip.key_landmarks)
 
 
-def audio_figure(pred: Prediction) -> np.ndarray:
-    """Waveform, the acoustic feature strip (each feature z-scored over the clip), face presence."""
+def face_mesh_html(pred: Prediction) -> str:
+    ok, jpeg = cv2.imencode(".jpg", face_mesh_image(pred)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    uri = "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()
+    return (f'<figure class="result-figure"><figcaption>Face mesh on a key frame</figcaption>'
+            f'<img class="face-mesh" src="{uri}" alt="the face mesh drawn on a key frame of the clip"></figure>')
+
+
+def picture_placeholder(what: str) -> str:
+    """A picture slot before the first analysis (or after a refusal): what it will show, in words."""
+    return f'<p class="slot-empty">After <b>Analyse</b>: {what}.</p>'
+
+
+def time_axis(start_s: float, end_s: float) -> str:
+    return (f'<div class="strip-axis"><span>{start_s:.1f}</span><span>time (s)</span>'
+            f'<span>{end_s:.1f}</span></div>')
+
+
+def colour_bar(cmap: str, low: str, high: str, name: str) -> str:
+    return (f'<div class="strip-bar"><span>{low}</span><span class="strip-bar-fill" style="background:'
+            f'{gradient_css(cmap)}"></span><span>{high}</span><span>{name}</span></div>')
+
+
+def waveform_svg(wave: np.ndarray) -> str:
+    """The waveform as its min/max envelope over at most STRIP_COLUMNS columns, scaled to its peak."""
+    step = max(1, len(wave) // STRIP_COLUMNS)
+    cols = wave[:len(wave) // step * step].reshape(-1, step)
+    peak = float(np.abs(cols).max()) or 1.0
+    top, bottom = 50 - 48 * cols.max(1) / peak, 50 - 48 * cols.min(1) / peak
+    points = [f"{i},{y:.1f}" for i, y in enumerate(top)] + [f"{i},{y:.1f}" for i, y in reversed(list(enumerate(bottom)))]
+    return (f'<svg class="strip-wave" viewBox="0 0 {max(len(cols) - 1, 1)} 100" preserveAspectRatio="none">'
+            f'<polygon points="{" ".join(points)}" fill="#4c6ef5"/></svg>')
+
+
+def audio_html(pred: Prediction) -> str:
+    """Waveform, the acoustic features the model reads (each z-scored over the clip) and where a face was found,
+    on one time axis; names, ticks and the colour bar are HTML."""
     clip = pred.clip
-    fig = Figure(figsize=(9.0, 4.2), dpi=90, layout="constrained")
-    ax_wave, ax_feat, ax_face = fig.subplots(3, 1, sharex=True, height_ratios=[1.1, 2.0, 0.25])
-    t = np.arange(len(clip.waveform)) / clip.sample_rate
-    ax_wave.plot(t, clip.waveform, lw=0.4, color="#4c6ef5")
-    ax_wave.set_ylabel("amplitude", fontsize=8)
     feats = clip.audio
     z = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
-    im = ax_feat.imshow(z.T, aspect="auto", cmap="coolwarm", vmin=-3, vmax=3, interpolation="nearest",
-                        extent=(0, len(feats) / clip.spec.audio_fps, feats.shape[1], 0))
-    ax_feat.set_yticks([row for row, _ in AUDIO_GROUPS], [name for _, name in AUDIO_GROUPS], fontsize=7, va="top")
-    ax_feat.set_ylabel("feature", fontsize=8)
-    fig.colorbar(im, ax=ax_feat, label="z-score", shrink=0.9)
-    ax_face.imshow(clip.face_mask[None, :].astype(float), aspect="auto", cmap="Greens", vmin=0, vmax=1.3,
-                   extent=(0, clip.duration_s, 1, 0), interpolation="nearest")
-    ax_face.set_yticks([0.5], ["face"], fontsize=7)
-    ax_face.set_xlabel("time (s)", fontsize=8)
-    for ax in (ax_wave, ax_feat, ax_face):
-        ax.tick_params(labelsize=7)
-    return to_rgb(fig)
+    strip = png_uri(coloured(shrunk(z.T, z.shape[1], STRIP_COLUMNS), "coolwarm", -3, 3))
+    face = png_uri(FACE_COLOURS[clip.face_mask.astype(np.uint8)][None])
+    groups = "".join(f'<span style="flex:{rows}">{name}</span>' for name, rows in AUDIO_GROUPS)
+    return (f'<figure class="result-figure strip-figure"><figcaption>Waveform, the {feats.shape[1]} acoustic features '
+            'the model reads (each z-scored over the clip: blue below its mean, red above) and where a face was found'
+            '</figcaption><div class="strip-plot">'
+            f'<span class="strip-name">amplitude</span>{waveform_svg(clip.waveform)}'
+            f'<span class="strip-name strip-groups">{groups}</span>'
+            f'<img class="strip-features" src="{strip}" alt="acoustic features over time">'
+            f'<span class="strip-name">face</span><img class="strip-face" src="{face}" alt="face found per frame">'
+            f'</div>{time_axis(0.0, clip.duration_s)}{colour_bar("coolwarm", "−3", "+3", "z-score")}</figure>')
 
 
 def timeline_figure(segments: list[Segment], label_range: float) -> np.ndarray:

@@ -31,6 +31,23 @@ CSS = """
 .tcf-bar-ticks {display: flex; justify-content: space-between; margin-left: 14px; font-size: .7rem;
                 font-variant-numeric: tabular-nums;}
 .block.tcf-map .html-container {padding: 0;}
+#examples .container.table {width: 56px; height: 56px;}   /* compact rows: the results sit below them */
+.block.tcf-map {flex: 1 1 320px !important; min-width: min(320px, 100%) !important;}  /* 3 abreast, 1 on a phone */
+.tcf-map .tcf-panels {grid-template-columns: repeat(2, minmax(0, 1fr));}
+.tcf-zero {margin: 4px 0 0; font-size: .75rem; line-height: 1.3;}
+.slot-empty {margin: 0; padding: 14px; opacity: .75; border: 1px dashed var(--border-color-primary); border-radius: 8px;}
+.result-figure {margin: 0;} .result-figure figcaption {font-size: .85rem; font-weight: 600; margin-bottom: 6px;}
+.result-figure img.face-mesh {display: block; max-width: 100%; max-height: 320px; margin: 0 auto; border-radius: 6px;}
+.strip-plot {display: grid; grid-template-columns: 92px minmax(0, 1fr); gap: 3px 6px; align-items: stretch;}
+.strip-plot img, .strip-wave {width: 100%; display: block; image-rendering: pixelated;}
+.strip-wave {height: 56px;} .strip-features {height: 144px;} .strip-face {height: 12px;} .strip-expressions {height: 126px;}
+.strip-name {font-size: .72rem; opacity: .85; text-align: right; align-self: center; line-height: 1.1;}
+.strip-groups, .strip-classes {display: flex; flex-direction: column; align-self: stretch;}
+.strip-groups span, .strip-classes span {flex: 1; display: flex; align-items: center; justify-content: flex-end;}
+.strip-axis, .strip-bar {display: flex; justify-content: space-between; gap: 6px; margin-left: 98px; font-size: .72rem;
+                         font-variant-numeric: tabular-nums;}
+.strip-bar {justify-content: flex-start; align-items: center; margin-top: 4px;}
+.strip-bar-fill {display: inline-block; width: 120px; height: 8px; border-radius: 3px;}
 @media (max-width: 520px) {.score-value {font-size: 2.3rem;} .score-top {gap: 12px;}}
 
 .words-card {padding: 8px 16px;} .words-text {line-height: 2.1; margin: 6px 0;}
