@@ -175,7 +175,7 @@ def test_app_without_a_speech_recogniser_serves_typed_transcripts(checkpoint, ma
     import app
     from gradio_client import Client
     from gradio_client.exceptions import AppError
-    from mclmcf.serving.pipeline import PipelineRegistry
+    from mclmcf.serving.registry import PipelineRegistry
     from preprocessing import asr
 
     monkeypatch.delenv(asr.ENV_VAR, raising=False)
@@ -311,7 +311,7 @@ def test_readme_test_command_works_with_and_without_sudo(tmp_path):
 
 def test_app_starts_without_weights_and_says_so(tmp_path):
     import app
-    from mclmcf.serving.pipeline import PipelineRegistry
+    from mclmcf.serving.registry import PipelineRegistry
     demo = app.build_demo(PipelineRegistry(str(tmp_path)))
     texts = [block.value for block in demo.blocks.values() if type(block).__name__ == "Markdown"]
     assert any("No usable model weights" in str(t) for t in texts)

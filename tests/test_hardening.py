@@ -18,7 +18,8 @@ import pytest
 
 from malformed_corpus import GOOD_TRANSCRIPT, MARKUP, cases
 from mclmcf.serving import weights as weights_mod
-from mclmcf.serving.pipeline import InputError, PipelineRegistry, SentimentPipeline
+from mclmcf.serving.pipeline import InputError, SentimentPipeline
+from mclmcf.serving.registry import PipelineRegistry
 from mclmcf.serving.weights import WeightsError
 from preprocessing import FeatureSpec, MediaError
 from preprocessing import media as media_mod

@@ -22,7 +22,7 @@ from hub_server import HubServer, Repo
 from mclmcf.model import MCLMCF
 from mclmcf.model import text_encoder as text_encoder_mod
 from mclmcf.serving import weights as weights_mod
-from mclmcf.serving.pipeline import PipelineRegistry
+from mclmcf.serving.registry import PipelineRegistry
 from mclmcf.serving.weights import WeightsError, load_weights
 from preprocessing import FeatureSpec, FeatureSpecMismatch
 from test_hardening import proc_status
@@ -198,7 +198,7 @@ def test_junk_ids_are_refused_from_memory_and_never_touch_the_default(visitor_hu
 
 def test_a_visitor_download_does_not_hold_up_requests_for_the_default(checkpoint, monkeypatch):
     """A default request sent while a visitor's repo downloaded used to wait for it (the registry's lock)."""
-    from mclmcf.serving import pipeline as pipeline_mod
+    from mclmcf.serving import registry as registry_mod
     registry = PipelineRegistry(str(checkpoint))
     default = registry.get()
     downloading, release = threading.Event(), threading.Event()
@@ -207,7 +207,7 @@ def test_a_visitor_download_does_not_hold_up_requests_for_the_default(checkpoint
         downloading.set()
         release.wait()
         raise WeightsError("the download failed")
-    monkeypatch.setattr(pipeline_mod, "locate_weights", slow_download)
+    monkeypatch.setattr(registry_mod, "locate_weights", slow_download)
     visitor = threading.Thread(target=lambda: pytest.raises(WeightsError, registry.get, "visitor/slow"))
     visitor.start()
     downloading.wait()

@@ -308,7 +308,7 @@ def test_browser_live_score_follows_positive_then_negative_speech(live_server, l
 def one_slot_app(checkpoint, monkeypatch):
     """The app in this process with one live slot (small random weights); yields its URL."""
     import app
-    from mclmcf.serving.pipeline import PipelineRegistry
+    from mclmcf.serving.registry import PipelineRegistry
     from test_app import free_port
     monkeypatch.setattr(app, "LIVE_SESSIONS", 1)
     demo = app.build_demo(PipelineRegistry(str(checkpoint)))

@@ -14,7 +14,8 @@ import torch
 
 from mclmcf.serving import weights as weights_mod
 from mclmcf.serving.cache import LRUCache
-from mclmcf.serving.pipeline import InputError, PipelineRegistry, SentimentPipeline, sentiment_labels, sound_notice
+from mclmcf.serving.pipeline import InputError, SentimentPipeline, sentiment_labels, sound_notice
+from mclmcf.serving.registry import PipelineRegistry
 from mclmcf.serving.weights import WeightsError, load_weights
 from preprocessing import FeatureSpec, FeatureSpecMismatch, NoFaceError, TooLongError, UnreadableMediaError
 from preprocessing.audio import audio_features

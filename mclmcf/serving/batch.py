@@ -33,7 +33,7 @@ from preprocessing.dataformat import atomic_write
 from preprocessing.labels import LabelsError, Row, read_labels
 from preprocessing.workers import worker_pool
 
-from mclmcf.serving.pipeline import PipelineRegistry
+from mclmcf.serving.registry import PipelineRegistry
 
 COLUMNS = ("id", "clip", "score", "sentiment_class", "polarity", "label", "transcript_source", "duration_s",
            "face_fraction", "error")
