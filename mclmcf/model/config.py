@@ -25,7 +25,10 @@ AUTHORS_TEMPERATURE = math.log(1 / 0.07)
 ARCH_REVISION = 2
 
 PAIR_DESIGNS = ("A", "B", "C")       # paper Table 7
-TCF_BACKBONES = ("conv3", "pooled_conv3")
+# "conv3" is the paper's TSLC (three single-channel conv stacks, one per TCF image); the others are Table 9's
+# backbones, which read the three images stacked as one 3-channel image (mclmcf/model/tcf_backbones.py)
+STACKED_TCF_BACKBONES = ("resnet18", "resnet34", "resnet50", "vit", "mae")
+TCF_BACKBONES = ("conv3", "pooled_conv3", *STACKED_TCF_BACKBONES)
 TCF_HEADS = ("flatten", "pool")
 FUSIONS = ("mcf", "linear")
 FUSION_ACTIVATIONS = ("relu", "none")
@@ -104,7 +107,7 @@ class MCLMCFConfig:
             raise ValueError(f"tcf_channels must start and end with 1 channel, got {self.tcf_channels}")
         if self.tcf_backbone == "pooled_conv3" and self.tcf_dim % self.tcf_pool:
             raise ValueError(f"tcf_dim={self.tcf_dim} is not divisible by tcf_pool={self.tcf_pool}")
-        if self.tcf_output_size < 1:
+        if not self.tcf_stacked and self.tcf_output_size < 1:
             raise ValueError(f"the TCF image ({self.tcf_image_size} x {self.tcf_image_size}) is too small for "
                              f"{len(self.tcf_channels)} 3x3 convs: raise tcf_dim or lower tcf_pool")
 
@@ -127,6 +130,11 @@ class MCLMCFConfig:
     @property
     def uses_contrastive(self) -> bool:
         return self.use_mcl_f or self.use_mcl_s or self.use_mcl_t
+
+    @property
+    def tcf_stacked(self) -> bool:
+        """Table 9's backbones: one network over the three TCF images stacked as channels."""
+        return self.tcf_backbone in STACKED_TCF_BACKBONES
 
     @property
     def tcf_image_size(self) -> int:

@@ -24,6 +24,7 @@ from safetensors.torch import load_model, save_file
 from mclmcf.model.config import AUTHORS_TEMPERATURE, MCLMCFConfig
 from mclmcf.model.lora import add_lora, is_lora_key
 from mclmcf.model.losses import InfoNCE, LogitScale
+from mclmcf.model.tcf_backbones import StackedImageTCF
 from mclmcf.model.text_encoder import build_text_encoder
 from preprocessing.encoders import load_tokenizer
 
@@ -36,6 +37,8 @@ LEVEL2_FUSIONS = {"va": "va", "ta": "ta", "tv": "tv", "tav": "tva"}
 LEVEL1_PAIRS = (("t", "a"), ("t", "v"), ("v", "a"))
 LEVEL2_PAIRS = (("t", "va"), ("v", "ta"), ("a", "tv"), ("a", "tav"))
 LEVEL3_PAIRS = (("tv", "ta"), ("tv", "av"), ("ta", "av"))
+# Table 9's stacked-image backbones give one embedding: level 3 contrasts it with each expansion h'_m
+STACKED_LEVEL3_PAIRS = (("tcf", "t"), ("tcf", "a"), ("tcf", "v"))
 
 
 @dataclass
@@ -166,7 +169,9 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
         # the 512-d expansions h'_m (eq. 13 / 20), shared by TCF and MCF
         if c.fusion == "mcf" or c.use_mcl_t:
             self.expand = nn.ModuleDict({m: Expansion(d, c.tcf_dim, c.fusion_activation) for m, d in dims.items()})
-        if c.use_mcl_t:
+        if c.use_mcl_t and c.tcf_stacked:
+            self.tcf = StackedImageTCF(c.tcf_backbone)
+        elif c.use_mcl_t:
             self.tcf = nn.ModuleDict({p: TCFStack(c.tcf_channels, c.tcf_pool if c.tcf_backbone == "pooled_conv3" else 1)
                                       for p in PAIRS})
 
@@ -181,7 +186,10 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
                                               for k, order in LEVEL2_FUSIONS.items()})
             self.level2 = nn.ModuleDict({f"{x}_{y}": InfoNCE(dims[x], c.level2_dim, c.contrastive_dim, c.infonce_variant)
                                          for x, y in LEVEL2_PAIRS})
-        if heads and c.use_mcl_t:    # level 3 (eq. 13-18)
+        if heads and c.use_mcl_t and c.tcf_stacked:
+            self.level3 = nn.ModuleDict({f"{x}_{y}": InfoNCE(self.tcf.out_dim, c.tcf_dim, c.contrastive_dim,
+                                                             c.infonce_variant) for x, y in STACKED_LEVEL3_PAIRS})
+        elif heads and c.use_mcl_t:    # level 3 (eq. 13-18)
             d3 = c.level3_side ** 2
             self.level3 = nn.ModuleDict({f"{x}_{y}": InfoNCE(d3, d3, c.contrastive_dim, c.infonce_variant)
                                          for x, y in LEVEL3_PAIRS})
@@ -201,9 +209,11 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
 
     def _init_weights(self):
         """Xavier-normal for every weight matrix / kernel outside the pretrained text encoder (paper Sec. 5.3);
-        biases keep PyTorch's default init, as in the authors' Solver (which re-initialises only p.dim() > 1)."""
+        biases keep PyTorch's default init, as in the authors' Solver (which re-initialises only p.dim() > 1).
+        Table 9's image backbones keep their own init (or MAE's pre-trained weights)."""
+        own_init = ("text_encoder.", "tcf.backbone.")
         for name, p in self.named_parameters():
-            if not name.startswith("text_encoder.") and p.dim() > 1:
+            if not name.startswith(own_init) and p.dim() > 1:
                 nn.init.xavier_normal_(p)
 
     def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, audio: torch.Tensor,
@@ -226,7 +236,13 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
 
         out = MCLMCFOutput(score=self.score_from_vectors(h, expanded))
         tcf_out = {}
-        if run_level3:
+        if run_level3 and c.tcf_stacked:
+            images = [torch.einsum("bi,bj->bij", expanded[m], expanded[n]) for m, n in TCF_OPERANDS.values()]
+            tcf_out = {"tcf": self.tcf(images), **{m: expanded[m] for m in "tav"}}
+            if return_maps:   # the image network's inner maps are not single-pair pictures: none shown
+                out.tcf_images = dict(zip(TCF_OPERANDS, images))
+                out.tcf_feature_maps = {pair: [] for pair in TCF_OPERANDS}
+        elif run_level3:
             for pair, (m, n) in TCF_OPERANDS.items():
                 tcf_out[pair], image, maps = self.tcf[pair](expanded[m], expanded[n], keep_maps=return_maps)
                 if return_maps:
@@ -312,8 +328,11 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
             out.loss_s = sum(nce(self.level2[f"{x}_{y}"], h[x], fused[y]) for x, y in LEVEL2_PAIRS)
             out.loss = out.loss + c.beta * out.loss_s
         if c.use_mcl_t:
-            emb = {p: self._level3_embedding(x) for p, x in tcf_out.items()}
-            out.loss_t = sum(nce(self.level3[f"{x}_{y}"], emb[x], emb[y]) for x, y in LEVEL3_PAIRS)
+            if c.tcf_stacked:
+                emb, pairs = tcf_out, STACKED_LEVEL3_PAIRS
+            else:
+                emb, pairs = {p: self._level3_embedding(x) for p, x in tcf_out.items()}, LEVEL3_PAIRS
+            out.loss_t = sum(nce(self.level3[f"{x}_{y}"], emb[x], emb[y]) for x, y in pairs)
             out.loss = out.loss + c.gamma * out.loss_t
 
     def _level3_embedding(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,87 +1,312 @@
-"""Multi-seed runs and the paper's tables, our numbers beside the published ones.
+"""The paper's tables and figures, one command each, our numbers beside the published ones.
 
-    python -m mclmcf.experiments seeds --data DIR --seeds 1 2 3 --out runs/seeds [train flags]
-    python -m mclmcf.experiments paper --data DIR --dataset mosi --out runs/paper [--seeds 1 2 3] [train flags]
-    python -m mclmcf.experiments paper --quick --out /tmp/paper   # synthetic data, tiny model, 1 epoch
+    python -m mclmcf.experiments NAME --data DIR [--dataset mosi] [--seeds 1 2 3] --out DIR [train flags]
+    python -m mclmcf.experiments NAME --quick --out /tmp/paper     # synthetic data, tiny model, seconds
+    python -m mclmcf.experiments paper ...                          # every NAME in turn
+    python -m mclmcf.experiments seeds --data DIR --seeds 1 2 3     # the full model over seeds
 
-``paper`` trains the full model (Table 3 of the paper: MOSI / MOSEI main results) and the ablations of
-Table 5 (w/o MCL-F, w/o MCL-S, w/o MCL-T, w/o MCL, w/o MCF), every one for each seed, and prints
-mean +- std next to the paper. Unknown flags go to python -m mclmcf.train (e.g. --epochs 5).
+NAME: table3 (main results), table4 (CH-SIMS, paired t-test), table5 (ablations), fig3 (t-SNE of the fused
+vectors), fig4 (loss weights), fig5 (losses over training), table6 (case study), table8 (pair designs),
+fig6 (lr and batch size), fig7 (3-class confusion), table9 (TCF backbones). Each writes OUT/NAME.json (a list
+of rows, each with a name and the metric keys of metrics.json), OUT/NAME.md and, for a figure, OUT/NAME.png.
+Every training run lives in OUT/runs/ and is reused by any command that needs the same run. Unknown flags go
+to python -m mclmcf.train (e.g. --epochs 5 --precision bf16); several GPUs: torchrun --nproc_per_node N -m
+mclmcf.experiments ... (docs/paper.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from mclmcf.training.config import TrainConfig
+from mclmcf.training import paper as P
+from mclmcf.training import paper_figures as figures
 from mclmcf.training.cli import config_from_args
+from mclmcf.training.config import TRAIN_PRESETS, TrainConfig
 from mclmcf.training.synthetic import TINY_MODEL, SyntheticSpec, generate
 
-# Paper Table 3 (MCL-MCF row) and Table 5 (ablations, CMU-MOSI); accuracies as fractions.
-PAPER_MAIN = {
-    "mosi": {"mae": 0.692, "corr": 0.799, "acc2_has0": 0.849, "acc2_non0": 0.873, "f1_has0": 0.847, "f1_non0": 0.872},
-    "mosei": {"mae": 0.536, "corr": 0.767, "acc2_has0": 0.842, "acc2_non0": 0.864, "f1_has0": 0.844, "f1_non0": 0.863},
-}
-PAPER_ABLATIONS_MOSI = {
-    "w/o MCL-F": {"mae": 0.720, "corr": 0.782, "acc2_has0": 0.836, "acc2_non0": 0.859, "f1_has0": 0.834, "f1_non0": 0.858},
-    "w/o MCL-S": {"mae": 0.727, "corr": 0.783, "acc2_has0": 0.8418, "acc2_non0": 0.862, "f1_has0": 0.839, "f1_non0": 0.862},
-    "w/o MCL-T": {"mae": 0.721, "corr": 0.783, "acc2_has0": 0.838, "acc2_non0": 0.8581, "f1_has0": 0.836, "f1_non0": 0.857},
-    "w/o MCL": {"mae": 0.727, "corr": 0.791, "acc2_has0": 0.833, "acc2_non0": 0.855, "f1_has0": 0.832, "f1_non0": 0.854},
-    "w/o MCF": {"mae": 0.717, "corr": 0.793, "acc2_has0": 0.841, "acc2_non0": 0.862, "f1_has0": 0.838, "f1_non0": 0.861},
-}
-VARIANTS = {
-    "MCL-MCF": {},
-    "w/o MCL-F": {"use_mcl_f": False},
-    "w/o MCL-S": {"use_mcl_s": False},
-    "w/o MCL-T": {"use_mcl_t": False},
-    "w/o MCL": {"use_mcl_f": False, "use_mcl_s": False, "use_mcl_t": False},
-    "w/o MCF": {"fusion": "linear"},
-}
-TABLE_KEYS = ("mae", "corr", "acc2_has0", "acc2_non0", "f1_has0", "f1_non0")
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = ("table3", "table4", "table5", "fig3", "fig4", "fig5", "table6", "table8", "fig6", "fig7", "table9")
+# the datasets the paper runs each NAME on (the first is the default --dataset)
+DATASETS = {"table3": ("mosi", "mosei"), "table4": ("sims",), "fig6": ("mosi", "mosei", "sims"),
+            "fig7": ("mosi", "mosei", "sims")}
+ABLATIONS = {"MCL-MCF": {}, "w/o MCL-F": {"use_mcl_f": False}, "w/o MCL-S": {"use_mcl_s": False},
+             "w/o MCL-T": {"use_mcl_t": False}, "w/o MCL": {"use_mcl_f": False, "use_mcl_s": False, "use_mcl_t": False},
+             "w/o MCF": {"fusion": "linear"}}
+OFF = {"use_mcl_f": False, "use_mcl_s": False, "use_mcl_t": False}
+# Fig. 3 (a)-(f): every panel keeps MCF; the MCL levels on in each
+FIG3_PANELS = {"(a) no MCL": OFF, "(b) L_f": {**OFF, "use_mcl_f": True}, "(c) w/o MCL-F": {"use_mcl_f": False},
+               "(d) w/o MCL-S": {"use_mcl_s": False}, "(e) L_f + L_s": {"use_mcl_t": False}, "(f) MCL-MCF": {}}
+BACKBONES = {"TSLC": "conv3", "ResNet18": "resnet18", "ResNet34": "resnet34", "ResNet50": "resnet50", "ViT": "vit",
+             "MAE": "mae"}
+SWEEPS = {"full": {"weights": (0.01, 0.02, 0.05, 0.1, 0.2, 0.5), "lr": (1e-5, 5e-5, 1e-4, 5e-4, 1e-3),
+                   "batch_size": (8, 16, 32, 64, 128)},
+          "quick": {"weights": (0.05, 0.5), "lr": (1e-4, 1e-3), "batch_size": (8, 32)}}
 
 
-def run_seeds(base: TrainConfig, seeds: list[int], out: Path, model_overrides: dict | None = None) -> dict:
-    """Train once per seed; returns {"runs": [test metrics], "mean": {...}, "std": {...}}."""
-    from mclmcf.training.loop import run
-    runs = []
-    for seed in seeds:
-        cfg = replace(base, seed=seed, out=str(out / f"seed{seed}"), model={**base.model, **(model_overrides or {})})
-        runs.append(run(cfg)["test"])
-    keys = runs[0].keys()
-    return {"seeds": seeds, "runs": runs,
-            "mean": {k: float(np.mean([r[k] for r in runs])) for k in keys},
-            "std": {k: float(np.std([r[k] for r in runs])) for k in keys}}
+class Kit:
+    """The runs of one command: a base TrainConfig, its seeds, OUT, and a cache of finished runs in OUT/runs."""
+
+    def __init__(self, base: TrainConfig, seeds: list[int], out: Path, quick: bool, synthetic: bool):
+        self.base, self.seeds, self.out, self.quick, self.synthetic = base, seeds, out, quick, synthetic
+        self.sweeps = SWEEPS["quick" if quick else "full"]
+
+    def config(self, seed: int, model: dict | None = None, **train) -> TrainConfig:
+        cfg = replace(self.base, seed=seed, model={**self.base.model, **(model or {})}, **train)
+        key = json.dumps({**cfg.to_dict(), "out": ""}, sort_keys=True, default=str)
+        return replace(cfg, out=str(self.out / "runs" / hashlib.sha1(key.encode()).hexdigest()[:12]))
+
+    def train(self, cfg: TrainConfig) -> dict:
+        """metrics.json of the run (trained now, or earlier with the same config); a diverged run gives
+        {"diverged": why} and NaN metrics, as the paper shows such runs."""
+        from mclmcf.training.loop import TrainingStopped, run
+        done = Path(cfg.out) / "metrics.json"
+        if done.is_file():
+            return json.loads(done.read_text())
+        try:
+            return run(cfg)
+        except TrainingStopped as err:
+            return {"diverged": str(err), "test": {k: float("nan") for k in P.metric_keys(cfg.dataset)}}
+
+    def row(self, name: str, model: dict | None = None, **train) -> dict:
+        results = [self.train(self.config(seed, model, **train)) for seed in self.seeds]
+        row = P.summarise(name, [r["test"] for r in results], self.seeds)
+        diverged = [r["diverged"] for r in results if "diverged" in r]
+        return {**row, "diverged": diverged[0]} if diverged else row
+
+    def baseline(self) -> dict:
+        """Predicting the training split's mean label for every test clip, in the same metrics."""
+        from mclmcf.training.data import load_dataset
+        from mclmcf.training.metrics import compute_metrics
+        data, _ = load_dataset(self.base.data, allow_pickle=self.base.allow_pickle)
+        labels = np.asarray(data["test"]["regression_labels"], float)
+        mean = float(np.mean(data["train"]["regression_labels"]))
+        convention = "sims" if self.base.dataset == "sims" else "mosi"
+        return {"name": "predict-the-mean", "n": 1, **compute_metrics(np.full_like(labels, mean), labels, convention)}
+
+    def test_outputs(self, cfg: TrainConfig) -> dict:
+        """The trained run's test predictions, fused vectors (the head's input) and labels, ids and texts."""
+        import torch
+        from mclmcf.model.network import MCLMCF
+        from mclmcf.training import data as D
+        from mclmcf.training.loop import prepare_data
+        self.train(cfg)
+        model = MCLMCF.from_pretrained(str(Path(cfg.out) / "model")).eval()
+        split = prepare_data(cfg, model.config, log=lambda *a: None)[0]["test"]
+        fused = []
+        hook = model.head.register_forward_hook(lambda module, inputs, output: fused.append(inputs[0].detach()))
+        preds = []
+        with torch.no_grad():
+            for start in range(0, len(split), cfg.eval_batch_size):
+                batch = D.collate(split, list(range(start, min(start + cfg.eval_batch_size, len(split)))))
+                batch.pop("labels")
+                preds.append(model(**batch).score)
+        hook.remove()
+        raw = D.load_dataset(cfg.data, allow_pickle=cfg.allow_pickle)[0]["test"]
+        return {"preds": torch.cat(preds).numpy(), "fused": torch.cat(fused).numpy(), "labels": split.labels,
+                "ids": [str(i) for i in raw["id"]], "texts": [str(t) for t in raw.get("raw_text", [""] * len(split))]}
 
 
-def format_table(results: dict[str, dict], paper: dict[str, dict], synthetic: bool) -> str:
-    head = "| variant | " + " | ".join(f"{k} ours | {k} paper" for k in TABLE_KEYS) + " |"
-    lines = [head, "|" + "---|" * (1 + 2 * len(TABLE_KEYS))]
-    for name, r in results.items():
-        cells = []
-        for k in TABLE_KEYS:
-            ours = f"{r['mean'][k]:.3f} ± {r['std'][k]:.3f}" if k in r["mean"] else "-"
-            theirs = f"{paper[name][k]:.3f}" if name in paper else "-"
-            cells += [ours, theirs]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if synthetic:
-        lines.append("\nOurs: SYNTHETIC planted-signal data — not comparable with the paper's columns.")
-    return "\n".join(lines)
+def table_rows(kit: Kit, variants: dict) -> list[dict]:
+    return [kit.row(name, overrides) for name, overrides in variants.items()]
+
+
+def run_table3(kit: Kit) -> list[dict]:
+    return table_rows(kit, {"MCL-MCF": {}})
+
+
+def run_table4(kit: Kit) -> list[dict]:
+    """MCL-MCF and, for the paired t-test over seeds, the strongest baseline this package runs (w/o MCL):
+    the paper tests against Self-MM, which is not implemented here."""
+    rows = table_rows(kit, {"MCL-MCF": {}, "w/o MCL": ABLATIONS["w/o MCL"]})
+    ours, other = rows
+    rows[0]["paired_ttest_vs_wo_mcl"] = {k: P.paired_ttest([r[k] for r in ours["runs"]], [r[k] for r in other["runs"]])
+                                         for k in P.SIMS_KEYS}
+    return rows
+
+
+def run_table5(kit: Kit) -> list[dict]:
+    return table_rows(kit, ABLATIONS)
+
+
+def run_table8(kit: Kit) -> list[dict]:
+    return table_rows(kit, {design: {"pair_design": design} for design in "ABC"})
+
+
+def tcf_cost(model_config) -> dict:
+    """Trainable parameters and forward FLOPs for one sample of the TCF part alone (the paper's "after the
+    encoding process"), measured with torch.utils.flop_counter."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from mclmcf.model.network import PAIRS, TCFStack
+    from mclmcf.model.tcf_backbones import StackedImageTCF
+    c = model_config
+    d = c.tcf_dim
+    if c.tcf_stacked:
+        module = StackedImageTCF(c.tcf_backbone).eval()
+    else:
+        pool = c.tcf_pool if c.tcf_backbone == "pooled_conv3" else 1
+        module = torch.nn.ModuleList(TCFStack(c.tcf_channels, pool) for _ in PAIRS).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        if c.tcf_stacked:
+            module([torch.rand(1, d, d) for _ in PAIRS])
+        else:
+            for stack in module:
+                stack(torch.rand(1, d), torch.rand(1, d))
+    return {"params": sum(p.numel() for p in module.parameters() if p.requires_grad),
+            "flops": int(counter.get_total_flops())}
+
+
+def run_table9(kit: Kit) -> list[dict]:
+    from mclmcf.model.config import MCLMCFConfig
+    from mclmcf.model.tcf_backbones import MAEUnavailableError
+    rows = []
+    for name, backbone in BACKBONES.items():
+        overrides = {"tcf_backbone": backbone}
+        model_config = MCLMCFConfig.from_preset(kit.base.dataset, **{**kit.base.model_overrides(), **overrides})
+        try:
+            cost = tcf_cost(model_config)
+            row = kit.row(name, overrides)
+        except MAEUnavailableError as err:
+            rows.append({"name": name, "error": str(err)})
+            continue
+        rows.append({**row, **cost, "params_m": round(cost["params"] / 1e6, 4),
+                     "macs_m": round(cost["flops"] / 2e6, 2)})
+    return rows
+
+
+def run_fig3(kit: Kit) -> list[dict]:
+    rows, panels = [], {}
+    for name, overrides in FIG3_PANELS.items():
+        rows.append(kit.row(name, overrides))
+        panels[name] = kit.test_outputs(kit.config(kit.seeds[0], overrides))
+    figures.tsne_panels(panels, kit.out / "fig3.png", kit.synthetic)
+    return rows
+
+
+def run_fig4(kit: Kit) -> list[dict]:
+    rows = []
+    for weight in ("alpha", "beta", "gamma"):
+        for value in kit.sweeps["weights"]:
+            others = {w: 0.05 for w in ("alpha", "beta", "gamma") if w != weight}
+            rows.append({**kit.row(f"{weight}={value:g}", {**others, weight: value}), "weight": weight, "value": value})
+    figures.weight_curves(rows, kit.out / "fig4.png", kit.synthetic)
+    return rows
+
+
+def run_fig5(kit: Kit) -> list[dict]:
+    """One run of the full model, no early stopping (the paper shows 200 epochs), each loss per epoch."""
+    epochs = kit.base.epochs
+    result = kit.train(kit.config(kit.seeds[0], patience=epochs + 1))
+    rows = [{"name": f"epoch {h['epoch']}", **h} for h in result.get("history", [])]
+    figures.loss_curves(rows, kit.out / "fig5.png", kit.synthetic)
+    return rows
+
+
+def normalised(text: str) -> str:
+    return " ".join(text.lower().replace("’", "'").split())
+
+
+def run_table6(kit: Kit) -> list[dict]:
+    """The paper's four clips where the test split has them (matched by text), else the first four test clips."""
+    out = kit.test_outputs(kit.config(kit.seeds[0]))
+    where = {normalised(t): i for i, t in enumerate(out["texts"])}
+    picked = [(where[normalised(c["text"])], c) for c in P.TABLE6 if normalised(c["text"]) in where]
+    picked += [(i, {}) for i in range(len(out["ids"])) if i not in {j for j, _ in picked}][:4 - len(picked)]
+    return [{"name": out["ids"][i], "text": out["texts"][i], "label": float(out["labels"][i]),
+             "prediction": float(out["preds"][i]), "paper_mcl_mcf": case.get("mcl_mcf"), "paper_mmim": case.get("mmim")}
+            for i, case in picked]
+
+
+def run_fig6(kit: Kit) -> list[dict]:
+    rows = [{**kit.row(f"lr={lr:g}", lr=lr), "sweep": "lr", "value": lr} for lr in kit.sweeps["lr"]]
+    rows += [{**kit.row(f"batch={b}", batch_size=b), "sweep": "batch_size", "value": b}
+             for b in kit.sweeps["batch_size"]]
+    figures.sweep_curves(rows, kit.out / "fig6.png", kit.synthetic, P.FIG6_NAN, kit.base.dataset)
+    return rows
+
+
+def run_fig7(kit: Kit) -> list[dict]:
+    out = kit.test_outputs(kit.config(kit.seeds[0]))
+    matrix = figures.three_class_confusion(out["preds"], out["labels"], kit.base.dataset)
+    figures.confusion_plot(matrix, kit.out / "fig7.png", kit.synthetic, kit.base.dataset)
+    return [{"name": "MCL-MCF", "seed": kit.seeds[0], "classes": ["negative", "neutral", "positive"],
+             "confusion": matrix.tolist(), "acc3": float(np.trace(matrix) / max(matrix.sum(), 1))}]
+
+
+RUNNERS = {name: globals()[f"run_{name}"] for name in NAMES}
+RUNS_PER_SEED = {"table3": 1, "table4": 2, "table5": 6, "fig3": 6, "fig4": 18, "fig5": 1, "table6": 1, "table8": 3,
+                 "fig6": 10, "fig7": 1, "table9": 6}
+PAPER_ROWS = {"table4": P.TABLE4, "table5": P.TABLE5, "table8": P.TABLE8, "table9": P.TABLE9,
+              "fig3": {"(f) MCL-MCF": P.TABLE5["MCL-MCF"], "(a) no MCL": {}}}
+
+
+def report(name: str, rows: list[dict], kit: Kit) -> str:
+    dataset = kit.base.dataset
+    paper = P.TABLE3.get(dataset, {}) if name == "table3" else PAPER_ROWS.get(name, {})
+    if name == "fig4":
+        paper = {"alpha=0.05": P.TABLE5["MCL-MCF"], "beta=0.05": P.TABLE5["MCL-MCF"], "gamma=0.05": P.TABLE5["MCL-MCF"]}
+    title = (f"SYNTHETIC planted-signal data, tiny model — NOT a reproduction; {name}" if kit.synthetic
+             else f"{name}, {dataset}") + f", seeds {kit.seeds}, test " + \
+        ("mean ± sample std over the seeds" if len(kit.seeds) > 1 else "metrics of one seed (n=1: no std)")
+    keys = P.metric_keys(dataset)
+    if name == "fig5":
+        return f"{title}\n\n" + "\n".join(f"{r['name']}: " + "  ".join(f"{k} {v:.4f}" for k, v in r.items()
+                                          if k.startswith("train_loss")) for r in rows)
+    if name == "table6":
+        return f"{title}\n\n| clip | text | label | ours | paper MCL-MCF | paper MMIM |\n|---|---|---|---|---|---|\n" + \
+            "\n".join(f"| {r['name']} | {r['text']} | {r['label']:.3f} | {r['prediction']:.3f} | "
+                      f"{r['paper_mcl_mcf'] if r['paper_mcl_mcf'] is not None else '-'} | "
+                      f"{r['paper_mmim'] if r['paper_mmim'] is not None else '-'} |" for r in rows)
+    if name == "fig7":
+        return f"{title}\n\nconfusion (rows: true negative / neutral / positive): {rows[0]['confusion']}, acc3 {rows[0]['acc3']:.3f}"
+    extra = ("params_m", "macs_m") if name == "table9" else ()
+    text = P.format_table(title, rows + [kit.baseline()], paper, keys, extra)
+    if name == "table9":
+        text += "\n\nparams_m / macs_m: the TCF part's trainable parameters and multiply-accumulates (FLOPs / 2) " \
+                "per sample, ours; the paper's TPs/M and TFLOPs/M: " + \
+                ", ".join(f"{k} {v['params_m']} / {v['macs_m']}" for k, v in P.TABLE9.items())
+    if name == "table4":
+        tests = rows[0]["paired_ttest_vs_wo_mcl"]
+        text += "\n\npaired t-test over seeds, MCL-MCF vs w/o MCL (Self-MM is not implemented here): " + ", ".join(
+            f"{k} p={t['p']:.3g}" if t["p"] is not None else f"{k}: needs >= 2 seeds" for k, t in tests.items())
+    if name == "fig6":
+        text += f"\n\npaper: NaN at {P.FIG6_NAN}"
+    return text
+
+
+def run_name(name: str, kit: Kit) -> list[dict]:
+    dataset, runs = kit.base.dataset, RUNS_PER_SEED[name] * len(kit.seeds)
+    if kit.quick:   # what the real command would take: the preset's epochs on the paper's data
+        print(f"{name} on the real {dataset} data: " + P.time_estimate(runs, dataset, TRAIN_PRESETS[dataset]["epochs"], ROOT))
+    else:
+        print(f"{name}: " + P.time_estimate(runs, dataset, kit.base.epochs, ROOT))
+    rows = RUNNERS[name](kit)
+    if os.environ.get("RANK", "0") != "0":     # under torchrun every process trains; one writes the results
+        return rows
+    text = report(name, rows, kit)
+    print(f"\n{text}\n")
+    kit.out.mkdir(parents=True, exist_ok=True)
+    (kit.out / f"{name}.json").write_text(json.dumps(rows, indent=1, default=str))
+    (kit.out / f"{name}.md").write_text(text + "\n")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m mclmcf.experiments", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("seeds", "paper"))
+    p.add_argument("name", choices=(*NAMES, "paper", "seeds"))
     p.add_argument("--data", help="dataset directory (safe format); --quick without it makes synthetic data")
-    p.add_argument("--dataset", default="mosi", help="preset: mosi / mosei / sims")
+    p.add_argument("--dataset", help="preset: mosi / mosei / sims (default: the paper's dataset for NAME)")
     p.add_argument("--out", default="runs/experiments")
     p.add_argument("--seeds", type=int, nargs="+", default=[1111])
-    p.add_argument("--quick", action="store_true", help="tiny model, 1 epoch (tests, smoke runs)")
+    p.add_argument("--quick", action="store_true", help="synthetic data, tiny model, 1 epoch (tests, trying it out)")
     args, train_flags = p.parse_known_args(argv)
     out = Path(args.out)
     data = args.data
@@ -90,24 +315,22 @@ def main(argv: list[str] | None = None) -> None:
             p.error("--data is required (or --quick for a synthetic smoke run)")
         from preprocessing.dataformat import save_safe
         data = str(out / "synthetic-data")
-        synthetic_data, info = generate(SyntheticSpec(n=64, max_audio_len=12, max_vision_len=8))
-        save_safe(synthetic_data, data, info=info)
-    base = config_from_args(["--data", data, "--dataset", args.dataset, *train_flags])
-    if args.quick:
-        base = replace(base, epochs=1, batch_size=16, progress=False, model={**TINY_MODEL, **base.model})
-    from mclmcf.training.data import load_dataset
-    synthetic = bool(load_dataset(data, allow_pickle=base.allow_pickle)[1].get("synthetic"))
-
-    variants = VARIANTS if args.mode == "paper" else {"MCL-MCF": {}}
-    results = {name: run_seeds(base, args.seeds, out / name.replace("/", "").replace(" ", "_"), overrides)
-               for name, overrides in variants.items()}
-    paper = {"MCL-MCF": PAPER_MAIN[args.dataset]} if args.dataset in PAPER_MAIN else {}
-    if args.dataset == "mosi":
-        paper.update(PAPER_ABLATIONS_MOSI)
-    table = format_table(results, paper, synthetic)
-    title = ("SYNTHETIC data — " if synthetic else "") + f"{args.dataset}, seeds {args.seeds}, test mean ± std"
-    print(f"\n{title}\n{table}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"synthetic": synthetic, "data": data, "results": results,
-                                                  "paper": paper}, indent=1))
-    (out / "results.md").write_text(f"{title}\n\n{table}\n")
+        if not Path(data).is_dir():
+            synthetic_data, info = generate(SyntheticSpec(n=120, max_audio_len=12, max_vision_len=8))
+            save_safe(synthetic_data, data, info=info)
+    names = NAMES if args.name == "paper" else ("table3",) if args.name == "seeds" else (args.name,)
+    if args.name == "paper" and not args.quick:   # one data directory: the NAMEs the paper runs on its dataset
+        names = tuple(n for n in NAMES if (args.dataset or "mosi") in DATASETS.get(n, ("mosi",)))
+    for name in names:
+        allowed = DATASETS.get(name, ("mosi",))
+        dataset = args.dataset or allowed[0]
+        if not args.quick and dataset not in allowed:
+            p.error(f"{name} is a {' / '.join(allowed)} experiment in the paper; --dataset {dataset} does not fit it")
+        base = config_from_args(["--data", data, "--dataset", dataset, *train_flags])
+        if args.quick:
+            quick_model = {**TINY_MODEL, "label_range": 3.0}     # synthetic labels span [-3, 3], also for sims
+            base = replace(base, epochs=5 if name == "fig5" else 1, batch_size=16, progress=False,
+                           model={**quick_model, **base.model})
+        from mclmcf.training.data import load_dataset
+        synthetic = bool(load_dataset(data, allow_pickle=base.allow_pickle)[1].get("synthetic"))
+        run_name(name, Kit(base, args.seeds, out, args.quick, synthetic))
