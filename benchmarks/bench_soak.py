@@ -10,11 +10,11 @@ Each good request is answered once first: its score is the reference. Then for -
         tests/malformed_corpus.GOOD_TRANSCRIPT;
   bad:  every case of tests/malformed_corpus.py (values gradio_client cannot encode, NaN or lone surrogates, go
         over plain HTTP as a browser would send them), and junk weights repo ids (a new one each time).
-At the start (after the reference answers) and at the end it reads the server's RSS, peak RSS, threads and open
-files (/proc/PID) and the disk used under GRADIO_TEMP_DIR, HF_HOME and the visitors' weights cache. A good
-request counts as answered if it got a score, and as the same if that score equals its reference; a bad one as
-refused if it got an error message (tests/test_hardening.py checks the messages themselves). Prints one table
-and writes benchmarks/results/soak.json.
+At the start (after the reference answers), once a minute and at the end it reads the server's RSS, peak RSS,
+threads and open files (/proc/PID) and the disk used under GRADIO_TEMP_DIR, HF_HOME and the visitors' weights
+cache. A good request counts as answered if it got a score, and as the same if that score equals its reference;
+a bad one as refused if it got an error message (tests/test_hardening.py checks the messages themselves). Prints
+one table and writes benchmarks/results/soak.json.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from malformed_corpus import GOOD_TRANSCRIPT, cases  # noqa: E402  (after the sy
 
 START_TIMEOUT_S = 300      # app.py warms up (one analysis) before it serves
 REQUEST_TIMEOUT_S = 300
+SAMPLE_EVERY_S = 60        # the server's resources are also read once a minute during the soak
 
 
 def start_app(env: dict, log_path: Path) -> tuple[subprocess.Popen, str]:
@@ -80,6 +81,13 @@ def snapshot(pid: int, folders: dict[str, Path]) -> dict:
     return dict(rss_mib=int(status["VmRSS"].split()[0]) // 1024, peak_rss_mib=int(status["VmHWM"].split()[0]) // 1024,
                 threads=int(status["Threads"]), open_files=len(os.listdir(f"/proc/{pid}/fd")),
                 **{f"{name}_mib": disk_mib(path) for name, path in folders.items()})
+
+
+def sample_every(pid: int, folders: dict[str, Path], every_s: float, samples: list, done: threading.Event) -> None:
+    """Append (minutes since the start, snapshot) every ``every_s`` until ``done``: does RSS level off or climb?"""
+    began = time.monotonic()
+    while not done.wait(every_s):
+        samples.append(((time.monotonic() - began) / 60, snapshot(pid, folders)))
 
 
 def good_requests(tmp: Path) -> list[tuple[str, dict]]:
@@ -201,7 +209,12 @@ def main() -> None:
                     raise RuntimeError(f"the good request {name!r} was refused before the soak: {reference[name]}")
             start = snapshot(proc.pid, folders)
             began = time.monotonic()
+            samples, done = [], threading.Event()
+            sampler = threading.Thread(target=sample_every, args=(proc.pid, folders, SAMPLE_EVERY_S, samples, done))
+            sampler.start()
             tally, wrong = soak(url, good, bad, reference, args.minutes * 60, args.clients, args.seed)
+            done.set()
+            sampler.join()
             elapsed = time.monotonic() - began
             end = snapshot(proc.pid, folders)
             alive = proc.poll() is None
@@ -218,11 +231,12 @@ def main() -> None:
     rows = [[name, start[name], end[name], end[name] - start[name]] for name in start]
     rows += [[f"share: {k.replace('_', ' ')}", None, v, None] for k, v in shares.items()]
     table = print_table(["", "start", "end", "change"], rows)
+    print("RSS during the soak (minute: MiB):", ", ".join(f"{m:.0f}: {snap['rss_mib']}" for m, snap in samples[4::5]))
     for what, count in wrong.most_common(10):
         print(f"  went wrong {count}x: {what}")
     write_json("soak", dict(machine=info, minutes=args.minutes, clients=args.clients, seconds=elapsed,
                             server_alive=alive, reference_scores=reference, tally=tally, shares=shares, start=start,
-                            end=end, went_wrong=wrong, table=table))
+                            end=end, samples=samples, went_wrong=wrong, table=table))
 
 
 if __name__ == "__main__":
