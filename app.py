@@ -189,8 +189,10 @@ def build_demo(registry: PipelineRegistry, files_kept_s: int = uploads.FILES_KEP
         try:
             return run(registry, video, transcript, fps, window, weights).to_json()
         except ValueError as err:
-            raise gr.Error(user_message(refusal_logged(err)), title="Cannot analyse this clip",
-                           print_exception=False) from None
+            message = user_message(refusal_logged(err))
+        # raised outside the except block, so without the refusal as its context: Gradio keeps the errors it is
+        # given, and the refusal's traceback would keep the request's decoded frames and decoder threads alive
+        raise gr.Error(message, title="Cannot analyse this clip", print_exception=False)
 
     with gr.Blocks(title="MCL-MCF multimodal sentiment", delete_cache=uploads.delete_schedule(files_kept_s)) as demo:
         gr.Markdown("# MCL-MCF multimodal sentiment\nUpload or record a short clip of someone speaking, type "
