@@ -19,7 +19,7 @@ import av
 import cv2
 import numpy as np
 
-from preprocessing.synthetic import make_face_clip
+from preprocessing.synthetic import make_face_clip, reencode_video
 
 HERE = Path(__file__).resolve().parent
 
@@ -50,27 +50,8 @@ def compress(src: Path, dst: Path, shot: str, crf: int = 30) -> None:
     small files); the audio packets are copied unchanged. Each frame is stamped with its index at the stream's
     rate: a frame without a timestamp would be muxed at pts 0 and the clip read as a single frame."""
     fps = SETTINGS["fps"]
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        vin, ain = inp.streams.video[0], inp.streams.audio[0]
-        vout = out.add_stream("libx264", rate=fps)
-        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
-        vout.options = {"preset": "veryslow", "crf": str(crf)}
-        vout.time_base = vout.codec_context.time_base = Fraction(1, fps)
-        aout = out.add_stream_from_template(ain)
-        index = 0
-        for packet in inp.demux(vin, ain):
-            if packet.dts is None:
-                continue
-            if packet.stream is ain:
-                packet.stream = aout
-                out.mux(packet)
-                continue
-            for frame in packet.decode():
-                picture = framed(frame, shot)
-                picture.pts, picture.time_base = index, Fraction(1, fps)
-                index += 1
-                out.mux(vout.encode(picture))
-        out.mux(vout.encode(None))
+    reencode_video(src, dst, stamp=lambda i: i, rate=fps, time_base=Fraction(1, fps),
+                   codec_options={"preset": "veryslow", "crf": str(crf)}, transform=lambda frame: framed(frame, shot))
 
 
 def main() -> None:

@@ -235,10 +235,11 @@ def make_plain_clip(path: str | os.PathLike, duration_s: float = 2.0, fps: int =
 
 def reencode_video(src: str | os.PathLike, dst: str | os.PathLike, stamp=None, rate: int = 10,
                    time_base: Fraction = Fraction(1, 1000), codec_options: dict | None = None,
-                   options: dict | None = None) -> Path:
+                   options: dict | None = None, transform=None) -> Path:
     """Re-encode ``src``'s video (VP9 for .webm, else H.264) at a stated ``rate``, frame i stamped
     ``stamp(i)`` in ``time_base`` units; ``stamp=None`` leaves the frames without pts, which the encoder
-    writes as 0 (a broken file, for tests). The audio packets are copied; ``options`` go to the muxer."""
+    writes as 0 (a broken file, for tests). ``transform`` (VideoFrame -> VideoFrame) reframes each picture
+    before it is stamped. The audio packets are copied; ``options`` go to the muxer."""
     dst = Path(dst)
     with av.open(str(src)) as inp, av.open(str(dst), "w", options=options or {}) as out:
         vin, ain = inp.streams.video[0], inp.streams.audio[0]
@@ -257,6 +258,7 @@ def reencode_video(src: str | os.PathLike, dst: str | os.PathLike, stamp=None, r
                 out.mux(packet)
                 continue
             for frame in packet.decode():
+                frame = transform(frame) if transform else frame
                 frame.pts, frame.time_base = (stamp(i), time_base) if stamp else (None, frame.time_base)
                 i += 1
                 out.mux(vout.encode(frame))
