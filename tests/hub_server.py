@@ -40,6 +40,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 BINARY_SUFFIXES = (".safetensors", ".bin", ".png", ".npz", ".mp4")
@@ -88,6 +89,17 @@ class HubServer:
         """The files of repo ``key`` (``owner/name`` or ``spaces/owner/name``) at ``revision``."""
         repo = self.repos[key]
         return repo.commits[repo.resolve(revision)]
+
+
+def point_hub_client_at(url: str, monkeypatch, cache: Path | None = None) -> None:
+    """This process's huggingface_hub sends its requests to ``url`` (Xet off: not emulated here) and, when given,
+    caches downloads in ``cache``."""
+    from huggingface_hub import constants
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    if cache is not None:
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
 
 
 def _key(kind: str | None, repo_id: str) -> str:

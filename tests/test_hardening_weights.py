@@ -18,7 +18,7 @@ import pytest
 import torch
 from huggingface_hub import constants
 
-from hub_server import HubServer, Repo
+from hub_server import HubServer, Repo, point_hub_client_at
 from mclmcf.model import MCLMCF
 from mclmcf.model import text_encoder as text_encoder_mod
 from mclmcf.serving import weights as weights_mod
@@ -52,10 +52,7 @@ def tiny_weights(tmp_path_factory) -> dict[str, bytes]:
 @pytest.fixture
 def visitor_hub(hub, tmp_path, monkeypatch):
     """This process's huggingface_hub pointed at the test hub; empty Hugging Face and visitor caches."""
-    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_cache"))
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    point_hub_client_at(hub.url, monkeypatch, tmp_path / "hf_cache")
     monkeypatch.setenv("MCLMCF_CACHE", str(tmp_path / "mclmcf_cache"))
     monkeypatch.delenv("MCLMCF_ALLOWED_WEIGHT_DIRS", raising=False)
     return hub

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from huggingface_hub import HfApi, constants
+from huggingface_hub import HfApi
 
-from hub_server import HubServer
+from hub_server import HubServer, point_hub_client_at
 from mclmcf.serving import weights as weights_mod
 from mclmcf.training.synthetic import TINY_MODEL
 from mclmcf.serving.weights import load_weights
@@ -53,10 +53,7 @@ def pushed(hub, mmsa_raw, tmp_path_factory):
 @pytest.fixture
 def client(hub, tmp_path, monkeypatch):
     """This process's huggingface_hub pointed at the test hub, with an empty cache."""
-    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub_cache"))
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    point_hub_client_at(hub.url, monkeypatch, tmp_path / "hub_cache")
     monkeypatch.setenv("HF_TOKEN", hub.token)
     return HfApi(endpoint=hub.url)
 
@@ -102,8 +99,7 @@ def test_cache_and_offline_fallbacks(hub, pushed, client, checkpoint, monkeypatc
     with socket.socket() as s:                          # an endpoint nobody listens on
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}"
-    monkeypatch.setattr(constants, "ENDPOINT", closed)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", closed + "/{repo_id}/resolve/{revision}/{filename}")
+    point_hub_client_at(closed, monkeypatch)
     monkeypatch.setattr(weights_mod, "DEFAULT_DIR", checkpoint)
     cached = load_weights(f"{REPO}@v1")
     assert same_weights(cached.model, first.model) and "cached copy" in cached.notices[0]
