@@ -315,3 +315,21 @@ def test_tokens_made_for_another_encoder_are_not_fed_to_this_one(tmp_path):
     assert splits["train"].input_ids[0, :len(expected)].tolist() == expected
     with pytest.raises(TrainingStopped, match="text-source tokenize"):
         prepare_data(replace(cfg, text_source="file"), model_cfg, lambda *a: None)
+
+
+def test_a_warm_start_begins_at_the_given_weights(synth_dir, reference, tmp_path):
+    """--init-from loads a model/ folder: with a zero learning rate the run's weights stay the given ones."""
+    given = reference[0] / "model"
+    run(tiny_run(synth_dir, tmp_path / "warm", epochs=1, lr=0.0, bert_lr=0.0, init_from=str(given)))
+    warm = MCLMCF.from_pretrained(str(tmp_path / "warm" / "model")).state_dict()
+    for name, tensor in MCLMCF.from_pretrained(str(given)).state_dict().items():
+        assert torch.equal(warm[name], tensor), name
+
+
+def test_a_warm_start_from_another_architecture_is_refused_by_name(synth_dir, reference, tmp_path):
+    cfg = tiny_run(synth_dir, tmp_path / "other", init_from=str(reference[0] / "model"),
+                   model={**TINY_MODEL, "fusion_dim": 48})
+    with pytest.raises(TrainingStopped, match="fusion_dim differ"):
+        run(cfg)
+    with pytest.raises(TrainingStopped, match="needs config.json"):
+        run(tiny_run(synth_dir, tmp_path / "none", init_from=str(tmp_path)))

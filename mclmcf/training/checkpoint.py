@@ -133,6 +133,33 @@ def saved_epoch(path: Path) -> int | None:
     return None if epoch is None else int(epoch)
 
 
+# config fields a warm start may change: free-form notes, and the training-only heads a model/ folder drops
+WARM_START_FREE = ("notes", "with_contrastive_heads")
+
+
+def load_init_weights(directory: Path, model: torch.nn.Module) -> list[str]:
+    """Warm start from a from_pretrained folder (config.json + model.safetensors, e.g. the demo's checkpoints/):
+    its architecture must be the run's (every config field but WARM_START_FREE). Everything the folder holds is
+    loaded, the feature standardisation included (the weights were trained on it). Returns the run's tensors it
+    lacks: the training-only contrastive heads, which an inference folder does not keep and which start fresh."""
+    config_path, weights_path = directory / "config.json", directory / "model.safetensors"
+    if not (config_path.is_file() and weights_path.is_file()):
+        raise ValueError(f"{directory}: a warm start needs config.json and model.safetensors there")
+    saved, ours = type(model.config).from_dict(json.loads(config_path.read_text())).to_dict(), model.config.to_dict()
+    differ = sorted(k for k in set(saved) | set(ours) if k not in WARM_START_FREE and saved.get(k) != ours.get(k))
+    if differ:
+        raise ValueError(f"{directory}: its weights are for another architecture ({', '.join(differ)} differ from "
+                         "this run's settings); give the run the same model settings, or start from scratch")
+    with safe_open(str(weights_path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    kept = _kept_state(model)
+    wrong = sorted(k for k, v in tensors.items() if k not in kept or kept[k].shape != v.shape)
+    if wrong:
+        raise ValueError(f"{weights_path}: tensors that do not fit this model: {wrong[:8]}")
+    model.load_state_dict(tensors, strict=False)
+    return sorted(set(kept) - set(tensors))
+
+
 def load_model_state(path: Path, model: torch.nn.Module) -> None:
     with safe_open(str(path), framework="pt") as f:
         restore_tensors(model, {k: f.get_tensor(k) for k in f.keys()})

@@ -77,6 +77,8 @@ class TrainConfig:
     checkpoint_every: int = setting(0, "also checkpoint every N optimizer steps (0: per epoch only)")
     stop_after_steps: int = setting(0, "testing: simulate a crash after N optimizer steps, no save")
     resume: bool = setting(False, "continue the run in --out from its last checkpoint")
+    init_from: str | None = setting(None, "warm start: begin at the weights of this from_pretrained folder (e.g. "
+                                    "checkpoints/); the model settings must match its config", metavar="DIR")
     tensorboard: bool = setting(False, "log to OUT/tensorboard")
     push_to_hub: str | None = setting(None, "upload OUT/model to the Hugging Face Hub", metavar="REPO_ID")
     num_workers: int = setting(0)

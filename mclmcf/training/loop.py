@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from mclmcf.training import data as D
-from mclmcf.training.checkpoint import (load_checkpoint, load_model_state, read_state, remove_stale_temp_files, save_checkpoint,
-                         save_model_state, saved_epoch)
+from mclmcf.training.checkpoint import (load_checkpoint, load_init_weights, load_model_state, read_state,
+                                        remove_stale_temp_files, save_checkpoint, save_model_state, saved_epoch)
 from mclmcf.model.config import ArchRevisionError, MCLMCFConfig
 from mclmcf.training.config import TrainConfig
 from mclmcf.training.metrics import compute_metrics
@@ -304,6 +304,12 @@ def set_up(cfg: TrainConfig, env: Env) -> TrainingJob:
     model = build_model(cfg, raw_train, data_info)
     if cfg.standardize:
         D.set_standardization(model, raw_train)
+    if cfg.init_from and not cfg.resume:   # on --resume the checkpoint holds the weights
+        try:
+            fresh = load_init_weights(Path(cfg.init_from), model)
+        except ValueError as err:
+            raise TrainingStopped(str(err)) from None
+        env.log(f"warm start from {cfg.init_from}" + (f"; {len(fresh)} training-only tensors start fresh" if fresh else ""))
     model.to(env.device)
     if model.config.text_output_fixed:   # the encoder's output never changes: compute it once
         for split in splits.values():
