@@ -295,3 +295,25 @@ def test_training_adapters_runs_the_encoder_and_resumes_exactly(rated_dir, encod
 def test_adapters_need_a_frozen_encoder():
     with pytest.raises(ValueError, match="freeze_text_encoder"):
         tiny_config(text_encoder_lora_rank=4)
+
+
+def test_a_warm_start_loads_adapters_of_a_frozen_encoder_saved_to_a_folder(encoder_dir, tmp_path):
+    """The demo's case: an inference folder (encoder by reference, adapters kept, a config.json whose encoder
+    config has int-keyed maps turned into strings by JSON) warm-starts a training model with the same settings."""
+    from mclmcf.training.checkpoint import load_init_weights
+    torch.manual_seed(0)
+    trained = MCLMCF(frozen_config(encoder_dir, text_encoder_lora_rank=4))
+    with torch.no_grad():
+        for name, p in trained.named_parameters():
+            if name.endswith("lora_b"):
+                p.normal_(0, 0.5)
+    trained.for_inference().save_pretrained(tmp_path / "ckpt")
+    torch.manual_seed(1)
+    fresh = MCLMCF(frozen_config(encoder_dir, text_encoder_lora_rank=4))
+    assert fresh.config.text_encoder_config["id2label"] == {0: "LABEL_0", 1: "LABEL_1"}
+    left_fresh = load_init_weights(tmp_path / "ckpt", fresh)
+    assert left_fresh and all(k not in trained.for_inference().state_dict() for k in left_fresh)
+    batch = make_batch(fresh.config)
+    torch.testing.assert_close(scores(fresh, batch), scores(trained, batch))
+    with pytest.raises(ValueError, match="text_encoder_lora_rank differ"):
+        load_init_weights(tmp_path / "ckpt", MCLMCF(frozen_config(encoder_dir, text_encoder_lora_rank=2)))

@@ -145,7 +145,8 @@ def load_init_weights(directory: Path, model: torch.nn.Module) -> list[str]:
     config_path, weights_path = directory / "config.json", directory / "model.safetensors"
     if not (config_path.is_file() and weights_path.is_file()):
         raise ValueError(f"{directory}: a warm start needs config.json and model.safetensors there")
-    saved, ours = type(model.config).from_dict(json.loads(config_path.read_text())).to_dict(), model.config.to_dict()
+    as_json = lambda config: json.loads(json.dumps(config.to_dict(), default=str))  # noqa: E731 (tuples, int keys)
+    saved, ours = as_json(type(model.config).from_dict(json.loads(config_path.read_text()))), as_json(model.config)
     differ = sorted(k for k in set(saved) | set(ours) if k not in WARM_START_FREE and saved.get(k) != ours.get(k))
     if differ:
         raise ValueError(f"{directory}: its weights are for another architecture ({', '.join(differ)} differ from "
