@@ -2,8 +2,8 @@
 
     python benchmarks/bench_negation.py [--set contrast|wider] [--weights checkpoints] [--quick] [--name NAME]
 
-Two sets, neither used for training. ``contrast`` (benchmarks/sets/negation_contrast.csv, never used for
-model selection) has 72 sentences, 36 positive and 36 negative, in seven constructions. ``wider``
+Two sets, neither used for training. ``contrast`` (benchmarks/sets/negation_contrast.csv; in issue #32's
+choice rule only as a floor) has 72 sentences, 36 positive and 36 negative, in seven constructions. ``wider``
 (negation_wider.csv; its rules in negation_wider.md) has 60 in six constructions the first lacks (double
 negation, negation at a distance, hedges, "the only X", concessions stated first, questions and sarcasm),
 with a ``dev`` part that may inform choices and a ``heldout`` part reported per part and never used for one.
