@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,16 +103,16 @@ def negate_copula(text: str) -> str | None:
 def candidates(text: str, label: float, domain: str, rng: np.random.Generator) -> list[Rewrite]:
     """Every rule that applies to one eligible snippet, each with its frame drawn by ``rng``."""
     pick = lambda frames: frames[rng.integers(len(frames))]  # noqa: E731
-    out = [Rewrite("negated_embedding", f"{pick(NEGATING_FRAMES)} {clause(text)}.", FLIP * label),
-           Rewrite("affirmed_embedding", f"{pick(AFFIRMING_FRAMES)} {clause(text)}.", label)]
+    embedded = clause(text)
+    out = [Rewrite("negated_embedding", f"{pick(NEGATING_FRAMES)} {embedded}.", FLIP * label),
+           Rewrite("affirmed_embedding", f"{pick(AFFIRMING_FRAMES)} {embedded}.", label)]
     negated = negate_copula(text)
     if negated is not None:
         out += [Rewrite("negated_copula", negated.strip().rstrip(".!") + ".", FLIP * label),
                 Rewrite("double_negation", f"{pick(DOUBLE_FRAMES)} {clause(negated)}.", DOUBLE * label)]
-    if label < 0 and domain == "movie":
-        out.append(Rewrite("sarcastic_frame", f"{pick(SARCASTIC_FRAMES)} {clause(text)}.", label))
-    elif domain == "movie":
-        out.append(Rewrite("only_good_thing", f"{pick(ONLY_FRAMES)} {clause(text)}.", FLIP * label))
+    if domain == "movie":
+        out.append(Rewrite("sarcastic_frame", f"{pick(SARCASTIC_FRAMES)} {embedded}.", label) if label < 0 else
+                   Rewrite("only_good_thing", f"{pick(ONLY_FRAMES)} {embedded}.", FLIP * label))
     return out
 
 
@@ -142,8 +143,8 @@ def build(data: Path, out: Path, workers: int, seed: int = SEED, per_source: int
         raise SystemExit(f"{data}: no eligible training snippet in the domains {DOMAINS}")
     voiced = voice_all([r.text for r in rewrites], speech_cache or data / "speech_cache", workers)
     audio, audio_lengths = pad_sequences(rows(train["audio"], train["audio_lengths"]) + voiced)
-    vision, vision_lengths = pad_sequences(rows(train["vision"], train["vision_lengths"])
-                                           + [train["vision"][i, :train["vision_lengths"][i]] for i in sources])
+    faces = rows(train["vision"], train["vision_lengths"])
+    vision, vision_lengths = pad_sequences(faces + [faces[i] for i in sources])   # a rewrite keeps its source's face
     src = np.asarray(sources)
     dataset["train"] = {
         "id": [*train["id"], *(f"{train['id'][i]}_{r.rule}" for i, r in zip(sources, rewrites))],
@@ -155,7 +156,7 @@ def build(data: Path, out: Path, workers: int, seed: int = SEED, per_source: int
         "rater_sd": np.concatenate([train["rater_sd"], train["rater_sd"][src]]),   # the source's agreement
         "n_raters": np.concatenate([train["n_raters"], train["n_raters"][src]]),
     }
-    counts = {rule: sum(r.rule == rule for r in rewrites) for rule in dict.fromkeys(r.rule for r in rewrites)}
+    counts = dict(Counter(r.rule for r in rewrites))
     info = {**info, "minimal_pairs": {"source": str(data), "seed": seed, "per_source": per_source,
                                       "rewrites": len(rewrites),
                                       "by_rule": counts, "rules": "preprocessing/minimal_pairs.py"}}

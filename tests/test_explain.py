@@ -49,10 +49,15 @@ def attribute(weights, clip, text: str) -> WordAttributions:
     return attribute_words(weights.model, weights.tokenizer, text, clip.audio, clip.vision)
 
 
+def by_word(result: WordAttributions) -> dict[str, float]:
+    """{word without punctuation, lower-cased: its attribution} (for sentences whose compared words occur once)."""
+    return {re.sub(r"\W", "", w.word).lower(): w.attribution for w in result.words}
+
+
 @pytest.mark.parametrize("text, good, bad", MIXED)
 def test_the_positive_word_is_coloured_above_the_negative_word(demo, clip, text, good, bad):
     result = attribute(demo, clip, text)
-    values = {re.sub(r"\W", "", w.word).lower(): w.attribution for w in result.words}
+    values = by_word(result)
     assert values[good] > values[bad], values
     assert abs(result.completeness_error) < COMPLETENESS_TOLERANCE, result
 
@@ -148,7 +153,7 @@ def test_default_method_orders_the_two_words_as_leaving_each_out_does(demo, text
     audio, vision = neutral(demo.model)
     for method in ("token_states", "leave_one_out"):
         result = attribute_words(demo.model, demo.tokenizer, text, audio, vision, method=method)
-        values = {re.sub(r"\W", "", w.word).lower(): w.attribution for w in result.words}
+        values = by_word(result)
         assert values[good] > values[bad], (method, values)
 
 
