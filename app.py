@@ -27,7 +27,8 @@ import transformers
 
 from mclmcf.serving import live
 from mclmcf.serving.console import filter_native_stderr, one_line, setup_logging
-from mclmcf.serving.pipeline import FPS_RANGE, MAX_FILE_BYTES, Prediction, user_message
+from mclmcf.serving.messages import user_message
+from mclmcf.serving.pipeline import FPS_RANGE, MAX_FILE_BYTES, Prediction
 from mclmcf.serving.registry import PipelineRegistry
 from mclmcf.serving.weights import ENV_VAR, LoadedWeights, default_source
 from mclmcf.ui import live as live_viz

@@ -134,7 +134,7 @@ def test_a_refused_api_request_keeps_nothing_of_the_request_alive(checkpoint, tm
 
 
 def test_user_message_escapes_markup_and_unencodable_characters():
-    from mclmcf.serving.pipeline import user_message
+    from mclmcf.serving.messages import user_message
     message = user_message(WeightsError(f"'{MARKUP}' is not a weights source; \ud83d"))
     assert "<" not in message and ">" not in message and "&lt;b id=x&gt;w&lt;/b&gt;" in message
     message.encode("utf-8")

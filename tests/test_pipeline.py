@@ -14,7 +14,8 @@ import torch
 
 from mclmcf.serving import weights as weights_mod
 from mclmcf.serving.cache import LRUCache
-from mclmcf.serving.pipeline import InputError, SentimentPipeline, sentiment_labels, sound_notice
+from mclmcf.serving.messages import sentiment_labels
+from mclmcf.serving.pipeline import InputError, SentimentPipeline, sound_notice
 from mclmcf.serving.registry import PipelineRegistry
 from mclmcf.serving.weights import WeightsError, load_weights
 from preprocessing import FeatureSpec, FeatureSpecMismatch, NoFaceError, TooLongError, UnreadableMediaError
@@ -156,7 +157,8 @@ def test_sentiment_labels(score, label_range, expected):
 def test_file_size_limit_is_one_number_in_bytes_and_never_reads_as_the_limit(loaded, tmp_path):
     """The app gives Gradio and the pipeline the same byte count (MAX_FILE_BYTES); a file just over it is
     refused with a size that does not read like the limit ("is 50 MB; the limit is 50 MB")."""
-    from mclmcf.serving.pipeline import MAX_FILE_BYTES, megabytes
+    from mclmcf.serving.messages import megabytes
+    from mclmcf.serving.pipeline import MAX_FILE_BYTES
     assert MAX_FILE_BYTES == 50_000_000
     assert megabytes(MAX_FILE_BYTES) == "50 MB" and megabytes(51_000_000) == "51 MB" and megabytes(450_000) == "0.5 MB"
     pipe = SentimentPipeline(loaded)

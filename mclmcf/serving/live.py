@@ -43,7 +43,8 @@ from preprocessing.audio import audio_features, level_dbfs
 from preprocessing.clip import face_extractor
 from preprocessing.expression import CLASSES, frame_expressions
 
-from mclmcf.serving.pipeline import SentimentPipeline, neutral_frames, sentiment_labels
+from mclmcf.serving.messages import sentiment_labels
+from mclmcf.serving.pipeline import SentimentPipeline, neutral_frames
 
 log = logging.getLogger("mclmcf.app.live")   # the app logs its own lines at INFO (console.setup_logging)
 SPEECH_DBFS = -40.0       # a 100 ms block louder than this holds speech (speech is ~-30 to -15 dBFS)

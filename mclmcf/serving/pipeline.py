@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import html
 import json
 import math
 import os
@@ -52,10 +51,9 @@ from preprocessing.words import TimedWord, align_words, words_in_span
 
 from mclmcf.serving.cache import LRUCache
 from mclmcf.serving.explain import VoiceSummary, WordAttributions, attribute_words, summarise_voice
+from mclmcf.serving.messages import megabytes, sentiment_labels, shown, size_over
 from mclmcf.serving.weights import LoadedWeights
 
-SEVEN_CLASSES = ("strongly negative", "negative", "weakly negative", "neutral", "weakly positive",
-                 "positive", "strongly positive")
 MODALITIES = ("text", "audio", "vision")
 FPS_RANGE = (1, 25)      # face frames sampled per second that a request may ask for
 MIN_WINDOW_S = 1.0       # a shorter timeline window holds too little voice and face to score
@@ -84,7 +82,7 @@ class Segment:
 class Prediction:
     score: float                                   # on the dataset's scale, not clipped
     label_range: float                             # scores live in [-label_range, label_range]
-    sentiment_class: str                           # one of SEVEN_CLASSES
+    sentiment_class: str                           # one of messages.SEVEN_CLASSES
     polarity: str                                  # negative / neutral / positive
     contributions: dict[str, float]                # modality -> score change it causes
     tcf_images: dict[str, np.ndarray]              # pair -> (D, D)
@@ -118,26 +116,6 @@ class Prediction:
             "words_baseline_score": None if self.attributions is None else round(self.attributions.baseline_score, 4),
             "voice": None if self.voice is None else self.voice.to_json(),
         }
-
-
-def sentiment_labels(score: float, label_range: float) -> tuple[str, str]:
-    """(7-class label, polarity): clip to the scale, map it onto [-3, 3], round (MOSI's Acc-7 rule;
-    Acc-3's "neutral" is the same |score| < 0.5 band on MOSI's scale)."""
-    k = int(np.round(np.clip(score, -label_range, label_range) * 3.0 / label_range))
-    return SEVEN_CLASSES[k + 3], ("negative", "neutral", "positive")[int(np.sign(k)) + 1]
-
-
-def user_message(err: BaseException | str) -> str:
-    """An error's message as the page shows it: HTML-escaped (Gradio renders error messages as HTML and
-    they quote what the visitor sent) and encodable (a lone surrogate would break the JSON reply)."""
-    return html.escape(str(err), quote=False).encode("utf-8", "replace").decode("utf-8")
-
-
-def _shown(value) -> str:
-    """A setting as an error message quotes it: numbers as numbers, anything else quoted and short."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{value:g}"
-    return repr(str(value)[:40])
 
 
 def _number(value) -> float | None:
@@ -202,7 +180,7 @@ class SentimentPipeline:
         x = _number(fps)
         if x is None or not FPS_RANGE[0] <= x <= FPS_RANGE[1]:
             raise InputError(f"Frames per second must be a number between {FPS_RANGE[0]} and {FPS_RANGE[1]}; got "
-                             f"{_shown(fps)}. Leave it empty for the rate the weights were trained at "
+                             f"{shown(fps)}. Leave it empty for the rate the weights were trained at "
                              f"({spec.video_fps:g}).")
         return spec if x == spec.video_fps else dataclasses.replace(spec, video_fps=x)
 
@@ -214,10 +192,10 @@ class SentimentPipeline:
         x = _number(window)
         if x is None:
             raise InputError(f"The timeline window must be 0 (off) or a number of seconds (at least "
-                             f"{MIN_WINDOW_S:g}); got {_shown(window)}.")
+                             f"{MIN_WINDOW_S:g}); got {shown(window)}.")
         if x != 0 and x < MIN_WINDOW_S:
             raise InputError(f"The timeline window must be 0 (off) or at least {MIN_WINDOW_S:g} s; got "
-                             f"{_shown(window)}. Shorter windows hold too little voice and face to score.")
+                             f"{shown(window)}. Shorter windows hold too little voice and face to score.")
         return x
 
     # ---- features ------------------------------------------------------------------------------
@@ -395,16 +373,6 @@ class SentimentPipeline:
                  else [text] * len(spans))
         scores, _, _ = self._score(list(zip(texts, audio_parts, vision_parts)))
         return [Segment(round(float(s), 3), round(float(e), 3), x, t) for (s, e), x, t in zip(spans, scores, texts)]
-
-
-def megabytes(n: int) -> str:
-    """Bytes in MB (10^6 bytes), with one decimal only where it is not zero: "50 MB", "0.5 MB"."""
-    return f"{n / 1e6:.1f}".removesuffix(".0") + " MB"
-
-
-def size_over(size: int, limit: int) -> str:
-    """A file size past ``limit``, written so that it never reads the same as the limit."""
-    return megabytes(size) if megabytes(size) != megabytes(limit) else f"{size:,} bytes"
 
 
 @contextlib.contextmanager

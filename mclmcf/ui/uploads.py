@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
-from mclmcf.serving.pipeline import megabytes
+from mclmcf.serving.messages import megabytes
 
 FILES_KEPT_S = 900            # an upload or output lives 15-20 minutes: long enough to analyse a clip again
 FORM_BYTES = 64 * 1024        # a multipart body's own bytes around one file: boundaries, headers, small fields
