@@ -8,21 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# librosa compiles its numba kernels when these modules are first imported (~14 s on 2 cores after a fresh
-# install); a side process does it into numba's disk cache while this one imports, loads weights, builds the page
-LIBROSA_KERNELS = "import librosa.core.audio, librosa.core.pitch, librosa.feature"
-KERNEL_COMPILE = (subprocess.Popen([sys.executable, "-c", LIBROSA_KERNELS], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL) if __name__ == "__main__" else None)
 if __name__ == "__main__":   # the imports below take seconds: say so before the console would fall silent
     print("MCL-MCF demo: starting (1/4 importing libraries) ...", file=sys.stderr, flush=True)
 
-import gradio as gr  # noqa: E402  (this and the imports below come after the side process has started)
+import gradio as gr  # noqa: E402  (this and the imports below come after the line above is printed)
 import transformers
 
 from mclmcf.serving import live
@@ -104,13 +98,8 @@ def analysis(registry: PipelineRegistry, video, transcript, fps, window, weights
 
 
 def warm_up(registry: PipelineRegistry) -> None:
-    """Answer the first bundled example once before serving: librosa's kernels (compiled by the side process),
-    the face-mesh graph and matplotlib's fonts load here instead of in the first visitor's request."""
-    if KERNEL_COMPILE is not None:
-        try:
-            KERNEL_COMPILE.wait(timeout=300)            # its cache, not a second compile here
-        except subprocess.TimeoutExpired:
-            KERNEL_COMPILE.kill()
+    """Answer the first bundled example once before serving: the face-mesh graph, the expression model and
+    matplotlib's fonts load here instead of in the first visitor's request."""
     log.info("3/4 warming up: analysing the first example once, so that the first visitor does not wait ...")
     start = time.perf_counter()
     try:

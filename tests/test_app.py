@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import os
 import re
@@ -81,21 +80,6 @@ def client(server):
 def predict(client, video, transcript: str) -> dict:
     from gradio_client import handle_file
     return client.predict(handle_file(str(video)), transcript, api_name="/predict")
-
-
-def test_launch_side_process_compiles_every_kernel_the_features_use(tmp_path):
-    """app.py's side process (LIBROSA_KERNELS) fills numba's disk cache with every kernel the acoustic
-    features use: computing them afterwards in a new process adds no file to the cache."""
-    kernels = next(node.value.value for node in ast.parse((ROOT / "app.py").read_text()).body
-                   if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "LIBROSA_KERNELS")
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    subprocess.run([sys.executable, "-c", kernels], env=env, check=True, timeout=600)
-    cached = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
-    features = ("import numpy as np; from preprocessing.audio import audio_features; "
-                "audio_features(np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1)")
-    subprocess.run([sys.executable, "-c", features], cwd=ROOT, env=env, check=True, timeout=600)
-    assert any(name.endswith(".nbc") for name in cached), cached
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == cached
 
 
 def test_api_returns_the_score_and_reuses_features(client, make_clip):
