@@ -43,10 +43,29 @@ MEMORY_OPTIONS = {
 }
 
 
+def use_authors_conv_layout(model) -> None:
+    """Run the model's TCF convs in the authors' NCHW layout (the production TCFStack runs channels_last on CPU)."""
+    import torch.nn.functional as F
+    from mclmcf.model.network import TCFStack
+
+    class NCHWStack(TCFStack):
+        def convolve(self, x, keep_maps):
+            maps = []
+            for conv in self.convs:
+                x = F.relu(conv(x))
+                if keep_maps:
+                    maps.append(x)
+            return x, maps
+
+    for module in model.modules():
+        if type(module) is TCFStack:
+            module.__class__ = NCHWStack
+
+
 def measure(spec: dict) -> dict:
     """Worker: build one configuration, time training steps, report peak memory growth."""
     import torch
-    from mclmcf.model.network import MCLMCF, TCFStack
+    from mclmcf.model.network import MCLMCF
     from mclmcf.training.config import TrainConfig
     from mclmcf.training.loop import Env, autocast, enable_gradient_checkpointing, make_optimizer
 
@@ -55,12 +74,13 @@ def measure(spec: dict) -> dict:
         torch.set_num_threads(spec["threads"])
     device = spec["device"]
     settings = CONFIGS[spec["config"]]
-    TCFStack.channels_last_on_cpu = settings["channels_last"]
     extra = {"tcf_dim": spec["tcf_dim"]} if spec.get("tcf_dim") else {}
     config = model_config(spec["config"], spec["text"], spec["frozen"], **extra)
     batch = make_inputs(config, spec["batch"], spec["lengths"], device)
     memory = PeakMemory(device)
     model = MCLMCF(config).to(device).train()
+    if not settings["channels_last"]:
+        use_authors_conv_layout(model)
     train_cfg = TrainConfig(**spec.get("options", {}))          # the paper's lrs and decay; memory options
     if train_cfg.gradient_checkpointing:
         enable_gradient_checkpointing(model)

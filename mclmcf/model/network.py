@@ -10,23 +10,18 @@ orders (which side of each outer product and of each InfoNCE call) are the autho
 from __future__ import annotations
 
 import inspect
-import os
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
-from safetensors.torch import load_model, save_file
 
 from mclmcf.model.config import AUTHORS_TEMPERATURE, MCLMCFConfig
-from mclmcf.model.lora import add_lora, is_lora_key
+from mclmcf.model.hub import HubCheckpoint
+from mclmcf.model.lora import add_lora
 from mclmcf.model.losses import InfoNCE, LogitScale
 from mclmcf.model.tcf_backbones import StackedImageTCF
 from mclmcf.model.text_encoder import build_text_encoder
-from preprocessing.encoders import load_tokenizer
 
 # TCF image -> (rows, columns) of its outer product: t x a, t x v, and v x a (the authors' tfn_visual_acoustic)
 TCF_OPERANDS = {"ta": ("t", "a"), "tv": ("t", "v"), "av": ("v", "a")}
@@ -124,8 +119,6 @@ class TCFStack(nn.Module):
     convs run channels_last (NHWC), about 4x faster there than NCHW for these few channels.
     """
 
-    channels_last_on_cpu = True  # class switch, so a benchmark can time the authors' NCHW layout
-
     def __init__(self, channels: tuple, pool: int):
         super().__init__()
         self.pool = pool
@@ -138,18 +131,23 @@ class TCFStack(nn.Module):
             x = torch.einsum("bi,bj->bij", u, v).unsqueeze(1)                 # (B, 1, D/pool, D/pool)
         else:
             x = (image if keep_maps else torch.einsum("bi,bj->bij", u, v)).unsqueeze(1)
-        layout = torch.channels_last if x.device.type == "cpu" and self.channels_last_on_cpu else None
-        maps = []
-        for conv in self.convs:
-            weight = conv.weight if layout is None else conv.weight.contiguous(memory_format=layout)
-            x = F.relu(F.conv2d(x, weight, conv.bias))      # each layer: H, W shrink by 2
-            if keep_maps:
-                maps.append(x.contiguous())
+        x, maps = self.convolve(x, keep_maps)
         return x, image, maps                               # x: (B, 1, H', W'); image None unless keep_maps
 
+    def convolve(self, x: torch.Tensor, keep_maps: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The 3x3 conv + ReLU layers (each shrinks H, W by 2); their outputs too when keep_maps."""
+        layout = torch.channels_last if x.device.type == "cpu" else torch.contiguous_format
+        maps = []
+        for conv in self.convs:
+            x = F.relu(F.conv2d(x, conv.weight.contiguous(memory_format=layout), conv.bias))
+            if keep_maps:
+                maps.append(x.contiguous())
+        return x, maps
 
-class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
-             tags=["multimodal-sentiment-analysis", "mcl-mcf"], license="mit"):
+
+class MCLMCF(nn.Module, HubCheckpoint):
+    """The network; saving and loading (save_pretrained, from_pretrained, for_inference) come from hub.py."""
+
     def __init__(self, config: MCLMCFConfig):
         super().__init__()
         if isinstance(config, dict):
@@ -175,24 +173,8 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
             self.tcf = nn.ModuleDict({p: TCFStack(c.tcf_channels, c.tcf_pool if c.tcf_backbone == "pooled_conv3" else 1)
                                       for p in PAIRS})
 
-        heads = c.with_contrastive_heads
-        if heads and c.uses_contrastive:
-            self.logit_scale = LogitScale(c.infonce_variant, AUTHORS_TEMPERATURE)
-        if heads and c.use_mcl_f:    # level 1 (eq. 3-5)
-            self.level1 = nn.ModuleDict({x + y: InfoNCE(dims[x], dims[y], c.contrastive_dim, c.infonce_variant)
-                                         for x, y in LEVEL1_PAIRS})
-        if heads and c.use_mcl_s:    # level 2 (eq. 6-12); no activation after these convs (authors' conv_tv etc.)
-            self.level2_fuse = nn.ModuleDict({k: Conv1x1(sum(dims[m] for m in order), c.level2_dim)
-                                              for k, order in LEVEL2_FUSIONS.items()})
-            self.level2 = nn.ModuleDict({f"{x}_{y}": InfoNCE(dims[x], c.level2_dim, c.contrastive_dim, c.infonce_variant)
-                                         for x, y in LEVEL2_PAIRS})
-        if heads and c.use_mcl_t and c.tcf_stacked:
-            self.level3 = nn.ModuleDict({f"{x}_{y}": InfoNCE(self.tcf.out_dim, c.tcf_dim, c.contrastive_dim,
-                                                             c.infonce_variant) for x, y in STACKED_LEVEL3_PAIRS})
-        elif heads and c.use_mcl_t:    # level 3 (eq. 13-18)
-            d3 = c.level3_side ** 2
-            self.level3 = nn.ModuleDict({f"{x}_{y}": InfoNCE(d3, d3, c.contrastive_dim, c.infonce_variant)
-                                         for x, y in LEVEL3_PAIRS})
+        if c.with_contrastive_heads:
+            self._build_contrastive_heads(dims)
 
         # fusion (eq. 19-21) and the regression head
         if c.fusion == "mcf":
@@ -206,6 +188,27 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
             self.text_encoder.requires_grad_(False)
         if c.text_encoder_lora_rank:
             add_lora(self.text_encoder, c.text_encoder_lora_rank)
+
+    def _build_contrastive_heads(self, dims: dict) -> None:
+        """The training-only InfoNCE heads of the three MCL levels (for_inference drops them)."""
+        c = self.config
+        if c.uses_contrastive:
+            self.logit_scale = LogitScale(c.infonce_variant, AUTHORS_TEMPERATURE)
+        if c.use_mcl_f:    # level 1 (eq. 3-5)
+            self.level1 = nn.ModuleDict({x + y: InfoNCE(dims[x], dims[y], c.contrastive_dim, c.infonce_variant)
+                                         for x, y in LEVEL1_PAIRS})
+        if c.use_mcl_s:    # level 2 (eq. 6-12); no activation after these convs (authors' conv_tv etc.)
+            self.level2_fuse = nn.ModuleDict({k: Conv1x1(sum(dims[m] for m in order), c.level2_dim)
+                                              for k, order in LEVEL2_FUSIONS.items()})
+            self.level2 = nn.ModuleDict({f"{x}_{y}": InfoNCE(dims[x], c.level2_dim, c.contrastive_dim, c.infonce_variant)
+                                         for x, y in LEVEL2_PAIRS})
+        if c.use_mcl_t and c.tcf_stacked:
+            self.level3 = nn.ModuleDict({f"{x}_{y}": InfoNCE(self.tcf.out_dim, c.tcf_dim, c.contrastive_dim,
+                                                             c.infonce_variant) for x, y in STACKED_LEVEL3_PAIRS})
+        elif c.use_mcl_t:    # level 3 (eq. 13-18)
+            d3 = c.level3_side ** 2
+            self.level3 = nn.ModuleDict({f"{x}_{y}": InfoNCE(d3, d3, c.contrastive_dim, c.infonce_variant)
+                                         for x, y in LEVEL3_PAIRS})
 
     def _init_weights(self):
         """Xavier-normal for every weight matrix / kernel outside the pretrained text encoder (paper Sec. 5.3);
@@ -340,53 +343,3 @@ class MCLMCF(nn.Module, PyTorchModelHubMixin, library_name="mclmcf",
         if self.config.tcf_head == "pool":
             x = F.adaptive_avg_pool2d(x, self.config.level3_side)
         return x.flatten(1)
-
-    # ---- checkpoints -------------------------------------------------------------------------
-
-    def for_inference(self) -> "MCLMCF":
-        """A copy without the training-only contrastive heads (level-2 fusions, InfoNCE projections). Its text
-        encoder is built from the recorded architecture and takes this model's weights, so an encoder kept by
-        reference is not resolved and hashed a second time (the hash is carried over: the weights are these)."""
-        config = self.config.replace(with_contrastive_heads=False, text_encoder_sha256=None)
-        model = MCLMCF(config)
-        config.text_encoder_sha256 = self.config.text_encoder_sha256
-        kept = model.state_dict()
-        model.load_state_dict({k: v for k, v in self.state_dict().items() if k in kept}, strict=True)
-        return model.to(next(self.parameters()).device).eval()
-
-    def stored_state_dict(self) -> dict[str, torch.Tensor]:
-        """What a checkpoint holds: everything but a frozen text encoder (stored by name and hash instead);
-        its low-rank adapters, if any, are kept."""
-        return {k: v.contiguous() for k, v in self.state_dict().items() if not self._by_reference(k)}
-
-    def _by_reference(self, key: str) -> bool:
-        return self.config.text_encoder_by_reference and key.startswith("text_encoder.") and not is_lora_key(key)
-
-    def _save_pretrained(self, save_directory: Path) -> None:
-        save_file(self.stored_state_dict(), str(save_directory / constants.SAFETENSORS_SINGLE_FILE),
-                  metadata={"format": "pt"})
-        try:  # ship the tokenizer so the checkpoint is self-contained
-            load_tokenizer(self.config.text_encoder).save_pretrained(save_directory)
-        except OSError as err:
-            warnings.warn(f"tokenizer for {self.config.text_encoder!r} not saved with the weights: {err}")
-
-    @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only,
-                         token, map_location: str = "cpu", strict: bool = True, **model_kwargs):
-        """Load safetensors only (never a pickle) and check every tensor strictly."""
-        model = cls(**model_kwargs)
-        if os.path.isdir(model_id):
-            model_file = os.path.join(model_id, constants.SAFETENSORS_SINGLE_FILE)
-            if not os.path.isfile(model_file):
-                raise FileNotFoundError(f"{model_id}: no {constants.SAFETENSORS_SINGLE_FILE}; only safetensors "
-                                        "weights are loaded")
-        else:
-            model_file = hf_hub_download(repo_id=model_id, filename=constants.SAFETENSORS_SINGLE_FILE,
-                                         revision=revision, cache_dir=cache_dir, force_download=force_download,
-                                         token=token, local_files_only=local_files_only)
-        missing, unexpected = load_model(model, model_file, strict=False, device=map_location)
-        missing = [k for k in missing if not model._by_reference(k)]    # resolved and hash-checked on build
-        if strict and (missing or unexpected):
-            raise RuntimeError(f"{model_id}: weights do not match the config: missing {sorted(missing)[:8]}, "
-                               f"unexpected {sorted(unexpected)[:8]}")
-        return model.eval()
