@@ -12,7 +12,8 @@ import pytest
 
 from mclmcf.ui import words as explain_viz
 from mclmcf.serving.explain import (METHODS, WordAttribution, WordAttributions, attribute_words, audio_visual_vectors,
-                                    default_method, score_texts, summarise_voice)
+                                    default_method, score_texts)
+from mclmcf.serving.voice import summarise_voice
 from mclmcf.serving.pipeline import SentimentPipeline
 from mclmcf.serving.weights import DEFAULT_DIR, load_weights
 from preprocessing.words import TimedWord

@@ -50,7 +50,8 @@ from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows, window_weig
 from preprocessing.words import TimedWord, align_words, words_in_span
 
 from mclmcf.serving.cache import LRUCache
-from mclmcf.serving.explain import VoiceSummary, WordAttributions, attribute_words, summarise_voice
+from mclmcf.serving.explain import WordAttributions, attribute_words
+from mclmcf.serving.voice import VoiceSummary, summarise_voice
 from mclmcf.serving.messages import megabytes, sentiment_labels, shown, size_over
 from mclmcf.serving.weights import LoadedWeights
 

@@ -12,7 +12,8 @@ import html
 
 import numpy as np
 
-from mclmcf.serving.explain import BASELINES, VoiceSummary, WordAttributions
+from mclmcf.serving.explain import BASELINES, WordAttributions
+from mclmcf.serving.voice import VoiceSummary
 
 TEXT_COLOUR = "#111111"
 UP, DOWN = "#5aa0dc", "#eb8a5c"        # full colours at the largest |attribution|
