@@ -66,6 +66,25 @@ def load_safe(path: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], dict]
     return data, meta.get("info", {})
 
 
+def umask() -> int:
+    """The process's umask, read without changing it (os.umask can only read by setting, which would open
+    a window in which another thread's new files get the wrong mode)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration):   # not Linux
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+def usual_mode(path: str | os.PathLike) -> None:
+    """Give ``path`` the mode open() or mkdir() would: 0o666 (files) or 0o777 (folders) less the umask.
+    mkstemp, mkdtemp and safetensors' save_file (it writes through a private temp file) make them 0600 / 0700,
+    and a dataset, checkpoint or weights folder is meant to be read by other users (a Docker image, a server)."""
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask())
+
+
 def atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename: never a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -74,7 +93,7 @@ def atomic_write(path: Path, write) -> None:
         write(tmp)
         with open(tmp, "rb") as f:   # on disk before the rename: after a power cut, the old file or the new one
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)   # mkstemp makes it private; a dataset or checkpoint is meant to be shared
+        usual_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -168,6 +168,24 @@ def test_a_crash_while_writing_the_outputs_leaves_no_partial_model_dir(synth_dir
     assert (out / "model" / "model.safetensors").read_bytes() == first and not list(out.glob(".*.tmp"))
 
 
+def test_run_files_keep_the_usual_mode(synth_dir, tmp_path):
+    """Issue #41, point 11: model/model.safetensors was 0600 (safetensors writes through a private temp file) and
+    atomic writes were 0644 whatever the umask. Every file and folder of a run now gets the mode open() and mkdir()
+    would give, here under umask 027."""
+    import os
+    import stat
+    previous = os.umask(0o027)
+    try:
+        run(tiny_run(synth_dir, tmp_path / "run", epochs=1))
+    finally:
+        os.umask(previous)
+    modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "run").rglob("*")}
+    assert "run/model/model.safetensors" in modes and "run/checkpoint.safetensors" in modes
+    wrong = {name: oct(mode) for name, mode in modes.items()
+             if mode != (0o750 if (tmp_path / name).is_dir() else 0o640)}
+    assert not wrong, wrong
+
+
 def test_training_output_says_what_is_planted_and_keeps_log_lines_out_of_the_bars(synth_dir, tmp_path, capsys):
     """Issue #30, point 7: the synthetic set's planted -inf values read like a data fault, and a log line printed
     while a progress bar was drawn was glued to the bar's line."""

@@ -13,6 +13,7 @@ from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
 from safetensors.torch import load_model, save_file
 
 from mclmcf.model.lora import is_lora_key
+from preprocessing.dataformat import usual_mode
 from preprocessing.encoders import load_tokenizer
 
 
@@ -40,8 +41,9 @@ class HubCheckpoint(PyTorchModelHubMixin, library_name="mclmcf", tags=["multimod
         return self.config.text_encoder_by_reference and key.startswith("text_encoder.") and not is_lora_key(key)
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        save_file(self.stored_state_dict(), str(save_directory / constants.SAFETENSORS_SINGLE_FILE),
-                  metadata={"format": "pt"})
+        weights = save_directory / constants.SAFETENSORS_SINGLE_FILE
+        save_file(self.stored_state_dict(), str(weights), metadata={"format": "pt"})
+        usual_mode(weights)
         try:  # ship the tokenizer so the checkpoint is self-contained
             load_tokenizer(self.config.text_encoder).save_pretrained(save_directory)
         except OSError as err:

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from preprocessing.dataformat import atomic_write
+from preprocessing.dataformat import atomic_write, usual_mode
 from mclmcf.model.config import MCLMCFConfig
 from mclmcf.model import MCLMCF
 
@@ -109,7 +109,7 @@ def write_model_dir(model: MCLMCF, directory: Path, result: dict) -> Path:
         (staged / "README.md").write_text(model_card(result))
         for path in [*staged.iterdir(), staged]:
             _fsync(path)
-        staged.chmod(0o755)   # mkdtemp makes it private; a model directory is meant to be shared
+        usual_mode(staged)
         _replace_dir(staged, directory)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
