@@ -34,16 +34,24 @@ def text_bert(texts: str | Sequence[str], tokenizer, max_length: int = DEFAULT_M
 def tokenize_windows(text: str, tokenizer, max_length: int = DEFAULT_MAX_LENGTH,
                      offsets: bool = False) -> dict[str, np.ndarray]:
     """One text -> consecutive, non-overlapping windows of at most ``max_length`` tokens, each a full
-    encoder input ([CLS] ... [SEP]), as :func:`tokenize` returns them ((W, max_length) each); a text
-    that fits (or an empty one) is one window. Windows are cut at token boundaries. ``offsets``: also
-    "offset_mapping" (W, max_length, 2), each token's character span in ``text`` ((0, 0) for special
+    encoder input ([CLS] ... [SEP]), padded to the longest window ((W, width) each, width <= max_length);
+    a text that fits (or an empty one) is one window. Windows are cut at token boundaries. ``offsets``:
+    also "offset_mapping" (W, width, 2), each token's character span in ``text`` ((0, 0) for special
     tokens and padding)."""
     tok = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
-    enc = tok([text], padding="max_length", truncation=True, max_length=max_length, return_overflowing_tokens=True,
+    enc = tok([text], padding="longest", truncation=True, max_length=max_length, return_overflowing_tokens=True,
               stride=0, return_token_type_ids=True, return_attention_mask=True, return_offsets_mapping=offsets,
               return_tensors="np")
     keys = ("input_ids", "attention_mask", "token_type_ids") + (("offset_mapping",) if offsets else ())
     return {k: enc[k].astype(np.int64) for k in keys}
+
+
+def count_windows(text: str, tokenizer, max_length: int = DEFAULT_MAX_LENGTH) -> int:
+    """How many windows :func:`tokenize_windows` cuts ``text`` into, from its token count alone (no padded
+    arrays: the bound on a request's encoder work is checked with it before any)."""
+    tok = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
+    n_tokens = len(tok(text, add_special_tokens=False, verbose=False)["input_ids"])   # verbose: no "too long" warning
+    return max(1, -(-n_tokens // (max_length - tok.num_special_tokens_to_add(pair=False))))
 
 
 def window_weights(attention_mask: np.ndarray) -> np.ndarray:

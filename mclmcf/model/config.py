@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from preprocessing.text import DEFAULT_MAX_LENGTH
+
 # Per-dataset settings from the paper (Sec. 5.3) and the MMSA unaligned feature files.
 # TCF channels: three Conv2d 3x3 layers, (in, out) per layer.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -23,6 +25,8 @@ AUTHORS_TEMPERATURE = math.log(1 / 0.07)
 # What a checkpoint's weights compute. 1: mclmcf before the authors' ReLUs, InfoNCE operand order and head
 # (commit 115a5c7 and earlier; its config.json has no "arch_revision"). 2: the authors' function.
 ARCH_REVISION = 2
+
+MAX_TEXT_LEN = 512                   # BERT-architecture encoders' position embeddings
 
 PAIR_DESIGNS = ("A", "B", "C")       # paper Table 7
 # "conv3" is the paper's TSLC (three single-channel conv stacks, one per TCF image); the others are Table 9's
@@ -53,6 +57,9 @@ class MCLMCFConfig:
     # stored; the encoder itself stays frozen and by reference
     text_encoder_lora_rank: int = 0
     text_pooling: str = "cls"            # "cls": the [CLS] vector (paper, authors); "mean": masked mean of the tokens
+    # tokens per text-encoder window ([CLS] and [SEP] included) the model was trained on (training's max_text_len);
+    # serving cuts longer transcripts into windows of this length. Configs without the field: 50 (MMSA's length)
+    max_text_len: int = DEFAULT_MAX_LENGTH
     # acoustic / visual input feature sizes and the LSTM encoders
     audio_dim: int = 5
     visual_dim: int = 20
@@ -100,6 +107,9 @@ class MCLMCFConfig:
         for name, allowed in checks:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"config.{name}={getattr(self, name)!r}; choose one of {allowed}")
+        if not isinstance(self.max_text_len, int) or not 3 <= self.max_text_len <= MAX_TEXT_LEN:
+            raise ValueError(f"config.max_text_len={self.max_text_len!r}; a whole number of tokens from 3 to "
+                             f"{MAX_TEXT_LEN} (BERT's position limit)")
         if self.text_encoder_lora_rank and not self.freeze_text_encoder:
             raise ValueError("text_encoder_lora_rank adapts a frozen encoder: set freeze_text_encoder too "
                              "(a fine-tuned encoder trains all its weights already)")

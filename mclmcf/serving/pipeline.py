@@ -10,9 +10,13 @@ model's standardisation). Positive means the modality pushed the score up.
 
 Transcript: the typed one, or, when the box is empty, what speech recognition hears
 (preprocessing.asr); no speech heard is an InputError, not a neutral score. A transcript longer
-than the text encoder's window (50 tokens) is cut into consecutive token windows, each scored with
-the clip's voice and face, and the score is the mean of the windows' scores weighted by their token
-counts (every token counts once); the TCF maps shown are the first window's.
+than the text encoder's window (the weights' ``config.max_text_len`` tokens, 50 for weights that do not
+record it) is cut into consecutive token windows, each scored with the clip's voice and face, and the
+score is the mean of the windows' scores weighted by their token counts (every token counts once); the
+TCF maps shown are the first window's. A typed transcript of more than ``max_text_windows`` windows is
+refused before any work (cost grows with tokens, not characters: 2,000 "{" are 2,000 tokens). Every score
+goes through mclmcf.serving.scoring: the transcript's windows pass the encoder once per request, and
+the voice and face ablations reuse their vectors.
 
 Silence: a sound track whose whole-clip level is below ``SILENCE_DBFS`` (an all-zero track, a muted
 microphone) or with fewer than ``MIN_VOICED`` of its frames voiced (noise, music without a voice) still
@@ -43,22 +47,26 @@ import torch
 from preprocessing import ClipFeatures, FeatureSpec, extract_clip
 from preprocessing.asr import SpeechRecognitionError, speech_recognizer
 from preprocessing.audio import level_dbfs
-from preprocessing.dataformat import pad_sequences
 from preprocessing.expression import expression_summary
 from preprocessing.media import file_sha256
-from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows, window_weights
+from preprocessing.text import count_windows
 from preprocessing.words import TimedWord, align_words, words_in_span
 
 from mclmcf.serving.cache import LRUCache
 from mclmcf.serving.explain import WordAttributions, attribute_words
 from mclmcf.serving.voice import VoiceSummary, summarise_voice
 from mclmcf.serving.messages import megabytes, sentiment_labels, shown, size_over
+from mclmcf.serving.scoring import audio_visual_batch, score_items, score_vectors, text_vectors
 from mclmcf.serving.weights import LoadedWeights
 
 MODALITIES = ("text", "audio", "vision")
 FPS_RANGE = (1, 25)      # face frames sampled per second that a request may ask for
 MIN_WINDOW_S = 1.0       # a shorter timeline window holds too little voice and face to score
 MAX_WINDOWS = 64         # timeline windows per request (a 60 s clip at the 1 s minimum makes 60)
+# encoder windows a typed transcript may need: 2,000 characters of English prose are 420-600 tokens (MiniLM's and
+# MPNet's tokenizers alike), 9-13 windows of 50 tokens (7-10 of 64), so 20 leaves room, while 2,000 "{" (2,000
+# tokens, 42 windows of 50) are refused
+MAX_TEXT_WINDOWS = 20
 MAX_FILE_BYTES = 50_000_000   # largest clip file; the app gives Gradio's upload limit this same number of bytes
 # One extraction at a time per process: a 60 s clip at 25 fps holds ~2 GB of decoded frames while it
 # runs, and the face mesh (one locked graph) runs one clip at a time anyway.
@@ -158,13 +166,14 @@ def sound_notice(clip: ClipFeatures) -> str | None:
 class SentimentPipeline:
     def __init__(self, weights: LoadedWeights, max_duration_s: float = 60.0, max_file_bytes: int = MAX_FILE_BYTES,
                  cache_size: int = 16, max_transcript_chars: int = 2000, max_windows: int = MAX_WINDOWS,
-                 asr_model: str | None = None):
+                 max_text_windows: int = MAX_TEXT_WINDOWS, asr_model: str | None = None):
         self.weights = weights
         self.asr, self.asr_status = speech_recognizer(asr_model)   # asr None: transcripts must be typed
         self.max_duration_s = max_duration_s
         self.max_file_bytes = max_file_bytes
         self.max_transcript_chars = max_transcript_chars
         self.max_windows = max_windows
+        self.max_text_windows = max_text_windows
         self.extractions = 0                     # feature extractions actually run (cache misses)
         self._features: LRUCache[ClipFeatures] = LRUCache(cache_size)
         self._tokenizer_lock = threading.Lock()  # fast tokenizers fail ("Already borrowed") when shared across threads
@@ -172,6 +181,11 @@ class SentimentPipeline:
     @property
     def label_range(self) -> float:
         return float(self.weights.model.config.label_range)
+
+    @property
+    def text_window(self) -> int:
+        """Tokens per text-encoder window: the length the weights were trained with (config.max_text_len)."""
+        return int(self.weights.model.config.max_text_len)
 
     def spec_for(self, fps) -> FeatureSpec:
         """The extractor settings for a requested frame rate (None or empty: the weights' own)."""
@@ -234,6 +248,12 @@ class SentimentPipeline:
         if len(text) > self.max_transcript_chars:
             raise InputError(f"The transcript has {len(text)} characters; the limit is {self.max_transcript_chars}. "
                              "Shorten it to what is said in the clip.")
+        with self._tokenizer_lock:
+            windows = count_windows(text, self.weights.tokenizer, self.text_window)
+        if windows > self.max_text_windows:
+            raise InputError(f"The transcript makes {windows} windows of the text encoder's {self.text_window} tokens; "
+                             f"the limit is {self.max_text_windows}. Symbols, numbers and rare words take a token each "
+                             "or more: shorten it to the words said in the clip.")
         return text
 
     def _transcript(self, typed: str, clip: ClipFeatures, need_times: bool,
@@ -286,7 +306,8 @@ class SentimentPipeline:
         if explain:
             with _timed(timings, "explain"):
                 attributions = attribute_words(self.weights.model, self.weights.tokenizer, text, clip.audio,
-                                               clip.vision, tokenizer_lock=self._tokenizer_lock)
+                                               clip.vision, max_length=self.text_window,
+                                               tokenizer_lock=self._tokenizer_lock)
         timings["total"] = time.perf_counter() - t_start
 
         sentiment_class, polarity = sentiment_labels(score, self.label_range)
@@ -314,7 +335,7 @@ class SentimentPipeline:
         """What the visitor is told beside the score: about the weights, the transcript, the clip, its sound, its face."""
         notices = list(self.weights.notices) + text_notices
         if text_windows > 1:
-            notices.append(f"The transcript is longer than the text encoder's {DEFAULT_MAX_LENGTH} tokens: it was "
+            notices.append(f"The transcript is longer than the text encoder's {self.text_window} tokens: it was "
                            f"scored in {text_windows} windows, combined by a token-weighted mean.")
         notices += clip.notices
         if (sound := sound_notice(clip)) is not None:
@@ -325,41 +346,38 @@ class SentimentPipeline:
 
     def score(self, text: str, audio: np.ndarray, vision: np.ndarray) -> float:
         """The score of one (transcript, acoustic features, face features) item, nothing else (live mode)."""
-        return self._score([(text, audio, vision)])[0][0]
+        return float(self._score_items([(text, audio, vision)])[0])
 
-    @torch.inference_mode()
-    def _score(self, items: list[tuple[str, np.ndarray, np.ndarray]], return_maps: bool = False):
-        """Scores of (text, audio, vision) items in one batch: each text is cut into encoder windows
-        (tokenize_windows), each window scored with its item's audio and vision, and an item's score is
-        its windows' mean weighted by preprocessing.text.window_weights. Returns (scores (N,), model output
-        per window, windows of the first item)."""
-        with self._tokenizer_lock:
-            tokens = [tokenize_windows(text, self.weights.tokenizer, DEFAULT_MAX_LENGTH) for text, _, _ in items]
-        owner = np.concatenate([np.full(len(t["input_ids"]), i) for i, t in enumerate(tokens)])
-        ids, mask, types = (np.concatenate([t[k] for t in tokens])
-                            for k in ("input_ids", "attention_mask", "token_type_ids"))
-        audio, la = pad_sequences([items[i][1] for i in owner])
-        vision, lv = pad_sequences([items[i][2] for i in owner])
-        dev = self.weights.device
-        ids_t, mask_t, types_t, la_t, lv_t = (torch.as_tensor(x, device=dev) for x in (ids, mask, types, la, lv))
-        audio_t, vision_t = (torch.as_tensor(x, dtype=torch.float32, device=dev) for x in (audio, vision))
-        out = self.weights.model(ids_t, mask_t, audio_t, la_t, vision_t, lv_t, token_type_ids=types_t,
-                                 return_maps=return_maps)
-        per_window = out.score.float().cpu().numpy()
-        scores = [float(np.average(per_window[owner == i], weights=window_weights(mask[owner == i])))
-                  for i in range(len(items))]
-        return scores, out, int((owner == 0).sum())
+    def _score_items(self, items: list[tuple[str, np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Scores (N,) of (text, audio, vision) items (mclmcf.serving.scoring.score_items)."""
+        return score_items(self.weights.model, self.weights.tokenizer, items, self.text_window, self._tokenizer_lock)
 
+    @torch.no_grad()
     def _score_with_ablations(self, text: str, clip: ClipFeatures):
-        """([score, score with text, audio, vision neutralised], output with the maps, text windows):
-        one forward with the maps for the real inputs, one batch for the three ablations."""
+        """([score, score with text, audio, vision neutralised], output with the TCF maps, text windows). The
+        transcript's windows pass the encoder once; their vectors are scored with the clip's voice and face, with a
+        neutral voice and with a neutral face, and the empty transcript's (cached) vector with the clip's, all in one
+        head pass. The maps come from a forward of the first window's vector with the clip's voice and face."""
         model = self.weights.model
-        audio_mean = neutral_frames(model.audio_norm, len(clip.audio))
-        vision_mean = neutral_frames(model.vision_norm, len(clip.vision))
-        (score,), full, windows = self._score([(text, clip.audio, clip.vision)], return_maps=True)
-        ablated, _, _ = self._score([("", clip.audio, clip.vision), (text, audio_mean, clip.vision),
-                                     (text, clip.audio, vision_mean)])
-        return [score, *ablated], full, windows
+        vectors = text_vectors(model, self.weights.tokenizer, [text, ""], self.text_window, self._tokenizer_lock)
+        windows = vectors.windows(0)
+        h_text, h_empty = vectors.vectors[:windows], vectors.vectors[windows:]
+        av = audio_visual_batch(model, [(clip.audio, clip.vision), (neutral_frames(model.audio_norm, len(clip.audio)),
+                                                                    neutral_frames(model.vision_norm, len(clip.vision)))])
+        (real_a, neutral_a), (real_v, neutral_v) = av["a"].split(1), av["v"].split(1)
+        rows = [(h_text, real_a, real_v), (h_empty, real_a, real_v), (h_text, neutral_a, real_v),
+                (h_text, real_a, neutral_v)]
+        per_window = score_vectors(model, torch.cat([t for t, _, _ in rows]),
+                                   {"a": torch.cat([a.expand(len(t), -1) for t, a, _ in rows]),
+                                    "v": torch.cat([v.expand(len(t), -1) for t, _, v in rows])})
+        weights = vectors.weights[:windows]
+        score, nothing = float(weights @ per_window[:windows]), float(per_window[windows])
+        neutral_voice, neutral_face = (float(weights @ part) for part in np.split(per_window[windows + 1:], 2))
+        la, lv = (torch.tensor([len(x)], device=h_text.device) for x in (clip.audio, clip.vision))
+        full = model(None, None, torch.as_tensor(clip.audio[None], device=h_text.device), la,
+                     torch.as_tensor(clip.vision[None], device=h_text.device), lv, text_vector=h_text[:1],
+                     return_maps=True)
+        return [score, nothing, neutral_voice, neutral_face], full, windows
 
     def _timeline(self, text: str, words: list[TimedWord] | None, clip: ClipFeatures, window_s: float) -> list[Segment]:
         spans = timeline_windows(clip.duration_s, window_s)
@@ -372,8 +390,8 @@ class SentimentPipeline:
         last = len(spans) - 1   # the last window also takes a word that ends at the clip's end
         texts = ([words_in_span(words, s, e if i < last else np.inf) for i, (s, e) in enumerate(spans)] if words
                  else [text] * len(spans))
-        scores, _, _ = self._score(list(zip(texts, audio_parts, vision_parts)))
-        return [Segment(round(float(s), 3), round(float(e), 3), x, t) for (s, e), x, t in zip(spans, scores, texts)]
+        scores = self._score_items(list(zip(texts, audio_parts, vision_parts)))
+        return [Segment(round(float(s), 3), round(float(e), 3), float(x), t) for (s, e), x, t in zip(spans, scores, texts)]
 
 
 @contextlib.contextmanager

@@ -124,7 +124,7 @@ def prepare_data(cfg: TrainConfig, model_cfg: MCLMCFConfig, log) -> tuple[dict[s
 def build_model(cfg: TrainConfig, train: dict, data_info: dict | None = None) -> MCLMCF:
     """Feature sizes come from the data; a preset or --set value that disagrees is an error. The feature
     extractor the data was made with (preprocessing.extract records it) goes into the weights, so the app
-    can check it."""
+    can check it, and so does the text window length (max_text_len), so the app cuts transcripts where training did."""
     overrides = cfg.model_overrides()
     spec = (data_info or {}).get("feature_spec")
     made_with = f" (feature spec version {spec.get('version')})" if spec else ""
@@ -139,6 +139,10 @@ def build_model(cfg: TrainConfig, train: dict, data_info: dict | None = None) ->
             raise TrainingStopped(f"the model's feature_spec differs from the one {cfg.data} was extracted with; "
                                   "drop feature_spec from the model settings (it is taken from the data)")
         overrides["feature_spec"] = spec
+    if overrides.get("max_text_len", cfg.max_text_len) != cfg.max_text_len:
+        raise TrainingStopped(f"the model's max_text_len ({overrides['max_text_len']}) differs from the training's "
+                              f"({cfg.max_text_len}); drop it from the model settings (it is taken from --max-text-len)")
+    overrides["max_text_len"] = cfg.max_text_len   # serving cuts transcripts into windows of the length trained on
     return MCLMCF(MCLMCFConfig.from_preset(cfg.dataset, **overrides))
 
 

@@ -1,0 +1,171 @@
+"""The one path every transcript score takes: the page's score and its ablations, the timeline, live mode and
+the word colours.
+
+A text is cut into consecutive encoder windows of at most ``max_length`` tokens (preprocessing.text.tokenize_windows;
+serving passes the weights' ``config.max_text_len``). Each window goes through the text encoder once, padded only to
+the longest window of its batch (the attention mask keeps padding out of every token's state and out of the pooled
+vector, so the text vector is the one a window padded to ``max_length`` gives, to float rounding). The windows'
+text vectors h_t are then scored with a clip's acoustic and visual vectors by the fusion and the head
+(``MCLMCF.score_from_vectors``), which costs far less than the encoder, so one h_t serves several clips (the
+voice and face ablations); a text's score is its windows' scores weighted by preprocessing.text.window_weights.
+A text given several times is encoded once, and the empty transcript's vector (the text ablation of every request)
+is kept per loaded model.
+
+API (``model``: an MCLMCF in eval mode; ``tokenizer``: its tokenizer; ``tokenizer_lock``: a lock around the
+tokenizer, which is not thread-safe):
+
+    vectors = text_vectors(model, tokenizer, texts, max_length, tokenizer_lock)    # TextVectors, one batched pass
+    h_av = audio_visual_vectors(model, audio, vision)                              # one clip: {"a", "v"} (1, 64)
+    scores = score_texts(model, tokenizer, texts, h_av, max_length, tokenizer_lock)  # (len(texts),)
+    scores = score_items(model, tokenizer, [(text, audio, vision), ...], ...)      # each text with its own clip
+    vectors.combine(score_vectors(model, vectors.vectors, h_av))                   # the same as score_texts
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from preprocessing.dataformat import pad_sequences
+from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows, window_weights
+
+from mclmcf.model import MCLMCF
+
+SCORE_BATCH = 64   # encoder windows per forward: a batch of similar lengths, sorted, so padding stays small
+
+_empty_vectors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> {max_length: (1, Dt)}
+_empty_lock = threading.Lock()
+
+
+@dataclass
+class TextVectors:
+    """Texts as the score reads them: one text vector per encoder window, texts' windows in order."""
+    vectors: torch.Tensor      # (W, Dt)
+    owner: np.ndarray          # (W,) the index of the text each window belongs to
+    weights: np.ndarray        # (W,) each window's share of its text's score (window_weights; a text's sum to 1)
+
+    @property
+    def n_texts(self) -> int:
+        return int(self.owner.max()) + 1 if len(self.owner) else 0
+
+    def windows(self, i: int) -> int:
+        """How many encoder windows text ``i`` was cut into."""
+        return int((self.owner == i).sum())
+
+    def combine(self, per_window: np.ndarray) -> np.ndarray:
+        """Per-window scores (W,) -> per-text scores (texts,): each text's window-weighted mean."""
+        return np.bincount(self.owner, weights=self.weights * per_window, minlength=self.n_texts)
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _encode_windows(model: MCLMCF, rows: list[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
+    """Text vectors (N, Dt) of unpadded windows (ids, token types), sorted by length into batches of SCORE_BATCH,
+    each padded to its longest window; returned in the given order."""
+    dev = _device(model)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    out = [None] * len(rows)
+    for start in range(0, len(order), SCORE_BATCH):
+        chunk = order[start:start + SCORE_BATCH]
+        width = len(rows[chunk[-1]][0])
+        ids = np.zeros((len(chunk), width), np.int64)
+        types, mask = np.zeros_like(ids), np.zeros_like(ids)
+        for r, i in enumerate(chunk):
+            n = len(rows[i][0])
+            ids[r, :n], types[r, :n], mask[r, :n] = rows[i][0], rows[i][1], 1
+        ids_t, mask_t, types_t = (torch.as_tensor(x, device=dev) for x in (ids, mask, types))
+        vectors = model.encode_text(mask_t, ids_t, types_t)
+        for r, i in enumerate(chunk):
+            out[i] = vectors[r]
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def empty_text_vector(model: MCLMCF, tokenizer, max_length: int = DEFAULT_MAX_LENGTH,
+                      tokenizer_lock=contextlib.nullcontext()) -> torch.Tensor:
+    """The empty transcript's text vector (1, Dt), computed once per loaded model (its weights do not change
+    while it serves) and window length."""
+    with _empty_lock:
+        cached = _empty_vectors.setdefault(model, {})
+        if max_length not in cached:
+            with tokenizer_lock:
+                enc = tokenize_windows("", tokenizer, max_length)
+            n = int(enc["attention_mask"][0].sum())
+            cached[max_length] = _encode_windows(model, [(enc["input_ids"][0, :n], enc["token_type_ids"][0, :n])])
+        return cached[max_length]
+
+
+@torch.no_grad()
+def text_vectors(model: MCLMCF, tokenizer, texts: list[str], max_length: int = DEFAULT_MAX_LENGTH,
+                 tokenizer_lock=contextlib.nullcontext()) -> TextVectors:
+    """Every text's windows' vectors in one batched pass of the encoder (SCORE_BATCH windows per forward, each
+    batch padded to its longest window): repeated texts encoded once, the empty one from the cache."""
+    unique = list(dict.fromkeys(texts))
+    windows: dict[str, tuple[list, np.ndarray]] = {}      # text -> ([(ids, types) per window], window weights)
+    with tokenizer_lock:
+        for text in unique:
+            if text:
+                enc = tokenize_windows(text, tokenizer, max_length)
+                lengths = enc["attention_mask"].sum(1)
+                windows[text] = ([(ids[:n], types[:n]) for ids, types, n in
+                                  zip(enc["input_ids"], enc["token_type_ids"], lengths)],
+                                 window_weights(enc["attention_mask"]))
+    rows = [row for text in unique if text for row in windows[text][0]]
+    encoded = _encode_windows(model, rows) if rows else None
+    empty = empty_text_vector(model, tokenizer, max_length, tokenizer_lock) if "" in unique else None
+    per_text, start = {}, 0
+    for text in unique:
+        if text:
+            n = len(windows[text][0])
+            per_text[text] = (encoded[start:start + n], windows[text][1])
+            start += n
+        else:
+            per_text[text] = (empty, np.ones(1))
+    return TextVectors(torch.cat([per_text[t][0] for t in texts]),
+                       np.concatenate([np.full(len(per_text[t][1]), i) for i, t in enumerate(texts)]),
+                       np.concatenate([per_text[t][1] for t in texts]))
+
+
+@torch.no_grad()
+def audio_visual_batch(model: MCLMCF, clips: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """The acoustic and visual vectors {"a", "v"} (N, 64) of N clips' (frames, features) arrays, in one batch."""
+    dev = _device(model)
+    audio, la = pad_sequences([a for a, _ in clips])
+    vision, lv = pad_sequences([v for _, v in clips])
+    return model.encode_audio_visual(torch.as_tensor(audio, dtype=torch.float32, device=dev), torch.as_tensor(la, device=dev),
+                                     torch.as_tensor(vision, dtype=torch.float32, device=dev), torch.as_tensor(lv, device=dev))
+
+
+def audio_visual_vectors(model: MCLMCF, audio: np.ndarray, vision: np.ndarray) -> dict:
+    """One clip's acoustic and visual vectors {"a", "v"} (1, 64)."""
+    return audio_visual_batch(model, [(audio, vision)])
+
+
+@torch.no_grad()
+def score_vectors(model: MCLMCF, h_t: torch.Tensor, h_av: dict) -> np.ndarray:
+    """Scores (W,) of text vectors (W, Dt) with acoustic and visual vectors {"a", "v"}, each (W, 64) or one
+    clip's (1, 64) for every row."""
+    h = {"t": h_t, **{m: x.expand(len(h_t), -1) for m, x in h_av.items()}}
+    return model.score_from_vectors(h).float().cpu().numpy().astype(np.float64)
+
+
+def score_texts(model: MCLMCF, tokenizer, texts: list[str], h_av: dict, max_length: int = DEFAULT_MAX_LENGTH,
+                tokenizer_lock=contextlib.nullcontext()) -> np.ndarray:
+    """Each text's score (len(texts),) with one clip's vectors ``h_av`` (audio_visual_vectors)."""
+    vectors = text_vectors(model, tokenizer, texts, max_length, tokenizer_lock)
+    return vectors.combine(score_vectors(model, vectors.vectors, h_av))
+
+
+def score_items(model: MCLMCF, tokenizer, items: list[tuple[str, np.ndarray, np.ndarray]],
+                max_length: int = DEFAULT_MAX_LENGTH, tokenizer_lock=contextlib.nullcontext()) -> np.ndarray:
+    """Scores (N,) of (text, audio frames, face frames) items, each text with its own clip (the timeline, live)."""
+    vectors = text_vectors(model, tokenizer, [text for text, _, _ in items], max_length, tokenizer_lock)
+    h_av = audio_visual_batch(model, [(audio, vision) for _, audio, vision in items])
+    return vectors.combine(score_vectors(model, vectors.vectors, {m: x[vectors.owner] for m, x in h_av.items()}))
