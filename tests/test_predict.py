@@ -1,16 +1,22 @@
-"""python -m mclmcf.predict: batch scores through the app's pipeline, either labels layout, resume, and
-speech recognition for clips without a transcript."""
+"""python -m mclmcf.predict: batch scores through the app's pipeline, clips as arguments or either labels layout,
+resume, speech recognition for clips without a transcript, and a console without mediapipe's native lines."""
 
 from __future__ import annotations
 
 import csv
+import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from mclmcf.serving import batch as predict
 from mclmcf.serving.pipeline import SentimentPipeline
 from preprocessing.labels import read_labels
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def read(path) -> list[dict]:
@@ -77,3 +83,51 @@ def test_unusable_weights_stop_before_any_clip(mmsa_raw, tmp_path):
     raw, labels = mmsa_raw
     with pytest.raises(SystemExit, match="holds no config.json"):
         run(raw, labels, tmp_path / "scores.csv", "--weights", str(tmp_path))
+
+
+def test_clips_as_arguments_print_one_line_each_as_the_app_scores_them(checkpoint, loaded, tmp_path, capsys):
+    """`python -m mclmcf.predict examples/positive.mp4 examples/negative.mp4 --transcript ... --transcript ...`:
+    one printed line per clip with the app's score and the transcript read; --out writes the same rows."""
+    examples = json.loads((ROOT / "examples" / "examples.json").read_text())
+    clips = [str(ROOT / "examples" / name) for name, _ in examples]
+    texts = [text for _, text in examples]
+    args = [*clips, *(a for t in texts for a in ("--transcript", t)), "--weights", str(checkpoint)]
+    summary = predict.main([*args, "--out", str(tmp_path / "scores.csv")])
+    assert summary == {"clips": 2, "scored": 2, "errors": 0, "resumed": 0, "skipped_rows": 0}
+    lines = capsys.readouterr().out.splitlines()
+    app = SentimentPipeline(loaded)
+    for clip, text, row in zip(clips, texts, read(tmp_path / "scores.csv")):
+        pred = app.predict(clip, text)
+        assert float(row["score"]) == pytest.approx(pred.score, abs=1e-4) and row["transcript"] == text
+        assert f'{clip}: {pred.score:+.2f} {pred.sentiment_class} (typed: "{text}")' in lines
+    with pytest.raises(SystemExit, match="2 clip.s. but 1 --transcript"):
+        predict.main([*clips, "--transcript", texts[0], "--weights", str(checkpoint)])
+    with pytest.raises(SystemExit):         # either clips as arguments or a labels file
+        predict.main([clips[0], "--clips", "examples", "--labels", "x.csv", "--out", "y.csv"])
+
+
+def test_a_clip_without_transcript_is_transcribed_and_a_french_one_gets_the_notice(checkpoint, make_clip, capsys):
+    clip = str(make_clip("spoken.mp4", duration_s=4.0))
+    predict.main([clip, clip, "--transcript", "", "--transcript", "Ce film est nul, une perte de temps.",
+                  "--weights", str(checkpoint)])
+    heard, heard_note, french, french_note = capsys.readouterr().out.splitlines()
+    assert heard.startswith(f"{clip}: ") and "(asr: " in heard and "enjoyed" in heard.lower()
+    assert heard_note.startswith("  note: Transcript by speech recognition")
+    assert french.endswith('(typed: "Ce film est nul, une perte de temps.")')
+    assert french_note.startswith("  note: The transcript does not look like English (its common words are French)")
+
+
+NATIVE_NOISE = ("Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires")
+
+
+def test_the_console_shows_no_native_log_lines(checkpoint, make_clip):
+    """mediapipe's native lines reach the console of a plain run of the batch code, not `python -m mclmcf.predict`."""
+    clip = str(make_clip("talk.mp4"))
+    args = [clip, "--transcript", "A fine film.", "--weights", str(checkpoint)]
+    plain = subprocess.run([sys.executable, "-c", f"from mclmcf.serving.batch import main; main({args!r})"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 0 and any(noise in plain.stderr for noise in NATIVE_NOISE), plain.stderr
+    cli = subprocess.run([sys.executable, "-m", "mclmcf.predict", *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert cli.returncode == 0 and cli.stdout.startswith(f"{clip}: "), cli.stdout + cli.stderr
+    assert not any(noise in cli.stderr for noise in NATIVE_NOISE), cli.stderr

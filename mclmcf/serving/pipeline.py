@@ -48,6 +48,7 @@ from preprocessing import ClipFeatures, FeatureSpec, extract_clip
 from preprocessing.asr import SpeechRecognitionError, speech_recognizer
 from preprocessing.audio import level_dbfs
 from preprocessing.expression import expression_summary
+from preprocessing.language import untrusted_notice
 from preprocessing.media import file_sha256
 from preprocessing.text import count_windows
 from preprocessing.words import TimedWord, align_words, words_in_span
@@ -318,7 +319,7 @@ class SentimentPipeline:
             tcf_feature_maps={p: [m[0].float().cpu().numpy() for m in maps] for p, maps in full.tcf_feature_maps.items()},
             clip=clip, timings=timings, features_cached=cached, transcript=text, transcript_source=source,
             text_windows=windows, words=words, timeline=timeline,
-            notices=self._notices(clip, text_notices, windows), attributions=attributions,
+            notices=self._notices(clip, text_notices, windows, text, source), attributions=attributions,
             voice=summarise_voice(clip, len(text.split()), words))
 
     def _check_timeline_fits(self, clip: ClipFeatures, window_s: float) -> None:
@@ -331,9 +332,12 @@ class SentimentPipeline:
             raise InputError(f"A {window_s:g} s timeline window cuts this {clip.duration_s:.1f} s clip into "
                              f"{n_windows} windows; the limit is {self.max_windows}. Use a window of at least {fits:g} s.")
 
-    def _notices(self, clip: ClipFeatures, text_notices: list[str], text_windows: int) -> list[str]:
+    def _notices(self, clip: ClipFeatures, text_notices: list[str], text_windows: int, text: str = "",
+                 source: str = "typed") -> list[str]:
         """What the visitor is told beside the score: about the weights, the transcript, the clip, its sound, its face."""
         notices = list(self.weights.notices) + text_notices
+        if (foreign := untrusted_notice(text, self.weights.model.config.text_encoder, source)) is not None:
+            notices.append(foreign)
         if text_windows > 1:
             notices.append(f"The transcript is longer than the text encoder's {self.text_window} tokens: it was "
                            f"scored in {text_windows} windows, combined by a token-weighted mean.")
