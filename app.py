@@ -44,8 +44,12 @@ EXAMPLES = [[str(HERE / "examples" / f), text] for f, text in json.loads((HERE /
 MAX_DURATION_S = 60.0
 CONCURRENCY = 2
 ANALYSES = "analyses"       # the concurrency group of every heavy event: at most CONCURRENCY run at once, all told
-# scroll the result into view on a narrow screen, where it sits below the inputs and the examples
-SHOW_RESULT_JS = ("() => { if (window.innerWidth < 768) document.getElementById('result-score')"
+# a refusal is scrolled into view wherever the visitor had scrolled to; a result only on a narrow screen, where
+# it sits below the inputs and the examples
+SHOW_RESULT_JS = ("() => { const refused = document.getElementById('analysis-error'); "
+                  "if (refused) { const r = refused.getBoundingClientRect(); "
+                  "if (r.top < 0 || r.bottom > window.innerHeight) refused.scrollIntoView({block: 'center'}); } "
+                  "else if (window.innerWidth < 768) document.getElementById('result-score')"
                   "?.scrollIntoView({block: 'start'}); }")
 # live streams at once: one per two CPU cores keeps a phrase's score within 1.5 s (bench_live: two sessions on two
 # cores took up to 3 s); raise it on a bigger machine
@@ -185,9 +189,7 @@ def build_demo(registry: PipelineRegistry, files_kept_s: int = uploads.FILES_KEP
         raise gr.Error(message, title="Cannot analyse this clip", print_exception=False)
 
     with gr.Blocks(title="MCL-MCF multimodal sentiment", delete_cache=uploads.delete_schedule(files_kept_s)) as demo:
-        gr.Markdown("# MCL-MCF multimodal sentiment\nUpload or record a short clip of someone speaking, type "
-                    "what they say (or leave the box empty: speech recognition fills it in), and the model rates the sentiment from the words, the voice and the face. "
-                    "Below: the TCF multimodal “images” (outer products of two modalities) the model convolves.")
+        gr.Markdown(page.INTRO, elem_id="intro")
         gr.Markdown(banner, elem_id="weights-banner")
         with gr.Tab("Analyse a clip"):
             with gr.Row(equal_height=False):

@@ -31,17 +31,59 @@ def png(uri: str) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(base64.b64decode(uri.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
 
 
-def test_tcf_html_shows_each_map_with_title_axes_and_colour_bar(prediction):
+def test_tcf_html_shows_the_image_first_and_folds_the_conv_maps_away(prediction):
+    """Each pair: its image with the cell, the axes and the colour scale in words, then its conv maps inside a
+    closed <details>; the acoustic-visual image (visual x acoustic in the model) is shown transposed, as acoustic x visual."""
+    top = viz.tcf_scale(prediction.tcf_images)
     for pair, (first, second) in viz.PAIR_NAMES.items():
         image, maps = prediction.tcf_images[pair], prediction.tcf_feature_maps[pair]
-        page = viz.tcf_html(pair, image, maps)
+        page = viz.tcf_html(pair, image, maps, top)
         uris = re.findall(r'src="(data:image/png;base64,[^"]+)"', page)
         assert len(uris) == 1 + len(maps) == page.count('class="tcf-bar"') == page.count("<figcaption>")
-        assert f"{first} × {second} image ({image.shape[0]}²)" in page and f"{first} h′ index 0–{image.shape[0] - 1}" in page
-        assert all(f"conv{i} + ReLU" in page for i in range(1, len(maps) + 1))
+        shown, folded = page.split('<details class="tcf-conv">')
+        assert shown.count("<img") == 1 and folded.count("<img") == len(maps) and "<details open" not in page
+        assert f"{first} × {second}<small>each cell: one {first} feature × one {second} feature of this clip" in shown
+        assert f"rows: {first} features 1–{image.shape[0]}" in shown and f"columns: {second} features 1–" in shown
+        assert "0: one of the two is off" in shown and f"{top:.3g}: both strongly on" in shown
+        assert all(f"pass {i}:" in folded for i in range(1, len(maps) + 1)) and "own colour scale" in folded
         pictures = [png(u) for u in uris]
         assert [p.shape[:2] for p in pictures] == [image.shape] + [m.shape[1:] for m in maps]   # 64 px: not downscaled
         assert all(is_picture(p) for p in pictures)
+        shown_values = image.T if pair in viz.TRANSPOSED else image
+        expected = viz.coloured(shown_values, "viridis", 0.0, top)
+        assert np.abs(pictures[0].astype(int) - expected).max() <= 3, pair
+    assert viz.TRANSPOSED == {"av"}
+
+
+def test_the_three_images_share_one_colour_scale(prediction, loaded):
+    """The page fills the three slots with one scale: 0 to the largest product among the clip's three images."""
+    from mclmcf.ui import page
+    shown = dict(zip([slot.name for slot in page.SLOTS], page.filled(prediction, loaded)))
+    top = max(float(np.abs(x).max()) for x in prediction.tcf_images.values())
+    assert all(f"{top:.3g}: both strongly on" in shown[f"tcf_{pair}"] for pair in viz.PAIR_NAMES)
+
+
+def test_the_score_does_not_read_the_tcf_images(loaded, make_clip):
+    """What the page says: the score comes from the expanded vectors joined end to end, not from the TCF images
+    or their convolutions (those feed only training's level-3 loss). Scrambling every TCF conv leaves the score as it
+    was; scrambling the expansions (the images' operands) changes it."""
+    import torch
+    from mclmcf.serving.pipeline import SentimentPipeline
+    pipeline = SentimentPipeline(loaded)
+    clip = pipeline.features(make_clip("talk.mp4"))[0]
+    model = loaded.model
+    before = pipeline.score("a wonderful, moving film", clip.audio, clip.vision)
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        with torch.no_grad():
+            for p in model.tcf.parameters():
+                p.normal_()
+            assert pipeline.score("a wonderful, moving film", clip.audio, clip.vision) == before
+            for p in model.expand.parameters():
+                p.normal_()
+            assert pipeline.score("a wonderful, moving film", clip.audio, clip.vision) != before
+    finally:
+        model.load_state_dict(saved)
 
 
 def test_heatmap_colours_follow_the_values():
@@ -59,8 +101,10 @@ def test_tcf_image_range_follows_its_signs():
     maps = [np.ones((4, 8, 8), np.float32)]
     ticks = r'<div class="tcf-bar-ticks"><span>([^<]+)</span><span>([^<]+)</span>'
     non_negative = np.outer(np.arange(8.0), np.arange(8.0)).astype(np.float32)
-    assert re.search(ticks, viz.tcf_html("tv", non_negative, maps)).groups() == ("0", "49")
-    assert re.search(ticks, viz.tcf_html("tv", non_negative - 10, maps)).groups() == ("-39", "39")
+    assert re.search(ticks, viz.tcf_html("tv", non_negative, maps)).groups() == ("0: one of the two is off",
+                                                                                 "49: both strongly on")
+    assert re.search(ticks, viz.tcf_html("tv", non_negative - 10, maps)).groups() == ("-39 opposite signs",
+                                                                                      "39 same sign")
 
 
 def test_other_figures_are_rgb_pictures(prediction):
@@ -94,22 +138,23 @@ def test_expression_strip_is_html_text_around_one_picture(prediction):
 
 
 def test_an_all_zero_feature_map_says_so_on_its_panel_and_by_the_contributions(prediction):
-    """A branch whose ReLU output is zero everywhere for this input (a black map, colour scale 0-0) is explained in
-    plain words on its panel, and the per-modality contribution line says the same and that the score does not
-    read it."""
+    """A filter pass whose output is zero everywhere for this input (a black map, colour scale 0-0) is explained in
+    plain words on its panel; the per-modality contribution line names the picture, without jargon, and says that
+    the score does not use it."""
     maps = [np.ones((4, 8, 8), np.float32), np.zeros((4, 6, 6), np.float32)]
     page = viz.tcf_html("av", np.ones((10, 10), np.float32), maps)
     panels = page.split('<figure class="tcf-panel">')[1:]
     assert viz.ZERO_MAP not in panels[1] and viz.ZERO_MAP in panels[2]
-    assert "zero everywhere for this input and these weights" in viz.ZERO_MAP
+    assert "The score does not use it" in viz.ZERO_MAP
 
     def contributions(*zero_pairs):
         maps = {pair: [np.full((4, 6, 6), 0.0 if pair in zero_pairs else 0.5, np.float32)] for pair in viz.PAIR_NAMES}
         return viz.contributions_html(dataclasses.replace(prediction, tcf_feature_maps=maps))
-    assert "In the visual × acoustic branch the last conv's ReLU output is zero everywhere for this input and these " \
-           "weights. The score does not read the TCF maps" in contributions("av")
-    assert "In the text × acoustic and visual × acoustic branches the last" in contributions("ta", "av")
-    assert "zero everywhere" not in contributions()
+    assert "The training-only filters on the acoustic × visual picture came out blank for this clip; the score " \
+           "does not use them" in contributions("av")
+    assert "on the text × acoustic and acoustic × visual pictures came out blank" in contributions("ta", "av")
+    assert "blank" not in contributions()
+    assert not any(jargon in contributions("av") for jargon in ("ReLU", "conv", "level-3", "branch"))
 
 
 MARKUP = '[x](http://e) ![p](http://e/p.png) <img src=http://e/i.png> **bold** www.example.com'
@@ -161,7 +206,7 @@ def test_timeline_marks_each_windows_words():
 
 def test_the_page_names_each_modality_with_the_papers_word(prediction):
     """text / acoustic / visual wherever the visitor reads a modality's name; the data keep text / audio / vision."""
-    assert viz.PAIR_NAMES == {"ta": ("text", "acoustic"), "tv": ("text", "visual"), "av": ("visual", "acoustic")}
+    assert viz.PAIR_NAMES == {"ta": ("text", "acoustic"), "tv": ("text", "visual"), "av": ("acoustic", "visual")}
     contributions = viz.contributions_html(prediction)
     assert re.findall(r'class="contrib-name">([^<]+)<', contributions) == ["text", "acoustic", "visual"]
     assert "without acoustic" in contributions and "without vision" not in contributions
@@ -179,7 +224,7 @@ def test_both_tabs_draw_the_same_gauge(prediction):
 
 
 def test_every_output_slot_has_a_value_for_a_prediction_and_for_a_refusal(prediction, loaded):
-    from mclmcf.ui import page
+    from mclmcf.ui import page, words
     names = [slot.name for slot in page.SLOTS]
     filled, cleared = page.filled(prediction, loaded), page.cleared("bad <clip>")
     assert len(filled) == len(cleared) == len(set(names))
@@ -190,3 +235,21 @@ def test_every_output_slot_has_a_value_for_a_prediction_and_for_a_refusal(predic
     assert all(refused[f"tcf_{pair}"] == viz.tcf_placeholder(pair) for pair in viz.PAIR_NAMES)
     assert all(refused[name].startswith('<p class="slot-empty">After <b>Analyse</b>')
                for name in ("face", "expressions", "audio"))
+    assert refused["words"] == words.WORDS_PLACEHOLDER == page.SLOTS[[s.name for s in page.SLOTS].index("words")].build().value
+
+
+def test_the_trained_on_sentence_is_shown_once(prediction, loaded):
+    """The banner says what the weights were trained on; the details under a result repeat it only for other weights."""
+    from types import SimpleNamespace
+    from mclmcf.ui import page
+    page.weights_banner(SimpleNamespace(weights=loaded, asr_status="Speech recognition: none."))
+    details = dict(zip([slot.name for slot in page.SLOTS], page.filled(prediction, loaded)))["details"]
+    assert "trained on" not in details and f"`{loaded.source}`" in details
+    other = dataclasses.replace(loaded, source="owner/other-weights")
+    assert "**trained on:**" in dict(zip([slot.name for slot in page.SLOTS], page.filled(prediction, other)))["details"]
+
+
+def test_the_transcript_box_stops_at_the_pipelines_limit():
+    import inspect
+    from mclmcf.ui import page
+    assert page.TRANSCRIPT_MAX_CHARS == inspect.signature(SentimentPipeline).parameters["max_transcript_chars"].default

@@ -2,8 +2,8 @@
 
 TCF heatmaps and the acoustic-feature figure are HTML: each map goes through a colormap lookup table
 straight to a small PNG, and titles, axis names and colour bars are HTML around it, so their text reads
-at any screen width (a matplotlib figure per request cost ~0.45 s per pair); the TCF panels sit two
-abreast. The timeline figure is drawn with matplotlib's object API (``Figure`` + Agg canvas, no pyplot
+at any screen width (a matplotlib figure per request cost ~0.45 s per pair); each TCF image is shown first,
+on one colour scale shared by the clip's three, and its conv maps folded away below it. The timeline figure is drawn with matplotlib's object API (``Figure`` + Agg canvas, no pyplot
 global state), so concurrent requests can render at the same time, and returned as an RGB array.
 Pictures travel inside the HTML as data URIs: no file per request on the server's disk.
 """
@@ -33,16 +33,21 @@ from mclmcf.ui.score import POLARITY_COLOURS, gauge_html, stages_line
 # the model t / a / v)
 MODALITY_NAMES = {"text": "text", "audio": "acoustic", "vision": "visual"}
 MODEL_LETTERS = {"t": "text", "a": "audio", "v": "vision"}
+SENSES = {"text": "the words", "acoustic": "the voice", "visual": "the face"}
+# one modality order everywhere the visitor reads a pair (text, acoustic, visual): the model builds the
+# acoustic-visual image as visual x acoustic (the authors' order), so that one is shown transposed
+SHOWN_OPERANDS = {pair: tuple(sorted(operands, key="tav".index)) for pair, operands in TCF_OPERANDS.items()}
+TRANSPOSED = {pair for pair, operands in TCF_OPERANDS.items() if operands != SHOWN_OPERANDS[pair]}
 PAIR_NAMES = {pair: tuple(MODALITY_NAMES[MODEL_LETTERS[m]] for m in operands)      # rows, columns
-              for pair, operands in TCF_OPERANDS.items()}
+              for pair, operands in SHOWN_OPERANDS.items()}
 AUDIO_GROUPS = (("MFCC", 13), ("ΔMFCC", 13), ("ΔΔMFCC", 13), ("prosody, spectrum", 9))   # rows of the 48 features
 SCORE_PLACEHOLDER = ('<div class="score-card score-empty"><p>After <b>Analyse</b>: the sentiment score, its label and '
                      'what each modality (words, voice, face) contributed.</p></div>')
 MAP_SIDE = 256          # heatmaps are shown at most this many pixels wide (area-averaged): a panel is ~200 px on screen
 STRIP_COLUMNS = 600     # time columns of the waveform and feature strips (a 60 s clip has 3000 feature frames)
 FACE_COLOURS = np.array([[217, 217, 217], [64, 160, 90]], np.uint8)      # face strip: none, found
-ZERO_MAP = ("All zero: this layer's ReLU output is zero everywhere for this input and these weights "
-            "(every value before the ReLU is negative).")
+ZERO_MAP = ("Blank: every value of this filter pass came out negative for this clip, and the pass turns negative "
+            "values into zero. The score does not use it.")
 
 
 def to_rgb(fig: Figure) -> np.ndarray:
@@ -96,14 +101,13 @@ def contributions_html(pred: Prediction) -> str:
 
 
 def silent_branches_note(pred: Prediction) -> str:
-    """Names the TCF branches whose last conv + ReLU map is all zero, in the plain words of the panel's note."""
+    """Names the TCF pictures whose last filter pass came out blank (all zero), in plain words."""
     silent = [" × ".join(PAIR_NAMES[pair]) for pair, maps in pred.tcf_feature_maps.items() if maps and not maps[-1].any()]
     if not silent:
         return ""
-    branches = " and ".join([", ".join(silent[:-1]), silent[-1]] if len(silent) > 1 else silent)
-    branches += " branches" if len(silent) > 1 else " branch"
-    return (f" In the {branches} the last conv's ReLU output is zero everywhere for this input and these weights. The score "
-            "does not read the TCF maps (they shape training's level-3 loss), so these bars do not depend on it.")
+    names = " and ".join([", ".join(silent[:-1]), silent[-1]] if len(silent) > 1 else silent)
+    return (f" The training-only filters on the {names} picture{'s' * (len(silent) > 1)} came out blank for this "
+            "clip; the score does not use them, so these bars do not depend on it.")
 
 
 def plain_markdown(text: str) -> str:
@@ -112,9 +116,11 @@ def plain_markdown(text: str) -> str:
     return "".join(f"\\{c}" if c in string.punctuation else c for c in text)
 
 
-def details_markdown(pred: Prediction, source: str, device: str, trained_on: str) -> str:
+def details_markdown(pred: Prediction, source: str, device: str, trained_on: str | None) -> str:
+    """``trained_on``: None where the page's banner already says it."""
     cached = " (acoustic/visual features re-used from the cache: no decoding or feature extraction)" if pred.features_cached else ""
-    lines = [f"**Weights:** `{html.escape(source)}` on **{device}** · **trained on:** {plain_markdown(trained_on)}",
+    trained = f" · **trained on:** {plain_markdown(trained_on)}" if trained_on is not None else ""
+    lines = [f"**Weights:** `{html.escape(source)}` on **{device}**{trained}",
              f"**Time per stage:** {stages_line(pred.timings)}{cached}",
              f"**Clip:** {pred.clip.duration_s:.1f} s · face in {pred.clip.face_fraction:.0%} of "
              f"{len(pred.clip.face_mask)} sampled frames ({pred.clip.spec.video_fps:g} fps)"]
@@ -163,42 +169,62 @@ def gradient_css(cmap: str) -> str:
                                                  for i in range(0, 256, 51)) + ")"
 
 
+def tcf_scale(images: dict[str, np.ndarray]) -> float:
+    """The colour scale's top shared by a clip's TCF images: its largest |product|."""
+    return max((float(np.abs(x).max()) for x in images.values()), default=0.0) or 1.0
+
+
 def _panel(title: str, values: np.ndarray, cmap: str, vmin: float, vmax: float, y_name: str, x_name: str,
-           note: str = "") -> str:
-    h, w = values.shape
-    zero = f'<p class="tcf-zero">{note}</p>' if note else ""
-    return (f'<figure class="tcf-panel"><figcaption>{title}</figcaption>'
-            f'<div class="tcf-plot"><span class="tcf-ylabel">{y_name} 0–{h - 1} ↓</span>'
+           ticks: tuple[str, str], note: str = "", subtitle: str = "") -> str:
+    extra = f'<p class="tcf-note">{note}</p>' if note else ""
+    sub = f"<small>{subtitle}</small>" if subtitle else ""
+    return (f'<figure class="tcf-panel"><figcaption>{title}{sub}</figcaption>'
+            f'<div class="tcf-plot"><span class="tcf-ylabel">{y_name}</span>'
             f'<img src="{heatmap_png(values, cmap, vmin, vmax)}" alt="{title}"></div>'
-            f'<div class="tcf-xlabel">{x_name} 0–{w - 1} →</div>'
+            f'<div class="tcf-xlabel">{x_name}</div>'
             f'<div class="tcf-bar" style="background:{gradient_css(cmap)}"></div>'
-            f'<div class="tcf-bar-ticks"><span>{vmin:.3g}</span><span>{vmax:.3g}</span></div>'
-            f'{zero}</figure>')
+            f'<div class="tcf-bar-ticks"><span>{ticks[0]}</span><span>{ticks[1]}</span></div>{extra}</figure>')
 
 
-def tcf_html(pair: str, image: np.ndarray, maps: list[np.ndarray]) -> str:
-    """The pair's outer-product image and each Conv2d+ReLU output (channel mean), each with its title,
-    axis names and colour bar. The image gets diverging colours on a symmetric range when it has both
-    signs (fusion_activation="none") and a sequential map from 0 when it is non-negative (the default)."""
+def tcf_html(pair: str, image: np.ndarray, maps: list[np.ndarray], top: float | None = None) -> str:
+    """The pair's outer-product image, then (folded away) each Conv2d+ReLU output (channel mean). ``top``: the
+    colour scale's top shared by the clip's three images (tcf_scale); default this image's own largest |value|.
+    A non-negative image (ReLU expansions, the default) goes from dark 0 up; a signed one (fusion_activation
+    "none") gets diverging colours around 0. Each conv map has its own scale: their ranges differ widely."""
     first, second = PAIR_NAMES[pair]
-    lim = float(np.abs(image).max()) or 1.0
-    cmap, vmin = ("RdBu_r", -lim) if image.min() < 0 else ("viridis", 0.0)
-    panels = [_panel(f"{first} × {second} image ({image.shape[0]}²)", image, cmap, vmin, lim,
-                     f"{first} h′ index", f"{second} h′ index")]
+    if pair in TRANSPOSED:
+        image, maps = image.T, [m.transpose(0, 2, 1) for m in maps]
+    top = top or float(np.abs(image).max()) or 1.0
+    rows, columns = image.shape
+    if image.min() < 0:
+        cmap, vmin, ticks = "RdBu_r", -top, (f"{-top:.3g} opposite signs", f"{top:.3g} same sign")
+    else:
+        cmap, vmin, ticks = "viridis", 0.0, ("0: one of the two is off", f"{top:.3g}: both strongly on")
+    picture = _panel(f"{first} × {second}", image, cmap, vmin, top,
+                     f"rows: {first} features 1–{rows} ({SENSES[first]}), 1 at the top",
+                     f"columns: {second} features 1–{columns} ({SENSES[second]}), 1 at the left", ticks,
+                     subtitle=f"each cell: one {first} feature × one {second} feature of this clip")
+    conv = []
     for i, fmap in enumerate(maps, start=1):
         mean = fmap.mean(axis=0)
-        title = f"conv{i} + ReLU ({fmap.shape[0]} ch{', mean' if fmap.shape[0] > 1 else ''})"
-        panels.append(_panel(title, mean, "magma", float(mean.min()), float(mean.max()), "y px", "x px",
-                             ZERO_MAP if not mean.any() else ""))
-    return (f'<div class="tcf-pair" data-pair="{pair}"><div class="tcf-heading">{first} × {second}</div>'
-            f'<div class="tcf-panels">{"".join(panels)}</div></div>')
+        title = f"pass {i}: {fmap.shape[0]} filter{'s, averaged' if fmap.shape[0] > 1 else ''}"
+        low, high = float(mean.min()), float(mean.max())
+        conv.append(_panel(title, mean, "magma", low, high, f"{first} side", f"{second} side",
+                           (f"{low:.3g}", f"{high:.3g}"), ZERO_MAP if not mean.any() else ""))
+    folded = (f'<details class="tcf-conv"><summary>What training\'s {len(maps)} filter passes make of it</summary>'
+              f'<p class="tcf-note">In training, small 3×3 filters slide over the picture in {len(maps)} passes; a '
+              'contrastive loss compares their output across clips. Each map has its own colour scale (darkest = its smallest '
+              'value, brightest = its largest), because their ranges differ widely (on one scale most would be '
+              'black): compare shapes, not brightness, between maps. Each pass trims one cell off every edge.</p>'
+              f'<div class="tcf-panels">{"".join(conv)}</div></details>') if maps else ""
+    return (f'<div class="tcf-pair" data-pair="{pair}">{picture}{folded}</div>')
 
 
 def tcf_placeholder(pair: str) -> str:
     first, second = PAIR_NAMES[pair]
     return (f'<div class="tcf-pair tcf-empty" data-pair="{pair}"><div class="tcf-heading">{first} × {second}</div>'
-            f'<p>After <b>Analyse</b>: the {first} × {second} image (outer product of the two modalities&#8217; expanded vectors) '
-            f'and its three Conv2d feature maps.</p></div>')
+            f'<p>After <b>Analyse</b>: the {first} × {second} picture of this clip, each cell one {first} feature '
+            f'times one {second} feature.</p></div>')
 
 
 def face_mesh_image(pred: Prediction) -> np.ndarray:
@@ -269,7 +295,8 @@ def timeline_figure(segments: list[Segment], label_range: float) -> np.ndarray:
         for seg in segments:   # ~120 characters of this font fit across the axes
             width = max(6, int(120 * (seg.end_s - seg.start_s) / total))
             ax_words.text((seg.start_s + seg.end_s) / 2, 0.5, textwrap.fill(seg.text or "(no words)", width),
-                          ha="center", va="center", fontsize=6.5, color="#333" if seg.text else "#999")
+                          ha="center", va="center", fontsize=6.5, color="#333" if seg.text else "#999",
+                          parse_math=False)   # a visitor's "$x^$" is text, not mathtext to parse
             ax_words.axvline(seg.start_s, color="#ccc", lw=0.6)
         ax_words.set_yticks([])
         ax_words.set_ylabel("words", fontsize=8)

@@ -22,19 +22,29 @@ CSS = """
 .score-error {border: 2px solid #d9485f;}
 .tcf-pair {margin: 4px 0 16px;} .tcf-heading {font-weight: 600; margin-bottom: 6px;}
 .tcf-empty p, .score-empty p {margin: 0; padding: 14px; opacity: .75; border: 1px dashed var(--border-color-primary); border-radius: 8px;}
+.tcf-pair.tcf-empty {padding: 0 12px;}   /* the same inset as the other placeholders (their blocks keep padding) */
+.score-card.score-empty, .words-card.score-empty {padding: 0; background: none;}
 .tcf-panels {display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 12px;}
 .tcf-panel {margin: 0; font-size: .8rem; min-width: 0;} .tcf-panel figcaption {font-weight: 600; margin-bottom: 2px;}
+.tcf-pair > .tcf-panel > figcaption {font-size: 1rem;}
+.tcf-panel figcaption small {display: block; font-weight: 400; font-size: .8rem; opacity: .85;}
 .tcf-plot {display: flex; gap: 2px;} .tcf-plot img {flex: 1; min-width: 0; aspect-ratio: 1; image-rendering: pixelated;}
 .tcf-ylabel {writing-mode: vertical-rl; transform: rotate(180deg); text-align: center; font-size: .72rem; opacity: .8;}
 .tcf-xlabel {text-align: center; font-size: .72rem; opacity: .8; margin-left: 14px;}
 .tcf-bar {height: 8px; border-radius: 3px; margin: 4px 0 0 14px;}
-.tcf-bar-ticks {display: flex; justify-content: space-between; margin-left: 14px; font-size: .7rem;
+.tcf-bar-ticks {display: flex; justify-content: space-between; gap: 8px; margin-left: 14px; font-size: .7rem;
                 font-variant-numeric: tabular-nums;}
+.tcf-conv {margin-top: 10px; font-size: .85rem;} .tcf-conv summary {cursor: pointer; font-weight: 600;}
+.tcf-note {margin: 4px 0 8px; font-size: .75rem; line-height: 1.3; opacity: .9;}
 .block.tcf-map .html-container {padding: 0;}
 #examples .container.table {width: 56px; height: 56px;}   /* compact rows: the results sit below them */
 .block.tcf-map {flex: 1 1 320px !important; min-width: min(320px, 100%) !important;}  /* 3 abreast, 1 on a phone */
 .tcf-map .tcf-panels {grid-template-columns: repeat(2, minmax(0, 1fr));}
-.tcf-zero {margin: 4px 0 0; font-size: .75rem; line-height: 1.3;}
+.block:has(> .html-container > .prose:empty) {display: none;}   /* an empty slot leaves no gap */
+/* a loaded clip: the upload / webcam buttons under it stay whole (the block's fixed height would cut them) */
+.block:has(video):has(.source-selection) {height: auto !important;}
+#transcript-count {font-size: .8rem; opacity: .75; text-align: right; margin-top: -6px;}
+#transcript-count.at-limit {color: #d9485f; opacity: 1; font-weight: 600;}
 .slot-empty {margin: 0; padding: 14px; opacity: .75; border: 1px dashed var(--border-color-primary); border-radius: 8px;}
 .result-figure {margin: 0;} .result-figure figcaption {font-size: .85rem; font-weight: 600; margin-bottom: 6px;}
 .result-figure img.face-mesh {display: block; max-width: 100%; max-height: 320px; margin: 0 auto; border-radius: 6px;}
@@ -48,7 +58,8 @@ CSS = """
                          font-variant-numeric: tabular-nums;}
 .strip-bar {justify-content: flex-start; align-items: center; margin-top: 4px;}
 .strip-bar-fill {display: inline-block; width: 120px; height: 8px; border-radius: 3px;}
-@media (max-width: 520px) {.score-value {font-size: 2.3rem;} .score-top {gap: 12px;}}
+@media (max-width: 520px) {.score-value {font-size: 2.3rem;} .score-top {gap: 12px;}
+  #intro h1 {font-size: 1.6rem; margin-bottom: 4px;} #intro p, #weights-banner p {font-size: .85rem; line-height: 1.35;}}
 
 .words-card {padding: 8px 16px;} .words-text {line-height: 2.1; margin: 6px 0;}
 .words-text .word {padding: 2px 4px; border-radius: 4px;}
