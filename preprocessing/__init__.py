@@ -6,7 +6,7 @@
 """
 
 from .clip import ClipFeatures, draw_face_mesh, extract_clip
-from .errors import (EmptyMediaError, MediaError, NoAudioStreamError, NoFaceError, NoVideoStreamError,
+from .errors import (EmptyMediaError, MediaError, NoFaceError, NoVideoStreamError,
                      TooLongError, UnreadableMediaError, UnsupportedFormatError)
 from .spec import (AUDIO_FEATURES, SPEC_VERSION, VISUAL_FEATURES, VISUAL_FEATURES_BY_VERSION, FeatureSpec,
                    FeatureSpecMismatch)
@@ -16,7 +16,7 @@ from .text import text_bert, tokenize
 __all__ = [
     "ClipFeatures", "draw_face_mesh", "extract_clip", "FeatureSpec", "FeatureSpecMismatch", "SPEC_VERSION",
     "AUDIO_FEATURES", "VISUAL_FEATURES", "VISUAL_FEATURES_BY_VERSION", "MediaError", "UnreadableMediaError",
-    "UnsupportedFormatError", "NoAudioStreamError", "NoVideoStreamError", "EmptyMediaError", "TooLongError",
+    "UnsupportedFormatError", "NoVideoStreamError", "EmptyMediaError", "TooLongError",
     "NoFaceError",
     "load_tokenizer", "resolve_text_encoder", "text_bert", "tokenize",
 ]

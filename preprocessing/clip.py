@@ -40,6 +40,8 @@ class ClipFeatures:
     spec: FeatureSpec
     timings: dict[str, float] = field(default_factory=dict)   # seconds per stage: decode, audio, visual, [expression,] total
     notices: list[str] = field(default_factory=list)          # what the user should know about the file (media.py)
+    sound_track: bool = True     # False: the file has none; ``waveform`` is silence (media.py)
+    faces_seen: int = 0          # the most faces seen in one frame; the features follow one (visual.py)
 
 
 MAX_FACE_GRAPHS = 2   # each FaceMesh graph holds ~20 MB and two threads of its own
@@ -90,13 +92,23 @@ def extract_clip(path: str | os.PathLike, spec: FeatureSpec = FeatureSpec(),
     if spec.has_expressions:
         vision = np.concatenate([track.features, probabilities], axis=1)
     key = int(faces[len(faces) // 2]) if len(faces) else len(track.mask) // 2
+    notices = media.notices + ([several_faces_notice(track.faces_seen, track.landmarks[key])]
+                               if track.faces_seen > 1 and len(faces) else [])
     return ClipFeatures(
         audio=audio, vision=vision, face_mask=track.mask, face_fraction=float(track.mask.mean()),
         waveform=media.waveform, sample_rate=media.sample_rate, duration_s=media.duration_s,
         # copies: views would keep every decoded frame (~1 GB for a minute at 25 fps) alive in caches
         frame_times=media.frame_times, key_frame=media.frames[key].copy(), key_landmarks=track.landmarks[key].copy(),
         expressions=probabilities, spec=spec, timings={**timings, "total": time.perf_counter() - t0},
-        notices=media.notices)
+        notices=notices, sound_track=media.sound_track, faces_seen=track.faces_seen)
+
+
+def several_faces_notice(n_faces: int, landmarks: np.ndarray) -> str:
+    """Which face the analysis follows when the picture shows more than one (the rule is visual.py's)."""
+    x = float(landmarks[:, 0].mean())
+    where = "on the left" if x < 1 / 3 else "on the right" if x > 2 / 3 else "in the middle"
+    return (f"{n_faces} faces are in the picture: the analysis follows the one {where} (the largest when a face "
+            "was first found) and stays with that face in every frame; the face mesh shows which.")
 
 
 def draw_face_mesh(image: np.ndarray, landmarks: np.ndarray, color: tuple[int, int, int] = (0, 220, 255)) -> np.ndarray:

@@ -31,12 +31,6 @@ class UnsupportedFormatError(MediaError):
                          f"Please convert it to {SUPPORTED_HINT} (H.264, VP8 or VP9 video) and try again.")
 
 
-class NoAudioStreamError(MediaError):
-    def __init__(self, name: str):
-        super().__init__(f"'{name}' has no sound track. The model needs the speaker's voice: "
-                         "record or export the clip with audio (check that the microphone was on).")
-
-
 class NoVideoStreamError(MediaError):
     def __init__(self, name: str):
         super().__init__(f"'{name}' has no picture (audio only). The model needs to see the speaker's "

@@ -13,6 +13,14 @@ decreasing, or missing and invented by a muxer 1 ms apart) frames are timed by t
 stream's nominal rate, and ``Media.notices`` says so. Both samplings run in the one decoding pass,
 because whether the timestamps hold is known only at the end.
 
+Frames come out as they are meant to be seen: phones store portrait video sideways (or upside down,
+or mirrored) with a display matrix saying how to turn it, and the sampled frames are turned that way
+(``orientation``), so the face mesh, the expression crops and the key frame all see an upright picture.
+
+A file without a sound track is decoded as a silent one of the video's length (``Media.sound_track`` is
+False): both are scored on the words and the face, and the visitor is told (serving/pipeline.py's
+``sound_notice`` holds that rule and its words).
+
 Bounded work whatever the header claims: the decoded frames are checked as they come (pixels against
 MAX_DECODE_PIXELS, at most 240 frames per second of the clip's longest clock: header, audio or timestamps),
 each sampling keeps at most ``fps`` x the duration cap, and decoding stops after ``max_decode_s``.
@@ -29,7 +37,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .errors import (DecodeTimeoutError, EmptyMediaError, ImageNotVideoError, NoAudioStreamError, NoVideoStreamError,
+from .errors import (DecodeTimeoutError, EmptyMediaError, ImageNotVideoError, NoVideoStreamError,
                      TooLongError, TooManyFramesError, TooMuchVideoError, TooSmallError, UnreadableMediaError,
                      UnsupportedFormatError)
 
@@ -47,6 +55,7 @@ class Media:
     frame_times: np.ndarray   # (Lv,) float32 seconds
     duration_s: float
     notices: list[str] = field(default_factory=list)   # what the user should know about the file's timing
+    sound_track: bool = True  # False: the file has none, and ``waveform`` is silence as long as the video
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -80,10 +89,9 @@ def load_media(path: str | os.PathLike, fps: float = 5.0, sample_rate: int = 16_
             raise ImageNotVideoError(name)
         if not container.streams.video:
             raise NoVideoStreamError(name)
-        if not container.streams.audio:
-            raise NoAudioStreamError(name)
-        vstream, astream = container.streams.video[0], container.streams.audio[0]
-        for s in (vstream, astream):
+        vstream = container.streams.video[0]
+        astream = container.streams.audio[0] if container.streams.audio else None
+        for s in [s for s in (vstream, astream) if s is not None]:
             if s.codec_context is None or s.codec_context.name in ("", None):
                 raise UnsupportedFormatError(name, f"no decoder for the {s.type} codec")
         stated = stated_duration(container)
@@ -97,13 +105,16 @@ def load_media(path: str | os.PathLike, fps: float = 5.0, sample_rate: int = 16_
                                                            max_duration_s, stated, max_decode_s, name)
         except av.FFmpegError as e:
             raise UnreadableMediaError(name, f"decoding failed: {type(e).__name__}") from e
-    if len(frames) == 0 or len(wave) == 0:
+    if len(frames) == 0 or (astream is not None and len(wave) == 0):
         raise EmptyMediaError(name)
+    if astream is None:     # silence as long as the video: the features then read as a silent track's do
+        wave = np.zeros(round(max(length, float(times[-1])) * sample_rate), np.float32)
     duration = max(len(wave) / sample_rate, float(times[-1]))
     longest = max(duration, length)     # the longer clock: a short sound track or sparse samples hide no long video
     if max_duration_s and longest > max_duration_s + 0.5:
         raise TooLongError(name, longest, max_duration_s)
-    return Media(wave, sample_rate, np.stack(frames), np.asarray(times, np.float32), duration, notices)
+    return Media(wave, sample_rate, np.stack(frames), np.asarray(times, np.float32), duration, notices,
+                 sound_track=astream is not None)
 
 
 DEFAULT_RATE = 30.0     # frames per second assumed when the stream states no usable rate (browser recorders)
@@ -123,6 +134,30 @@ def nominal_rate(vstream) -> float | None:
         if rate and RATE_RANGE[0] <= float(rate) <= RATE_RANGE[1]:
             return float(rate)
     return None
+
+
+def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
+    """(quarter turns counter-clockwise, then a left-right mirror) that show ``frame`` as it is meant to be seen,
+    from its display matrix (libavutil/display.h; PyAV: ``VideoStream.set_display_rotation``). Its 2x2 part
+    maps stored to displayed pixels, x right and y down: a negative determinant is a mirror, applied after the
+    turn (a vertical flip is a half turn and a mirror). (0, False) without a matrix or for a skewed one."""
+    side = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+    if side is None:
+        return 0, False
+    a, b, _, c, d = (np.frombuffer(side, np.int32)[:5] / 65536.0)
+    mirror = a * d - b * c < 0
+    if mirror:
+        a, c = -a, -c
+    turns = np.degrees(np.arctan2(c, a)) / 90
+    if abs(turns - round(turns)) > 0.05:     # not a multiple of 90 degrees: not a phone's rotation
+        return 0, False
+    return round(turns) % 4, bool(mirror)
+
+
+def upright(image: np.ndarray, turns: int, mirror: bool) -> np.ndarray:
+    """``image`` (H, W, 3) turned and mirrored as ``orientation`` says, contiguous."""
+    image = np.rot90(image, turns) if turns else image
+    return np.ascontiguousarray(image[:, ::-1] if mirror else image)
 
 
 class _Sampler:
@@ -161,10 +196,10 @@ def _decode(container, vstream, astream, fps: float, sample_rate: int, max_side:
     limit = max_duration_s + 0.5 if max_duration_s else float("inf")
     by_stamp, by_order = _Sampler(fps, fps * limit + 2), _Sampler(fps, fps * limit + 2)
     images, chunks = {}, []
-    index, start, last, stamps_ok, n_audio, pixels = -1, None, None, True, 0, 0
+    index, start, last, stamps_ok, n_audio, pixels, turn = -1, None, None, True, 0, 0, (0, False)
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     deadline = time.monotonic() + max_decode_s
-    for packet in container.demux(vstream, astream):
+    for packet in container.demux(*(s for s in (vstream, astream) if s is not None)):
         if time.monotonic() > deadline:
             raise DecodeTimeoutError(name, max_decode_s)
         for frame in packet.decode():
@@ -174,6 +209,8 @@ def _decode(container, vstream, astream, fps: float, sample_rate: int, max_side:
                     n_audio += chunks[-1].size
                 continue
             index += 1
+            if index == 0:
+                turn = orientation(frame)     # the clip's: the matrix is the stream's, repeated on every frame
             if start is None and frame.time is not None and index == 0:
                 start = frame.time
             t = None if frame.time is None or start is None else frame.time - start
@@ -194,7 +231,7 @@ def _decode(container, vstream, astream, fps: float, sample_rate: int, max_side:
             if take_stamp or take_order:
                 scale = min(1.0, max_side / max(frame.width, frame.height))
                 w, h = round(frame.width * scale) // 2 * 2, round(frame.height * scale) // 2 * 2
-                images[index] = frame.to_ndarray(format="rgb24", width=w, height=h)
+                images[index] = upright(frame.to_ndarray(format="rgb24", width=w, height=h), *turn)
             if take_stamp:
                 by_stamp.take(index, t)
             if take_order:

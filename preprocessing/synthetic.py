@@ -5,7 +5,9 @@ with a virtual camera that moves, scales and rotates it, optionally opens the mo
 lower lip/jaw down and painting the mouth cavity (so mouth features respond), and adds a sound
 track: espeak-ng speech when installed, else a voice-like harmonic tone with a known pitch contour.
 Written with PyAV in mp4 (h264+aac), webm (vp9/vp8+opus), mkv (h264+opus), mov (h264+aac) or
-avi (mpeg4+pcm or mp3). Deterministic for a given seed. ``reencode_video`` rewrites a clip's video
+avi (mpeg4+pcm or mp3). ``Framing`` films it as phones and cameras do too: a wide shot (a small face on a
+wall), a tilted head, two faces side by side; ``rotate``/``mirror`` store the pictures turned with a display
+matrix saying how to show them upright, as phones store portrait video. Deterministic for a given seed. ``reencode_video`` rewrites a clip's video
 timestamps (all zero, repeated, variable rate) to test decoding of broken or unusual files.
 """
 
@@ -15,6 +17,7 @@ import io
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,9 +33,21 @@ CONTAINERS = {
 AUDIO_RATE = 48_000
 MOUTH_XY = (223.0, 146.0)      # mouth centre in the 512x512 astronaut photograph (mediapipe landmarks 13/14)
 FACE_XY = (224.0, 125.0)       # face centre, used to frame the shot
+FACE_SPAN_PX = 106.0           # forehead (face-mesh point 10) to chin (152) in the photograph
+HEAD_AXES = (80, 100)          # half-width and half-height of an ellipse around the head in the photograph
 MOTIONS = ("still", "sway", "exit")
 MOUTHS = ("closed", "talk", "open")
 AUDIOS = ("speech", "tone", "silence", "none")
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Where the camera puts the face. The default is the close-up every test films (forehead to chin 41 % of
+    the frame height, the photograph's edges mirrored out to the frame's)."""
+    face_height: float | None = None   # forehead-to-chin span / frame height: a wide shot on a textured wall
+    face_x: float = 0.5                # the face's centre, share of the frame width
+    tilt: float = 0.0                  # head roll in degrees (counter-clockwise), on top of the sway
+    twin: bool = False                 # a second face at the right, from 0.8x to 1.25x the first's size
 
 
 def astronaut() -> np.ndarray:
@@ -49,7 +64,8 @@ def make_face_clip(path: str | os.PathLike, duration_s: float = 2.0, fps: int = 
                    audio: str = "speech", text: str = "I really enjoyed this movie, it was great.",
                    pitch_hz: float | tuple[float, float] = 160.0, face: bool = True,
                    extra_face: bool = False, video_codec: str | None = None, audio_codec: str | None = None,
-                   seed: int = 0) -> Path:
+                   seed: int = 0, framing: Framing = Framing(), rotate: int = 0, mirror: bool = False,
+                   silent_start_s: float = 0.0) -> Path:
     """Write a clip of the astronaut face to ``path`` (container chosen by the extension).
 
     motion: still | sway (slow drift, zoom, tilt) | exit (the face leaves the frame mid-clip).
@@ -57,7 +73,9 @@ def make_face_clip(path: str | os.PathLike, duration_s: float = 2.0, fps: int = 
     audio: speech (espeak-ng, falls back to tone) | tone (harmonic voice at pitch_hz, a constant or a
     (start, end) glide) | silence | none (no audio stream). face=False films an empty textured wall;
     extra_face adds a smaller second face in a corner. video_codec / audio_codec override the
-    container's defaults (e.g. "libvpx" for VP8 webm, "mp3" for avi).
+    container's defaults (e.g. "libvpx" for VP8 webm, "mp3" for avi). ``rotate`` (a multiple of 90 degrees,
+    counter-clockwise) and ``mirror`` are how a player must turn the stored pictures: they are stored turned the
+    other way, ``size`` being the upright size. ``silent_start_s`` of silence precede the sound.
     """
     path = Path(path)
     if motion not in MOTIONS or mouth not in MOUTHS or audio not in AUDIOS:
@@ -67,21 +85,32 @@ def make_face_clip(path: str | os.PathLike, duration_s: float = 2.0, fps: int = 
     rng = np.random.default_rng(seed)
     n_frames = max(1, round(duration_s * fps))
     wave = None if audio == "none" else _soundtrack(audio, duration_s, text, pitch_hz, rng)
+    if wave is not None and silent_start_s:
+        wave = np.concatenate([np.zeros(round(silent_start_s * AUDIO_RATE), np.float32), wave])[:len(wave)]
     photo = astronaut() if face else _wall(rng)
+    wall = _wall(np.random.default_rng(seed + 1)) if framing.face_height else None
+    turns = (rotate // 90) % 4
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:
         vs = out.add_stream(vcodec, rate=fps)
-        vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
+        vs.width, vs.height, vs.pix_fmt = *(size[::-1] if turns % 2 else size), "yuv420p"
+        if rotate or mirror:
+            vs.set_display_rotation(90 * turns, hflip=mirror)
         if vcodec.startswith("libvpx"):
             vs.options = {"deadline": "realtime", "cpu-used": "8", "b": "1M"}
         elif vcodec == "libx264":
             vs.options = {"preset": "ultrafast", "crf": "23"}
+        elif vcodec == "libx265":                     # HEVC as iPhones write it: tagged hvc1, not hev1
+            vs.options = {"preset": "ultrafast", "x265-params": "log-level=error"}
+            vs.codec_tag = "hvc1"
         aus = None
         if wave is not None:
             aus = out.add_stream(acodec, rate=AUDIO_RATE)
             aus.layout = "mono"
         for i in range(n_frames):
-            img = _render(photo, i / fps, duration_s, size, motion, mouth if face else "closed", extra_face and face)
+            img = _render(photo, i / fps, duration_s, size, motion, mouth if face else "closed", extra_face and face,
+                          framing, wall)
+            img = np.ascontiguousarray(np.rot90(img[:, ::-1] if mirror else img, -turns))   # as stored
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, fps)
             out.mux(vs.encode(frame))
@@ -100,21 +129,32 @@ def face_frames(duration_s: float, fps: int = 25, size: tuple[int, int] = (640, 
 
 
 def _render(photo: np.ndarray, t: float, duration: float, size: tuple[int, int], motion: str,
-            mouth: str, extra_face: bool) -> np.ndarray:
+            mouth: str, extra_face: bool, framing: Framing = Framing(), wall: np.ndarray | None = None) -> np.ndarray:
     w, h = size
     src = _open_mouth(photo, _mouth_opening(mouth, t)) if mouth != "closed" else photo
-    # virtual camera: the face fills ~70% of the frame height at zoom 1
-    zoom, angle, dx, dy = 1.0, 0.0, 0.0, 0.0
+    # virtual camera: the head (~180 px in the photograph) fills ~70% of the frame height at zoom 1
+    zoom, angle, dx, dy = 1.0, framing.tilt, 0.0, 0.0
     if motion in ("sway", "exit"):
         zoom = 1.0 + 0.12 * np.sin(2 * np.pi * 0.4 * t)
-        angle = 6.0 * np.sin(2 * np.pi * 0.3 * t)
+        angle += 6.0 * np.sin(2 * np.pi * 0.3 * t)
         dx, dy = 0.08 * w * np.sin(2 * np.pi * 0.25 * t), 0.04 * h * np.sin(2 * np.pi * 0.35 * t)
-    scale = zoom * 0.7 * h / 180.0          # the face is ~180 px tall in the photograph
+    scale = zoom * (framing.face_height * h / FACE_SPAN_PX if framing.face_height else 0.7 * h / 180.0)
     if motion == "exit" and t > duration / 2:
         dy -= 265 * scale                   # tilt down to the space suit: no face in the second half
     m = cv2.getRotationMatrix2D(FACE_XY, angle, scale)
-    m[:, 2] += (w / 2 + dx - FACE_XY[0], h / 2 + dy - FACE_XY[1])
-    img = cv2.warpAffine(src, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    m[:, 2] += (framing.face_x * w + dx - FACE_XY[0], h / 2 + dy - FACE_XY[1])
+    if wall is None:
+        img = cv2.warpAffine(src, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    else:   # the photograph on a wall: mirrored edges would show more faces
+        img = cv2.warpAffine(src, m, (w, h), dst=cv2.resize(wall, (w, h)), flags=cv2.INTER_AREA,
+                             borderMode=cv2.BORDER_TRANSPARENT)
+    if framing.twin:                        # the same face again at the right, growing past the first
+        grow = 0.8 + 0.45 * t / max(duration, 1e-6)
+        twin = cv2.getRotationMatrix2D(FACE_XY, 0.0, scale / zoom * grow)
+        twin[:, 2] += (0.75 * w - FACE_XY[0], h / 2 - FACE_XY[1])
+        head = cv2.ellipse(np.zeros(photo.shape[:2], np.uint8), tuple(map(int, FACE_XY)), HEAD_AXES, 0, 0, 360, 1, -1)
+        mask = cv2.warpAffine(head, twin, (w, h)) > 0
+        img[mask] = cv2.warpAffine(src, twin, (w, h), flags=cv2.INTER_LINEAR)[mask]
     if extra_face:                          # a second, smaller face in the top-left corner
         small = cv2.getRotationMatrix2D(FACE_XY, 0.0, 0.3 * h / 180.0)
         small[:, 2] += (0.12 * w - FACE_XY[0], 0.2 * h - FACE_XY[1])

@@ -152,7 +152,11 @@ def timeline_windows(duration_s: float, window_s: float) -> list[tuple[float, fl
 
 
 def sound_notice(clip: ClipFeatures) -> str | None:
-    """What to tell the visitor when the sound track holds no voice the model could use, else None."""
+    """What to tell the visitor when the sound track holds no voice the model could use, else None. One rule for a
+    file without a sound track and a silent one: both are scored on the words and the face, with this notice."""
+    if not clip.sound_track:
+        return ("The clip has no sound track: it was scored as a silent one, on the words and the face. Record or "
+                "export it with sound (check that the microphone was on) for the voice to count.")
     level = level_dbfs(clip.waveform)
     if level < SILENCE_DBFS:
         return (f"The sound track is silent ({level:.0f} dBFS, below {SILENCE_DBFS:.0f}): the voice could not count "
