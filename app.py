@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-if __name__ == "__main__":   # the imports below take seconds: say so before the console would fall silent
-    print("MCL-MCF demo: starting (1/4 importing libraries) ...", file=sys.stderr, flush=True)
+if __name__ == "__main__":   # the imports below take seconds: say so, and keep saying so until the server is up
+    from mclmcf.serving.startup import Heartbeat
+    HEARTBEAT = Heartbeat("MCL-MCF demo: starting (1/4 importing libraries) ...", "1/4 importing libraries")
 
 import gradio as gr  # noqa: E402  (this and the imports below come after the line above is printed)
 import transformers
@@ -239,6 +239,7 @@ def main() -> None:
                                 asr_model=args.asr_model)
     demo = build_demo(registry)
     warm_up(registry)
+    HEARTBEAT.stop()
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     log.info("4/4 starting the web server on http://%s:%d", args.host, args.port)
     demo.launch(server_name=args.host, server_port=args.port, theme=gr.themes.Soft(primary_hue="indigo"), css=CSS,
