@@ -26,7 +26,7 @@ from mclmcf.serving.pipeline import FPS_RANGE, MAX_FILE_BYTES, Prediction
 from mclmcf.serving.registry import PipelineRegistry
 from mclmcf.serving.weights import ENV_VAR, LoadedWeights, default_source
 from mclmcf.ui import live as live_viz
-from mclmcf.ui import page, uploads
+from mclmcf.ui import page, server, uploads
 from mclmcf.ui.style import CSS
 from preprocessing import asr
 
@@ -56,6 +56,9 @@ SHOW_RESULT_JS = ("() => { const refused = document.getElementById('analysis-err
 LIVE_SESSIONS = int(os.environ.get("MCLMCF_LIVE_SESSIONS", 1))
 LIVE_TIME_LIMIT_S = 600    # one live stream lasts at most 10 minutes
 LIVE_FRAME_EVERY_S = 0.25  # webcam frames sent per second: 4 (the face rows are laid on the weights' frame grid)
+# webcam streams at once (each holds at most one frame of <= server.MAX_IMAGE_PIXELS): room for the live session's
+# camera beside the cameras of tabs waiting for the slot
+LIVE_FRAME_STREAMS = 8
 
 
 def parse_args() -> argparse.Namespace:
@@ -156,8 +159,10 @@ def live_tab_contents(registry: PipelineRegistry, tab: gr.Tab, demo: gr.Blocks) 
                                  info="how many of the last seconds each score reads")
         with gr.Column(scale=6):
             panel = gr.HTML(live_viz.PLACEHOLDER, elem_id="live-output")
+    server.refuse_remote_files(webcam, mic)
     webcam.stream(on_frame, webcam, None, stream_every=LIVE_FRAME_EVERY_S, time_limit=LIVE_TIME_LIMIT_S,
-                  concurrency_limit=None, show_progress="hidden", api_visibility="private")
+                  concurrency_limit=LIVE_FRAME_STREAMS, concurrency_id="live-frames", show_progress="hidden",
+                  api_visibility="private")
     # no concurrency limit here: a visitor past the cap must reach on_audio to be told that live mode is busy
     mic.stream(on_audio, [mic, window_s], panel, stream_every=0.1, time_limit=LIVE_TIME_LIMIT_S,
                concurrency_limit=None, show_progress="hidden", api_visibility="private")
@@ -219,6 +224,7 @@ def build_demo(registry: PipelineRegistry, files_kept_s: int = uploads.FILES_KEP
         with gr.Tab("Live", id="live") as live_tab:
             live_tab_contents(registry, live_tab, demo)
         inputs = [video, transcript, fps, window, weights]
+        server.refuse_remote_files(video)
         button.click(analyse, inputs, [shown[slot.name] for slot in page.SLOTS], api_name="analyse",
                      api_visibility="undocumented", concurrency_id=ANALYSES, concurrency_limit=CONCURRENCY
                      ).then(None, js=SHOW_RESULT_JS)
@@ -240,10 +246,17 @@ def main() -> None:
     demo = build_demo(registry)
     warm_up(registry)
     HEARTBEAT.stop()
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
-    log.info("4/4 starting the web server on http://%s:%d", args.host, args.port)
-    demo.launch(server_name=args.host, server_port=args.port, theme=gr.themes.Soft(primary_hue="indigo"), css=CSS,
-                **uploads.launch_limits(MAX_FILE_BYTES))
+    serve(demo, args.host, args.port)
+
+
+def serve(demo: gr.Blocks, host: str, port: int, **launch_kwargs) -> None:
+    """Queue and launch ``demo`` with the public server's bounds (mclmcf.ui.server)."""
+    server.bound_image_size()
+    server.readable_refusals(demo)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64, **server.QUEUE_SETTINGS)
+    log.info("4/4 starting the web server on http://%s:%d", host, port)
+    demo.launch(server_name=host, server_port=port, theme=gr.themes.Soft(primary_hue="indigo"), css=CSS,
+                **server.launch_settings(MAX_FILE_BYTES), **launch_kwargs)
 
 
 if __name__ == "__main__":

@@ -89,11 +89,12 @@ def test_more_video_than_the_decode_budget_is_refused_before_decoding(make_clip,
 def test_visitor_weights_cannot_reach_or_probe_local_files(checkpoint, tmp_path, monkeypatch):
     monkeypatch.delenv("MCLMCF_ALLOWED_WEIGHT_DIRS", raising=False)
     registry = PipelineRegistry(str(checkpoint))          # the operator's (command line) source
-    assert registry.get("") is registry.get(str(checkpoint))
+    assert registry.get("") is registry.get()
     (tmp_path / "empty").mkdir()
     other_weights = shutil.copytree(checkpoint, tmp_path / "other")
-    probes = ["/etc", "/etc/passwd", "/no/such/dir", str(tmp_path / "empty"), str(other_weights),
-              "../checkpoints", "~", "C:\\Windows", MARKUP]
+    # the operator's own folder, in any spelling, answers like a guess: a visitor cannot learn the install's path
+    probes = ["/etc", "/etc/passwd", "/no/such/dir", str(tmp_path / "empty"), str(other_weights), str(checkpoint),
+              str(checkpoint) + "/.", "../checkpoints", "~", "C:\\Windows", MARKUP]
     answers = set()
     for probe in probes:                                  # existing dir, file, missing path, real weights: one answer
         with pytest.raises(WeightsError) as err:

@@ -52,13 +52,36 @@ def filter_native_stderr(noise: re.Pattern = NATIVE_NOISE) -> None:
     atexit.register(restore)
 
 
+# control characters (a terminal's escape codes, line breaks that would forge a log line) and the bidirectional
+# overrides that reorder what a terminal shows
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as its escape (ESC as \\x1b): what a visitor sent reaches
+    the console as text, never as a command to the terminal."""
+    return UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class PrintableMessages(logging.Filter):
+    """Escape the control characters of every log message (a traceback, added after the message, keeps its lines)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = printable(record.getMessage()), None
+        return True
+
+
 def setup_logging() -> logging.Logger:
-    """Timestamped lines on stderr: the app's own at INFO, other libraries' (httpx's request log) from WARNING."""
+    """Timestamped lines on stderr: the app's own at INFO, other libraries' (httpx's request log) from WARNING;
+    every message printable (:func:`printable`)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(PrintableMessages())
     log = logging.getLogger("mclmcf.app")
     log.setLevel(logging.INFO)
     return log
 
 
 def one_line(message: str) -> str:
-    return " ".join(str(message).split())
+    """``message`` on one line, control characters escaped."""
+    return printable(" ".join(str(message).split()))

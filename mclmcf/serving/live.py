@@ -21,7 +21,8 @@ the same memory after one minute as after ten. A chunk must declare a sample rat
 most ``MAX_CHUNK_S`` of audio (``LiveInputError`` otherwise: a 20 KB chunk declaring 1 Hz would resample to
 hundreds of MB). ``LiveSessions`` caps the sessions open at once, opens one only on audio (a camera alone
 never holds the slot), drops it when its stream ends, its tab closes, or it has sent nothing for ``idle_s``,
-and ends it ``max_session_s`` after the tab's first session began (the browser's own time limit can be restarted).
+ends it ``max_session_s`` after its slot was granted (the server's clock, whatever id the client sends), and
+gives a freed slot to the tab that has waited longest.
 
 ``score_window`` is a pure function of a ``LiveWindow`` (no session state), so on ZeroGPU it can run
 in the GPU worker (``spaces.GPU``) and only its result comes back to the session.
@@ -303,40 +304,59 @@ class LiveSessionEnded(ValueError):
 class LiveSessions:
     """The open sessions, by browser tab; at most ``max_sessions`` at once (each one scores about once a
     second, with speech recognition on all the cores it gets), an idle one (no audio for ``idle_s``) gives way.
-    A tab's live time ends ``max_session_s`` after its first session began, however often it stops and restarts;
-    the tab is forgotten ``max_session_s`` later (so the record stays small)."""
+
+    The tab id (Gradio's session hash) is chosen by the client, so nothing rests on it: a session's time is
+    counted on the server's clock from the moment its slot was granted, and it ends ``max_session_s`` later
+    (that tab is then told so until it is forgotten). A slot that frees goes to the tab that has waited longest
+    (asked and was told "busy" within the last ``wait_s``), not to whoever asks first, so a client that opens a
+    new tab id when its time is up queues behind everyone who was already waiting."""
     max_sessions: int = 1
     idle_s: float = 15.0
     max_session_s: float = 600.0
+    wait_s: float = 5.0
     config: LiveConfig = field(default_factory=LiveConfig)
     _open: dict[str, LiveSession] = field(default_factory=dict)
-    _began: dict[str, float] = field(default_factory=dict)   # tab -> when its first session began (monotonic)
+    _granted: dict[str, float] = field(default_factory=dict)   # tab -> when its slot was granted (monotonic)
+    _ended: dict[str, float] = field(default_factory=dict)     # tab -> when its time ran out
+    _waiting: dict[str, list[float]] = field(default_factory=dict)   # tab -> [first asked, last asked], oldest first
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def acquire(self, key: str, pipeline: SentimentPipeline) -> LiveSession | None:
-        """The tab's session (the microphone's stream), opened if a slot is free (or held by an idle session);
-        None when all are busy. Raises LiveSessionEnded once the tab's live time is used up."""
+        """The tab's session (the microphone's stream), opened if a slot is free (or held by an idle session)
+        and no tab has waited longer; None when busy. Raises LiveSessionEnded once the tab's time is used up."""
         with self._lock:
             now = time.monotonic()
-            forget = 2 * self.max_session_s
-            self._began = {k: t for k, t in self._began.items() if k in self._open or now - t <= forget}
-            if now - self._began.get(key, now) > self.max_session_s:
-                if self._open.pop(key, None) is not None:
-                    log.info("live session ended after %.0f s", self.max_session_s)
+            self._expire(now)
+            if key in self._ended:
                 raise LiveSessionEnded(f"Live mode lasts at most {self.max_session_s / 60:g} minutes per visit and "
                                        "this one has used them. Reload the page to start again.")
             if key in self._open:
                 return self._open[key]
-            idle = [k for k, s in self._open.items() if time.monotonic() - s.last_input > self.idle_s]
-            for k in idle:
-                del self._open[k]
-                log.info("idle live session dropped")
-            if len(self._open) >= self.max_sessions:
+            asked = self._waiting.setdefault(key, [now, now])
+            asked[1] = now
+            first_in_line = next(iter(self._waiting)) == key
+            if len(self._open) >= self.max_sessions or not first_in_line:
                 return None
-            self._began.setdefault(key, now)
+            del self._waiting[key]
+            self._granted[key] = now
             self._open[key] = LiveSession(pipeline, self.config)
             log.info("live session opened (%d of %d open)", len(self._open), self.max_sessions)
             return self._open[key]
+
+    def _expire(self, now: float) -> None:
+        """Close sessions past their time or idle, forget waiting tabs that stopped asking and old endings."""
+        for k in [k for k, t in self._granted.items() if now - t > self.max_session_s]:
+            self._close(k, "live session ended after %.0f s" % self.max_session_s)
+            self._ended[k] = now
+        for k in [k for k, s in self._open.items() if now - s.last_input > self.idle_s]:
+            self._close(k, "idle live session dropped")
+        self._waiting = {k: t for k, t in self._waiting.items() if now - t[1] <= self.wait_s}
+        self._ended = {k: t for k, t in self._ended.items() if now - t <= self.max_session_s}
+
+    def _close(self, key: str, why: str) -> None:
+        self._granted.pop(key, None)
+        if self._open.pop(key, None) is not None:
+            log.info("%s (%d of %d open)", why, len(self._open), self.max_sessions)
 
     def get(self, key: str) -> LiveSession | None:
         """The tab's open session, if it has one: webcam frames join a session, they never open one."""
@@ -346,8 +366,8 @@ class LiveSessions:
     def release(self, key: str) -> None:
         """Drop the tab's session (its stream ended or the tab closed); nothing stays behind."""
         with self._lock:
-            if self._open.pop(key, None) is not None:
-                log.info("live session closed (%d of %d open)", len(self._open), self.max_sessions)
+            self._waiting.pop(key, None)
+            self._close(key, "live session closed")
 
     def __len__(self) -> int:
         with self._lock:

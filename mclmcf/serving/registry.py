@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -23,6 +24,7 @@ class PipelineRegistry:
     def __init__(self, default_source: str | None = None, max_loaded: int = 1, max_refused: int = 256,
                  **pipeline_kwargs):
         self.default_source = default_source
+        self._default_dir = os.path.realpath(default_source) if default_source and os.path.isdir(default_source) else None
         self.pipeline_kwargs = pipeline_kwargs
         self._default: SentimentPipeline | None = None
         self._default_lock = threading.Lock()
@@ -33,11 +35,16 @@ class PipelineRegistry:
         """``source``: the visitor's weights value (empty: the operator's default). Raises
         weights.WeightsError / preprocessing.FeatureSpecMismatch (ValueErrors) when unusable."""
         key = str(source or "").strip()
-        if not key or key == self.default_source:
+        if not key or (key == self.default_source and self._default_dir is None):   # the operator's repo id, as typed
             return self._default or self._load_default()
+        local_path = check_visitor_source(key)   # reads no file: answered anew each time
+        local = local_path is not None
+        if local:   # one key per directory, however it is spelled
+            if local_path == self._default_dir:
+                return self._default or self._load_default()
+            key = local_path
         if (pipeline := self._loaded.get(key)) is not None:
             return pipeline
-        local = check_visitor_source(key, (self.default_source,))   # reads no file: answered anew each time
         refused = self._refused.get(key)
         if refused is not None and time.monotonic() - refused[0] < REFUSAL_TTL_S:
             raise WeightsError(refused[1])

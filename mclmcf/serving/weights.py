@@ -6,9 +6,9 @@ already in the cache is used; otherwise the operator's repo falls back to ``chec
 is refused). Either way it says so. Only safetensors are ever loaded (``MCLMCF.from_pretrained``).
 
 A value typed by a visitor (the page's Weights field, the API's ``weights``) is not trusted: it may
-name a Hub repo, never looked up on disk, and a local directory only when the operator named it (the
-command line / ``$MCLMCF_WEIGHTS`` source, or one inside ``$MCLMCF_ALLOWED_WEIGHT_DIRS``). Anything
-else gets the same message whatever exists on the server's disk (``check_visitor_source``).
+name a Hub repo, never looked up on disk, and a local directory only inside ``$MCLMCF_ALLOWED_WEIGHT_DIRS``,
+resolved to its real path so that every spelling loads it once. Anything else, the install's own folders
+included, gets the same message whatever exists on the server's disk (``check_visitor_source``).
 
 From a Hub repo only the exact files below are fetched (config, weights, four tokenizer files at the root).
 Bounds on a visitor's repo: the Hub API's file sizes are checked before anything is downloaded, into a cache
@@ -118,20 +118,20 @@ def allowed_dirs() -> list[str]:
     return [os.path.realpath(d) for d in os.environ.get(ALLOWED_DIRS_ENV, "").split(os.pathsep) if d.strip()]
 
 
-def check_visitor_source(source: str, operator_dirs: tuple[str, ...] = ()) -> bool:
-    """Whether a visitor's weights value is a local directory (True) or a Hub repo id (False). Local
-    directories count only inside ``operator_dirs`` (the sources the operator started the app with) or
-    ``$MCLMCF_ALLOWED_WEIGHT_DIRS``; the check reads no file, so every other value, an existing system
-    directory, a file or a missing path alike, gets the same WeightsError."""
+def check_visitor_source(source: str) -> str | None:
+    """The real path of a visitor's weights value when it names a local directory (None when it is a Hub repo
+    id): every spelling of a directory (``./w``, ``w/.``, ``../app/w``) gives one path, loaded once. Local
+    directories count only inside ``$MCLMCF_ALLOWED_WEIGHT_DIRS``, the operator's own source included (a visitor
+    reaches that one with an empty field): the check reads no file, so every other value, an existing system
+    directory, the install's own folders, a file or a missing path alike, gets the same WeightsError."""
     if parse_repo_id(source):
-        return False
+        return None
     try:
         path = os.path.realpath(os.path.expanduser(source))
     except ValueError:   # a NUL byte or a lone surrogate: no path at all
         path = None
-    roots = [os.path.realpath(d) for d in operator_dirs if d and os.path.isdir(d)] + allowed_dirs()
-    if path and any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
-        return True
+    if path and any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in allowed_dirs()):
+        return path
     shown = source if len(source) <= 100 else source[:100] + "…"
     raise WeightsError(f"'{shown}' is not a weights source this server accepts. Enter a Hugging Face Hub repo id "
                        "(owner/name or owner/name@revision), or leave the field empty for the default weights.")
@@ -172,8 +172,10 @@ def locate_weights(source: str | None, local: bool | None = None, visitor: bool 
         log.info("could not download %r: %r", source, err)
         what = type(err).__name__
         if visitor:
-            raise WeightsError(f"Could not download '{source}' from the Hugging Face Hub ({what}). Check the repo id, "
-                               "or leave the field empty for the default weights.") from err
+            # no cause named: an exception's name would tell a visitor whether the server can reach the Hub
+            raise WeightsError(f"Could not download '{source}' from the Hugging Face Hub. Check the repo id (a public "
+                               f"repo with {CONFIG_FILE} and {WEIGHTS_FILE} at its root), or leave the field empty "
+                               "for the default weights.") from err
         if not has_weights(DEFAULT_DIR):
             raise WeightsError(f"Could not download '{source}' ({what}) and checkpoints/ has no weights "
                                "to fall back to.") from err
