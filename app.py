@@ -100,8 +100,7 @@ def refusal_logged(err: ValueError) -> ValueError:
 
 def analysis(registry: PipelineRegistry, video, transcript, fps, window, weights) -> tuple:
     """Everything the page shows for one request, in page.SLOTS order."""
-    pred = run(registry, video, transcript, fps, window, weights)
-    return page.filled(pred, registry.get(weights).weights)
+    return page.filled(run(registry, video, transcript, fps, window, weights))
 
 
 def warm_up(registry: PipelineRegistry) -> None:

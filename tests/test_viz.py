@@ -58,7 +58,7 @@ def test_tcf_html_shows_the_image_first_and_folds_the_conv_maps_away(prediction)
 def test_the_three_images_share_one_colour_scale(prediction, loaded):
     """The page fills the three slots with one scale: 0 to the largest product among the clip's three images."""
     from mclmcf.ui import page
-    shown = dict(zip([slot.name for slot in page.SLOTS], page.filled(prediction, loaded)))
+    shown = dict(zip([slot.name for slot in page.SLOTS], page.filled(prediction)))
     top = max(float(np.abs(x).max()) for x in prediction.tcf_images.values())
     assert all(f"{top:.3g}: both strongly on" in shown[f"tcf_{pair}"] for pair in viz.PAIR_NAMES)
 
@@ -226,7 +226,7 @@ def test_both_tabs_draw_the_same_gauge(prediction):
 def test_every_output_slot_has_a_value_for_a_prediction_and_for_a_refusal(prediction, loaded):
     from mclmcf.ui import page, words
     names = [slot.name for slot in page.SLOTS]
-    filled, cleared = page.filled(prediction, loaded), page.cleared("bad <clip>")
+    filled, cleared = page.filled(prediction), page.cleared("bad <clip>")
     assert len(filled) == len(cleared) == len(set(names))
     assert {slot.area for slot in page.SLOTS} == {"inputs", "beside", "tcf", "below", "raw"}
     shown, refused = dict(zip(names, filled)), dict(zip(names, cleared))
@@ -243,10 +243,10 @@ def test_the_trained_on_sentence_is_shown_once(prediction, loaded):
     from types import SimpleNamespace
     from mclmcf.ui import page
     page.weights_banner(SimpleNamespace(weights=loaded, asr_status="Speech recognition: none."))
-    details = dict(zip([slot.name for slot in page.SLOTS], page.filled(prediction, loaded)))["details"]
+    details = dict(zip([slot.name for slot in page.SLOTS], page.filled(prediction)))["details"]
     assert "trained on" not in details and f"`{loaded.source}`" in details
     other = dataclasses.replace(loaded, source="owner/other-weights")
-    assert "**trained on:**" in dict(zip([slot.name for slot in page.SLOTS], page.filled(prediction, other)))["details"]
+    assert "**trained on:**" in dict(zip([slot.name for slot in page.SLOTS], page.filled(dataclasses.replace(prediction, weights=other))))["details"]
 
 
 def test_the_transcript_box_stops_at_the_pipelines_limit():

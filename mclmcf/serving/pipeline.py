@@ -108,6 +108,7 @@ class Prediction:
     notices: list[str] = field(default_factory=list)
     attributions: WordAttributions | None = None   # the score over the transcript's words (mclmcf.serving.explain)
     voice: VoiceSummary | None = None
+    weights: LoadedWeights | None = None          # the weights that answered (the page names them)
 
     def to_json(self) -> dict:
         """What the programmatic API returns: small, JSON-serialisable."""
@@ -324,7 +325,7 @@ class SentimentPipeline:
             clip=clip, timings=timings, features_cached=cached, transcript=text, transcript_source=source,
             text_windows=windows, words=words, timeline=timeline,
             notices=self._notices(clip, text_notices, windows, text, source), attributions=attributions,
-            voice=summarise_voice(clip, len(text.split()), words))
+            voice=summarise_voice(clip, len(text.split()), words), weights=self.weights)
 
     def _check_timeline_fits(self, clip: ClipFeatures, window_s: float) -> None:
         """InputError when ``window_s`` cuts the clip into more than ``max_windows`` timeline windows."""

@@ -122,9 +122,9 @@ def place(area: str) -> dict[str, gr.components.Component]:
     return {slot.name: slot.build() for slot in SLOTS if slot.area == area}
 
 
-def filled(pred: Prediction, w: LoadedWeights) -> tuple:
+def filled(pred: Prediction) -> tuple:
     """Every slot's value for a prediction, in SLOTS order."""
-    return tuple(slot.fill(pred, w) for slot in SLOTS)
+    return tuple(slot.fill(pred, pred.weights) for slot in SLOTS)
 
 
 def cleared(reason: str) -> tuple:
