@@ -1,8 +1,8 @@
 """Word attribution (mclmcf.serving.explain): the methods side by side, same sentences, same run.
 
     python benchmarks/bench_explain.py [--quick] [--part all|timing|faithfulness] [--weights DIR ...]
-                                       [--methods M ...] [--sentences 60] [--draws 5] [--words 30 60 120]
-                                       [--reps 3] [--threads N] [--vader-sdist PATH]
+                                       [--methods M ...] [--sentences 50] [--draws 5] [--words 30 60 120]
+                                       [--reps 2] [--threads N] [--vader-sdist PATH]
 
 Weights: each of --weights in turn (default: checkpoints/, the demo's weights). Voice and face: the
 training means (the neutral input the page's ablations use), held fixed. Methods: every one in
@@ -11,9 +11,16 @@ mclmcf.serving.explain.METHODS that applies to the weights (token_states needs m
   timing        attribute_words() on transcripts of 30, 60 and 120 words (1, 2 and 3 encoder windows):
                 median wall time of --reps calls after one warm-up, with the 1-minute load average just
                 before the calls (os.getloadavg(): the 2 cores may be shared, so read the load beside it)
-  faithfulness  on --sentences Amazon review snippets (Hutto & Gilbert 2014, from the vaderSentiment 3.3.2
-                sdist: never trained on, never used to choose weights; preprocessing.rated_snippets), drawn
-                with seed 0 among those of 8 to 40 words:
+  faithfulness  on --sentences snippets of the validation split of the training domains (movie, tweets, NYT;
+                preprocessing.rated_snippets, Hutto & Gilbert 2014, from the vaderSentiment 3.3.2 sdist:
+                never trained on; never Amazon), drawn with seed 0 among those of 6 to 40 words that hold a
+                word of VADER's lexicon with |valence| >= 1.5 and no negation or contrast word (VADER's NEGATE
+                list, CONTRAST), words being explain.word_spans' units:
+                plausibility  the share of sentences whose strongest word (largest |attribution|) is such a
+                              lexicon word with the sign of its attribution; "chance": the mean share of
+                              such words among a sentence's words (a word picked at random, sign aside).
+                              Also the share whose strongest word is punctuation. VADER's lexicon only
+                              scores here; it never colours a word.
                 completeness  |sum of word attributions - (score - baseline score)|, max and median
                 deletion      ERASER's comprehensiveness and sufficiency (DeYoung et al., ACL 2020), in score
                               units and signed so that "toward the empty transcript" counts positive. With s
@@ -25,11 +32,11 @@ mclmcf.serving.explain.METHODS that applies to the weights (token_states needs m
                                 sufficiency       = sigma * (s - s(only the k words, in order))
                               Larger comprehensiveness and smaller sufficiency are more faithful. "random":
                               the same k words drawn at random, --draws times, averaged. Texts are the
-                              remaining words joined by spaces. The curves (0 and 100 % from their
+                              remaining words joined by spaces. AOPC: the mean over 10/20/50 %. The curves (0 and 100 % from their
                               definitions) go to benchmarks/results/explain_deletion.png.
 --part timing / faithfulness runs one part and keeps the other part of an existing explain_methods.json.
---quick: checkpoints/ alone, 30 words, one rep, two hand-written sentences, one random draw
-(explain_quick.json). The choice rule: benchmarks/explain_choice_rule.md.
+--quick: checkpoints/ alone, the default method and token_states, 30 words, one rep, two hand-written
+sentences, one random draw (explain_quick.json). The choice rule: benchmarks/explain_choice_rule.md.
 """
 
 from __future__ import annotations
@@ -52,7 +59,9 @@ QUICK_SENTENCES = ["The food was awful, but the waiter was wonderful.",
 REVIEW = ("The plot was dull and tedious, but the acting was brilliant, and honestly I loved every minute of the "
           "soundtrack even if the ending felt rushed and a little bit too predictable for me.")
 FRACTIONS = (0.1, 0.2, 0.5)
-WORD_RANGE = (8, 40)
+WORD_RANGE = (6, 40)
+STRONG = 1.5                       # |valence| of a lexicon word that counts as a sentiment word
+CONTRAST = {"but", "although", "though", "however", "yet"}
 DEFAULT_WEIGHTS = [str(ROOT / "checkpoints")]
 
 
@@ -60,14 +69,37 @@ def transcript(n_words: int) -> str:
     return " ".join((REVIEW.split() * n_words)[:n_words])
 
 
-def amazon_sentences(count: int, sdist: str | None) -> list[tuple[str, str]]:
-    """(id, text) of ``count`` Amazon snippets of 8-40 words, drawn with seed 0."""
-    from preprocessing.rated_snippets import HELD_OUT_DOMAIN, fetch_sdist, read_domain
+def lexicon() -> dict[str, float]:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    return SentimentIntensityAnalyzer().lexicon
+
+
+def strong_words(words: list[str], valence: dict[str, float]) -> list[float]:
+    """Each word's lexicon valence if |valence| >= STRONG, else 0."""
+    return [v if abs(v := valence.get(w.lower(), 0.0)) >= STRONG else 0.0 for w in words]
+
+
+def validation_sentences(count: int, sdist: str | None) -> list[tuple[str, str]]:
+    """(id, text) of ``count`` validation snippets of the training domains that fit the plausibility test
+    (module docstring), drawn with seed 0."""
+    from vaderSentiment.vaderSentiment import NEGATE
+    from mclmcf.serving.explain import word_spans
+    from preprocessing.rated_snippets import TRAINING_DOMAINS, assign_splits, fetch_sdist, read_domain
+    valence, refuse = lexicon(), {w.lower() for w in NEGATE} | CONTRAST
+    fits = []
     with tempfile.TemporaryDirectory() as tmp:
-        snippets = read_domain(Path(sdist) if sdist else fetch_sdist(Path(tmp)), HELD_OUT_DOMAIN)
-    fits = [i for i, t in enumerate(snippets.texts) if WORD_RANGE[0] <= len(t.split()) <= WORD_RANGE[1]]
-    chosen = sorted(np.random.default_rng(0).choice(fits, count, replace=False))
-    return [(snippets.ids[i], snippets.texts[i]) for i in chosen]
+        source = Path(sdist) if sdist else fetch_sdist(Path(tmp))
+        for domain in TRAINING_DOMAINS:
+            snippets = read_domain(source, domain)
+            for i in np.flatnonzero(assign_splits(len(snippets.texts)) == "valid"):
+                text = snippets.texts[i]
+                words = [text[a:b] for a, b in word_spans(text)]
+                lower = {w.lower() for w in words} | {w.lower() for w in text.split()}
+                if (WORD_RANGE[0] <= len(text.split()) <= WORD_RANGE[1] and any(strong_words(words, valence))
+                        and not lower & refuse and "n't" not in text.lower()):
+                    fits.append((f"{domain}/{snippets.ids[i]}", text))
+    chosen = sorted(np.random.default_rng(0).choice(len(fits), count, replace=False))
+    return [fits[i] for i in chosen]
 
 
 def neutral_clip(model):
@@ -79,7 +111,8 @@ def neutral_clip(model):
 
 def methods_for(model, wanted) -> list[str]:
     from mclmcf.serving.explain import METHODS, default_method
-    usable = [m for m in METHODS if m != "token_states" or model.config.text_pooling == "mean"]
+    mean_only = {"token_states", "propagation"}
+    usable = [m for m in METHODS if m not in mean_only or model.config.text_pooling == "mean"]
     first = default_method(model)       # the default first: --quick's tests read the first row
     return sorted((m for m in usable if not wanted or m in wanted), key=lambda m: m != first)
 
@@ -88,22 +121,18 @@ def timing(weights, label, methods, audio, vision, lengths, reps) -> list[dict]:
     from mclmcf.serving.explain import attribute_words
     rows = []
     for method in methods:
+        attribute_words(weights.model, weights.tokenizer, transcript(lengths[0]), audio, vision, method=method)  # warm-up
         for n in lengths:
             text = transcript(n)
-
-            def call():
-                return attribute_words(weights.model, weights.tokenizer, text, audio, vision, method=method)
-
-            result = call()
             load = os.getloadavg()[0]
             walls = []
             for _ in range(reps):
                 start = time.perf_counter()
-                call()
+                result = attribute_words(weights.model, weights.tokenizer, text, audio, vision, method=method)
                 walls.append(time.perf_counter() - start)
             rows.append(dict(weights=label, method=method, words=n, wall_median_s=statistics.median(walls),
                              wall_min_s=min(walls), load_1min=load, load_1min_after=os.getloadavg()[0],
-                             completeness_error=result.completeness_error))
+                             completeness_error=result.remainder))
             print(f"  {label} {method}: {n} words {rows[-1]['wall_median_s']:.2f} s (load {load:.1f})", flush=True)
     return rows
 
@@ -116,29 +145,37 @@ def deletion_texts(words: list[str], ranked: list[int], k: int) -> tuple[str, st
 
 
 def faithfulness(weights, label, methods, audio, vision, sentences, draws) -> dict:
-    """Completeness and deletion (module docstring) of each method on ``sentences`` [(id, text)]."""
+    """Plausibility, completeness and deletion (module docstring) of each method on ``sentences`` [(id, text)]."""
     from mclmcf.serving.explain import attribute_words, audio_visual_vectors, score_texts
     model, tokenizer = weights.model, weights.tokenizer
     h_av = audio_visual_vectors(model, audio, vision)
+    valence = lexicon()
     rng = np.random.default_rng(0)
-    errors = {m: [] for m in methods}
+    errors, plausible, punctuation = ({m: [] for m in methods} for _ in range(3))
+    chance = []
     comp = {m: {f: [] for f in FRACTIONS} for m in [*methods, "random"]}
     suff = {m: {f: [] for f in FRACTIONS} for m in [*methods, "random"]}
     full = []
     for number, (_, text) in enumerate(sentences):
-        words = text.split()
         orders = {}
         for method in methods:
             result = attribute_words(model, tokenizer, text, audio, vision, method=method)
-            errors[method].append(abs(result.completeness_error))
-            orders[method] = [w.attribution for w in result.words]
+            words = [w.word for w in result.words]
+            values = np.array([w.attribution for w in result.words])
+            errors[method].append(abs(result.remainder))
+            top = int(np.argmax(np.abs(values)))
+            plausible[method].append(bool(strong_words([words[top]], valence)[0] * values[top] > 0))
+            punctuation[method].append(not any(c.isalnum() for c in words[top]))
+            orders[method] = values
+        strong = strong_words(words, valence)
+        chance.append(float(np.mean(np.array(strong) != 0)))
         orders["random"] = [list(rng.permutation(len(words))) for _ in range(draws)]
         score, nothing = score_texts(model, tokenizer, [text, ""], h_av)
         sigma = 1.0 if score >= nothing else -1.0
         full.append(sigma * (score - nothing))
         texts, slots = [], []
         for method, order in orders.items():
-            rankings = order if method == "random" else [list(np.argsort(-sigma * np.array(order), kind="stable"))]
+            rankings = order if method == "random" else [list(np.argsort(-sigma * order, kind="stable"))]
             for f in FRACTIONS:
                 k = max(1, round(f * len(words)))
                 for ranked in rankings:
@@ -158,8 +195,13 @@ def faithfulness(weights, label, methods, audio, vision, sentences, draws) -> di
                    **{f"comprehensiveness_{f:.0%}": float(np.mean(comp[method][f])) for f in FRACTIONS},
                    **{f"sufficiency_{f:.0%}": float(np.mean(suff[method][f])) for f in FRACTIONS})
         row["comprehensiveness_mean"] = float(np.mean([row[f"comprehensiveness_{f:.0%}"] for f in FRACTIONS]))
-        if method != "random":
+        row["sufficiency_mean"] = float(np.mean([row[f"sufficiency_{f:.0%}"] for f in FRACTIONS]))
+        if method == "random":
+            row.update(plausibility=float(np.mean(chance)))
+        else:
             row.update(max_abs_error=max(errors[method]), median_abs_error=statistics.median(errors[method]),
+                       plausibility=float(np.mean(plausible[method])),
+                       strongest_is_punctuation=float(np.mean(punctuation[method])),
                        beats_random=all(row[f"comprehensiveness_{f:.0%}"] > np.mean(comp["random"][f])
                                         for f in FRACTIONS))
         rows.append(row)
@@ -199,14 +241,15 @@ def main() -> None:
     ap.add_argument("--part", choices=("all", "timing", "faithfulness"), default="all")
     ap.add_argument("--weights", nargs="+", help="weight directories (default: checkpoints/)")
     ap.add_argument("--methods", nargs="+", help="a subset of mclmcf.serving.explain.METHODS")
-    ap.add_argument("--sentences", type=int, default=60)
+    ap.add_argument("--sentences", type=int, default=50)
     ap.add_argument("--draws", type=int, default=5, help="random draws per sentence and share")
     ap.add_argument("--words", type=int, nargs="+", default=[30, 60, 120], help="transcript lengths (timing)")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     ap.add_argument("--vader-sdist", help="the vaderSentiment 3.3.2 sdist (default: pip download)")
     args = ap.parse_args()
     import torch
+    from mclmcf.serving.explain import default_method
     from mclmcf.serving.weights import load_weights
 
     if args.threads:
@@ -215,13 +258,14 @@ def main() -> None:
     sources = [DEFAULT_WEIGHTS[0]] if args.quick else args.weights or DEFAULT_WEIGHTS
     lengths, reps, draws = ([30], 1, 1) if args.quick else (args.words, args.reps, args.draws)
     sentences = (list(enumerate(QUICK_SENTENCES)) if args.quick
-                 else amazon_sentences(args.sentences, args.vader_sdist) if args.part != "timing" else [])
+                 else validation_sentences(args.sentences, args.vader_sdist) if args.part != "timing" else [])
     cost, faith = [], {}
     for source in sources:
         weights = load_weights(source)
         where = Path(source).resolve()
         label = f"{where.relative_to(ROOT) if where.is_relative_to(ROOT) else source} ({weights.model.config.text_encoder})"
-        methods = methods_for(weights.model, args.methods)
+        methods = methods_for(weights.model, args.methods or (["token_states", default_method(weights.model)]
+                                                              if args.quick else None))
         audio, vision = neutral_clip(weights.model)
         if args.part != "faithfulness":
             cost += timing(weights, label, methods, audio, vision, lengths, reps)
@@ -249,11 +293,13 @@ def main() -> None:
         out.update(sentences=[i for i, _ in sentences], draws=draws, faithfulness=faith,
                    completeness=[r for r in rows if r["method"] != "random"],
                    faithfulness_table=print_table(
-                       ["weights", "method", "max |error|", "median |error|"]
-                       + [f"comp. {f:.0%}" for f in FRACTIONS] + ["comp. mean"] + [f"suff. {f:.0%}" for f in FRACTIONS],
-                       [[r["weights"], r["method"], r.get("max_abs_error"), r.get("median_abs_error")]
+                       ["method", "plausible", "top is punct.", "max |error|", "median |error|"]
+                       + [f"comp. {f:.0%}" for f in FRACTIONS] + ["AOPC comp."]
+                       + [f"suff. {f:.0%}" for f in FRACTIONS] + ["AOPC suff."],
+                       [[r["method"], r["plausibility"], r.get("strongest_is_punctuation"), r.get("max_abs_error"),
+                         r.get("median_abs_error")]
                         + [r[f"comprehensiveness_{f:.0%}"] for f in FRACTIONS] + [r["comprehensiveness_mean"]]
-                        + [r[f"sufficiency_{f:.0%}"] for f in FRACTIONS] for r in rows]))
+                        + [r[f"sufficiency_{f:.0%}"] for f in FRACTIONS] + [r["sufficiency_mean"]] for r in rows]))
         if not args.quick:
             draw_curves(faith, RESULTS / "explain_deletion.png")
     write_json(name, out)

@@ -22,6 +22,12 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 TRANSCRIPT = "I really enjoyed this movie, it was great."
 
 
+def page_words(text: str) -> list[str]:
+    """The word card's items: the words and punctuation of mclmcf.serving.explain.word_spans."""
+    from mclmcf.serving.explain import word_spans
+    return [text[a:b] for a, b in word_spans(text)]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -332,7 +338,7 @@ def test_browser_upload_analyse_and_show_heatmaps(server, client, make_clip):
         wait.until(lambda d: sum(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, ".tcf-map img")) == 12)
         wait.until(lambda d: any(img_loaded(d, img) for img in d.find_elements(By.CSS_SELECTOR, "#expression-strip img")))
         words = driver.find_elements(By.CSS_SELECTOR, "#word-attributions .word")
-        assert [w.text for w in words] == box.get_attribute("value").split() and all(w.is_displayed() for w in words)
+        assert [w.text for w in words] == page_words(box.get_attribute("value")) and all(w.is_displayed() for w in words)
         assert len({w.value_of_css_property("background-color") for w in words}) > 1       # coloured, not blank
         assert "pushed it up" in driver.find_element(By.ID, "word-attributions").text      # the legend
         assert driver.find_element(By.ID, "voice-summary").text.startswith("Voice: pitch")
@@ -344,7 +350,7 @@ def test_browser_upload_analyse_and_show_heatmaps(server, client, make_clip):
         analyse.click()
         wait.until(lambda d: "from speech recognition" not in d.find_element(By.ID, "transcript").text)
         wait.until(lambda d: [w.text for w in d.find_elements(By.CSS_SELECTOR, "#word-attributions .word")] ==
-                   corrected.split())
+                   page_words(corrected))
         expected = f"{predict(client, make_clip('spoken.mp4', duration_s=3.5), corrected)['score']:+.2f}"
         wait.until(lambda d: d.find_element(By.ID, "sentiment-score").text == expected)   # random weights: texts may round alike
 

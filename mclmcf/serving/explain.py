@@ -1,41 +1,39 @@
-"""Why this score: word attributions.
+"""Why this score: the model's score over the transcript's words.
 
-Every method explains F, the model's full multimodal score with the clip's voice and face held fixed, as
-a function of the transcript, and returns the words' attributions in score units with F(x) and the
-baseline score F(x'). The Integrated Gradients methods (Sundararajan et al. 2017) give token i
+Every method explains F, the model's full multimodal score with the clip's voice and face held fixed, as a
+function of the transcript, and returns each word's share in score units with F(x) and the baseline score
+F(x'), the score of the same clip with an empty transcript (for ``embedding``: with every word blanked).
 
-    IG_i = (x_i - x'_i) . integral_0^1 dF(x' + a (x - x')) / dx_i da
+Words are the units the page shows (``word_spans``): a run of letters and digits, with inner apostrophes and
+hyphens ("don't", "self-indulgent"), or a run of punctuation, which is its own unit, never part of the word
+it touches. A word's sub-word tokens are summed into it through the tokenizer's character offsets.
 
-(captum.attr, the integral by quadrature) and so add up: sum_i IG_i = F(x) - F(x') up to the quadrature
-error (``WordAttributions.completeness_error``). They differ in where x lives and what x' is:
+  shapley        Shapley values of the words (Shapley 1953) for the game "score of the transcript holding only
+                 these words, in order": a word's mean marginal contribution over random orders of adding
+                 the words to the empty transcript. Sampled with ``steps`` antithetic pairs of permutations
+                 (each order and its reverse), one masked transcript per prefix, all scored in batches. Each
+                 permutation's contributions telescope to F(x) - F(x'), so the words add up exactly.
+  propagation    gradient x input at the word embeddings through the encoder with the attention
+                 probabilities, the LayerNorm scale and the GELU gate held constant in the backward pass
+                 (Ali et al., ICML 2022; Achtibat et al., ICML 2024), started from the exact split at the
+                 pooled text vector: the head's path-averaged gradient g (Integrated Gradients from the empty
+                 transcript's pooled vector p0 to the sentence's p, Gauss-Legendre) gives F(x) - F(x') =
+                 g . (p - p0), and each word gets x_i . d(g . p)/dx_i. What the biases, the position
+                 embeddings and [CLS]/[SEP] carry goes to no word: ``remainder``. One forward and one backward
+                 (MPNet encoders only).
+  token_states   the same g . (p - p0) split over the last-layer token states: token t gets g . (s_t - p0) / n
+                 (mean pooling), [CLS]/[SEP] shared evenly over the word pieces. Adds up, but every last-layer
+                 state carries the whole sentence, so the shares come out nearly even (issue 38).
+  embedding      Integrated Gradients at the input word embeddings (captum), baseline every transcript token
+                 replaced by [PAD]; steps doubled from STEPS["embedding"] until captum's convergence delta
+                 is <= CONVERGED or the steps reach EMBEDDING_MAX_STEPS (``remainder`` shows what is left).
+  leave_one_out  a reference, not a decomposition: word i gets F(transcript) - F(transcript without word i).
 
-  token_states   x: the encoder's last-layer token states; F pools them (the masked mean) and runs the
-                 fusion and head. Baseline: the pooled text vector of an empty transcript, every token state
-                 replaced by it, so their mean is that vector and F(x') is the score of the clip with no
-                 words. Only the pooling and the small head lie on the path: one encoder forward, then a
-                 batched head pass. The [CLS]/[SEP] states change with the words too (they summarise the
-                 window), and their share is spread evenly over the window's word pieces. Mean pooling only:
-                 with [CLS] pooling the split over tokens is not defined, and the method refuses.
-  layer          x: the output of the encoder's middle layer (6 of 12), through captum's
-                 LayerIntegratedGradients; the layers above, the pooling and the head lie on the path.
-                 Baseline: that layer's states for the input of ``embedding``'s baseline, the [PAD]-blanked
-                 sentence. [CLS]/[SEP] shares spread as in token_states.
-  embedding      x: the input word embeddings (position and token-type embeddings are added inside the
-                 encoder). Baseline: every transcript token's word embedding replaced by [PAD]'s; [CLS],
-                 [SEP] and the attention mask kept, "a sentence of this length with no words in it". The
-                 whole encoder lies on the path, which is steep in places, so it needs many points.
-  leave_one_out  a reference, not a decomposition: word i gets F(transcript) - F(transcript without word i),
-                 exactly; the baseline is the empty transcript's score, and the words need not add up to
-                 the difference.
-
-The default (``default_method``) for mean-pooled weights is token_states, chosen by the rule written
-beforehand in benchmarks/explain_choice_rule.md from the comparison in benchmarks/bench_explain.py
-(benchmarks/results/explain_methods.json: completeness, cost, and faithfulness by deletion): the only one
-that adds up within the page's 0.05. [CLS]-pooled weights keep ``embedding``.
-Word pieces are summed into the transcript's whitespace-separated words (punctuation stays with its word)
-through the tokenizer's character offsets. Long transcripts are scored in encoder windows, the score being
-the windows' weighted mean (preprocessing.text.window_weights); each window is attributed on its own and
-weighted the same way, so the words' sum still equals score - baseline score of the whole transcript.
+The default (``default_method``) for mean-pooled weights is MEAN_POOLED_DEFAULT, chosen by the rule written
+beforehand in benchmarks/explain_choice_rule.md from benchmarks/bench_explain.py
+(benchmarks/results/explain_methods.json); [CLS]-pooled weights keep ``embedding``. Long transcripts are scored
+in encoder windows, the score being the windows' weighted mean (preprocessing.text.window_weights); the
+gradient methods attribute each window on its own and weight it the same way.
 
 The attributions explain this model's score, not what the speaker felt or meant.
 """
@@ -48,45 +46,56 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from captum.attr import IntegratedGradients, LayerIntegratedGradients
+from captum.attr import IntegratedGradients
 
 from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows, window_weights
 
 from mclmcf.model import MCLMCF
 
-METHODS = ("token_states", "layer", "embedding", "leave_one_out")
-# quadrature points of the IG methods, and their rules: completeness error and cost in benchmarks/bench_explain.py
-STEPS = {"token_states": 32, "layer": 32, "embedding": 32}
-RULES = {"token_states": "gausslegendre", "layer": "gausslegendre", "embedding": "riemann_middle"}
+METHODS = ("shapley", "propagation", "token_states", "embedding", "leave_one_out")
+# quadrature points of the gradient methods; shapley: antithetic permutation pairs
+STEPS = {"shapley": 2, "propagation": 16, "token_states": 16, "embedding": 32}
+EMBEDDING_MAX_STEPS = 64
+CONVERGED = 0.05           # |convergence delta| the embedding path aims for, score units
 MEAN_POOLED_DEFAULT = "token_states"       # benchmarks/explain_choice_rule.md applied to explain_methods.json
 SCORE_BATCH = 64                            # encoder windows per forward when scoring many texts
 # what each method's baseline score is the score of, in a visitor's words (the page says it beside the words)
-BASELINES = {"token_states": "the same clip with an empty transcript",
-             "layer": "the same clip with every word replaced by the [PAD] token",
-             "embedding": "the same clip with every word replaced by the [PAD] token",
-             "leave_one_out": "the same clip with an empty transcript"}
+BASELINES = {**{m: "the same clip with an empty transcript" for m in METHODS},
+             "embedding": "the same clip with every word replaced by the [PAD] token"}
+WORD = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]+")
 
 
 def default_method(model: MCLMCF) -> str:
     return MEAN_POOLED_DEFAULT if model.config.text_pooling == "mean" else "embedding"
 
 
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """The page's words: runs of letters/digits (inner ' and - kept) and runs of punctuation, as character spans."""
+    return [m.span() for m in WORD.finditer(text)]
+
+
 @dataclass
 class WordAttribution:
     word: str
     attribution: float                 # score units: how much this word moved the score from the baseline's
+    spaced: bool = True                # whitespace comes before it in the transcript (the page keeps the layout)
 
 
 @dataclass
 class WordAttributions:
-    words: list[WordAttribution]       # the transcript's words, in order
+    words: list[WordAttribution]       # the transcript's words (word_spans), in order
     score: float                       # F(x): the model's score for the transcript
     baseline_score: float              # F(x'): the method's baseline (module docstring, BASELINES)
     method: str | None = None          # one of METHODS
 
     @property
-    def completeness_error(self) -> float:
+    def remainder(self) -> float:
+        """The part of score - baseline score that no word carries (0 for a method that adds up exactly)."""
         return self.score - self.baseline_score - sum(w.attribution for w in self.words)
+
+    @property
+    def completeness_error(self) -> float:
+        return self.remainder
 
 
 @dataclass
@@ -131,66 +140,101 @@ def _with_av(text_vector: torch.Tensor, h_av: dict) -> dict:
 def score_texts(model: MCLMCF, tokenizer, texts: list[str], h_av: dict, max_length: int = DEFAULT_MAX_LENGTH,
                 tokenizer_lock=contextlib.nullcontext()) -> np.ndarray:
     """The model's score of each text with the clip's vectors ``h_av``, its windows weighted as the score weights
-    them: (len(texts),)."""
+    them: (len(texts),). Windows are batched by length, so padding stays small."""
     windows = [tokenized(model, tokenizer, t, max_length, tokenizer_lock) for t in texts]
-    per_window = []
-    for w in windows:                                  # batch the windows of many texts, SCORE_BATCH at a time
-        per_window.extend(zip(w.ids, w.mask, w.types))
-    scores = []
-    for i in range(0, len(per_window), SCORE_BATCH):
-        chunk = per_window[i:i + SCORE_BATCH]
-        width = max(len(ids) for ids, _, _ in chunk)
-        ids, mask, types = (torch.stack([torch.nn.functional.pad(row[k], (0, width - len(row[k]))) for row in chunk])
-                            for k in range(3))
-        scores.append(model.score_from_vectors(_with_av(model.encode_text(mask, ids, types), h_av)))
-    scores = torch.cat(scores).float().cpu().numpy()
+    rows = [(ids[m > 0], types[m > 0]) for w in windows for ids, m, types in zip(w.ids, w.mask, w.types)]
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    per_window = torch.empty(len(rows))
+    for i in range(0, len(order), SCORE_BATCH):
+        chunk = order[i:i + SCORE_BATCH]
+        width = len(rows[chunk[-1]][0])
+        ids, types = (torch.stack([torch.nn.functional.pad(rows[j][k], (0, width - len(rows[j][k]))) for j in chunk])
+                      for k in range(2))
+        mask = (torch.arange(width, device=ids.device) < torch.tensor([len(rows[j][0]) for j in chunk],
+                                                                         device=ids.device)[:, None]).long()
+        per_window[chunk] = model.score_from_vectors(_with_av(model.encode_text(mask, ids, types), h_av)).float().cpu()
     ends = np.cumsum([len(w.ids) for w in windows])
+    scores = per_window.numpy()
     return np.array([float(w.weights @ scores[end - len(w.ids):end]) for w, end in zip(windows, ends)])
 
 
-# ---- the methods: (model, windows, the empty transcript's windows, h_av, steps) -> per token, per window -------
+# ---- the gradient methods: (model, windows, empty transcript's windows, h_av, steps) -> per token, per window --
+
+def _pooled_gradient(model: MCLMCF, win: Windows, empty: Windows, h_av: dict, steps: int):
+    """The last-layer states s (W, width, Dt), the head's path-averaged gradient g (W, Dt) from the empty
+    transcript's pooled vector p0 to each window's p (Gauss-Legendre), F(x) (W,) and F(x') (W,)."""
+    if model.config.text_pooling != "mean":
+        raise ValueError("this attribution splits a mean-pooled text vector over its tokens; these weights "
+                         f"pool with {model.config.text_pooling!r}: use method='embedding'")
+    with torch.no_grad():
+        states = model.text_token_states(win.mask, win.ids, win.types)
+        p, p0 = model.pool_text(states, win.mask), model.encode_text(empty.mask, empty.ids, empty.types)
+    nodes, weights = np.polynomial.legendre.leggauss(steps)
+    alphas = torch.as_tensor((nodes + 1) / 2, dtype=p.dtype)[:, None, None]
+    path = (p0 + alphas * (p - p0)).reshape(-1, p.shape[-1]).requires_grad_()        # (steps * W, Dt)
+    grad, = torch.autograd.grad(model.score_from_vectors(_with_av(path, h_av)).sum(), path)
+    g = torch.einsum("k,kwd->wd", torch.as_tensor(weights / 2, dtype=p.dtype), grad.reshape(steps, *p.shape))
+    with torch.no_grad():
+        ends = model.score_from_vectors(_with_av(torch.cat([p, p0]), h_av)).float().cpu().numpy()
+    return states, p0, g, ends[:-1], np.full(len(p), ends[-1])
+
+
+def _token_states(model: MCLMCF, win: Windows, empty: Windows, h_av: dict, steps: int):
+    states, p0, g, score, baseline = _pooled_gradient(model, win, empty, h_av, steps)
+    n = win.mask.sum(1, keepdim=True).to(states.dtype)
+    per_token = torch.einsum("wtd,wd->wt", states - p0[:, None], g) / n * win.mask
+    return _spread_special(per_token.float().cpu().numpy(), win), score, baseline
+
 
 def _spread_special(values: np.ndarray, win: Windows) -> np.ndarray:
-    """Give each window's [CLS]/[SEP] attributions to its word pieces, evenly (module docstring)."""
+    """Give each window's [CLS]/[SEP] attributions to its word pieces, evenly."""
     special = (win.mask.cpu().numpy() > 0) & ~win.content
     n_content = np.maximum(win.content.sum(1, keepdims=True), 1)
     return np.where(win.content, values + (values * special).sum(1, keepdims=True) / n_content, 0.0)
 
 
-def _ends(f, x: torch.Tensor, baseline: torch.Tensor, *args) -> tuple[np.ndarray, np.ndarray]:
-    """F(x) and F(x') per window, in one batch."""
-    with torch.no_grad():
-        both = f(torch.cat([x, baseline]), *(torch.cat([a, a]) for a in args)).float().cpu().numpy()
-    return both[:len(x)], both[len(x):]
+@contextlib.contextmanager
+def _linear_backward(encoder: torch.nn.Module):
+    """Hold the attention probabilities, the LayerNorm scale and the GELU gate constant in the backward pass
+    (the forward values are unchanged), so that gradient x input conserves through the encoder."""
+    attentions = [m for m in encoder.modules() if type(m).__name__ == "MPNetSelfAttention"]
+    if not attentions or encoder.config.hidden_act != "gelu":
+        raise ValueError("propagation knows the MPNet encoder (softmax attention, GELU); these weights use "
+                         f"{type(encoder).__name__}: use method='embedding'")
+
+    def norm(m, inputs, _):
+        x = inputs[0]
+        centred = x - x.mean(-1, keepdim=True)
+        scale = (centred.pow(2).mean(-1, keepdim=True) + m.eps).rsqrt().detach()
+        return centred * scale * m.weight + m.bias
+
+    def gelu(_, inputs, __):
+        x = inputs[0]
+        return x * (0.5 * (1 + torch.erf(x / 2 ** 0.5))).detach()
+
+    hooks = [m.dropout.register_forward_hook(lambda _, __, probs: probs.detach()) for m in attentions]
+    hooks += [m.register_forward_hook(norm) for m in encoder.modules() if isinstance(m, torch.nn.LayerNorm)]
+    hooks += [m.intermediate.intermediate_act_fn.register_forward_hook(gelu) for m in encoder.encoder.layer]
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
 
 
-def _token_states(model: MCLMCF, win: Windows, empty: Windows, h_av: dict, steps: int):
-    if model.config.text_pooling != "mean":
-        raise ValueError("token_states attribution splits a mean-pooled text vector over its tokens; these weights "
-                         f"pool with {model.config.text_pooling!r}: use method='embedding'")
-    width = win.ids.shape[1]
-    ids, mask, types = (torch.cat([a, torch.nn.functional.pad(b, (0, width - b.shape[1]))])
-                        for a, b in ((win.ids, empty.ids), (win.mask, empty.mask), (win.types, empty.types)))
-    with torch.no_grad():                      # the windows and the empty transcript in one forward
-        states = model.text_token_states(mask, ids, types)                                  # (W + 1, width, Dt)
-        states, nothing = states[:-1], model.pool_text(states[-1:], mask[-1:])              # (W, width, Dt), (1, Dt)
-    baseline = nothing[:, None].expand_as(states).contiguous()
-
-    def f(s, mask):
-        return model.score_from_vectors(_with_av(model.pool_text(s, mask), h_av))
-
-    attr = IntegratedGradients(f).attribute(states, baselines=baseline, additional_forward_args=(win.mask,),
-                                            n_steps=steps, method=RULES["token_states"])
-    return attr.sum(-1).float().cpu().numpy(), *_ends(f, states, baseline, win.mask)
-
-
-def _blanked(model: MCLMCF, win: Windows) -> tuple[torch.Tensor, torch.Tensor]:
-    """The word embeddings x and the baseline x' ([PAD] for every transcript token)."""
-    embed = model.text_encoder.get_input_embeddings()
-    with torch.no_grad():
-        words = embed(win.ids)
-        content = torch.as_tensor(win.content, device=words.device)[..., None]
-        return words, torch.where(content, embed.weight[win.blank_id], words)
+def _propagation(model: MCLMCF, win: Windows, empty: Windows, h_av: dict, steps: int):
+    _, _, g, score, baseline = _pooled_gradient(model, win, empty, h_av, steps)
+    inputs = []           # the first layer's input: word + position embeddings, normalised
+    hook = model.text_encoder.embeddings.register_forward_hook(
+        lambda _, __, out: inputs.append(out.detach().requires_grad_()) or inputs[-1])
+    try:
+        with torch.enable_grad(), _linear_backward(model.text_encoder):
+            p = model.encode_text(win.mask, win.ids, win.types)
+            grad, = torch.autograd.grad((p * g).sum(), inputs[0])
+    finally:
+        hook.remove()
+    per_token = (inputs[0] * grad).sum(-1).detach().float().cpu().numpy()
+    return np.where(win.content, per_token, 0.0), score, baseline       # [CLS]/[SEP]: the remainder
 
 
 def _embedding_score(model: MCLMCF, h_av: dict):
@@ -200,55 +244,93 @@ def _embedding_score(model: MCLMCF, h_av: dict):
     return f
 
 
-def _layer(model: MCLMCF, win: Windows, empty: Windows, h_av: dict, steps: int):
-    x, blank = _blanked(model, win)
-    f = _embedding_score(model, h_av)
-    layers = model.text_encoder.encoder.layer
-    attr = LayerIntegratedGradients(f, layers[len(layers) // 2 - 1]).attribute(
-        x, baselines=blank, additional_forward_args=(win.mask, win.types), n_steps=steps, method=RULES["layer"])
-    attr = attr[0] if isinstance(attr, (tuple, list)) else attr               # layers that return a tuple
-    return attr.sum(-1).float().cpu().numpy(), *_ends(f, x, blank, win.mask, win.types)
-
-
 def _embedding(model: MCLMCF, win: Windows, empty: Windows, h_av: dict, steps: int):
-    x, blank = _blanked(model, win)
+    embed = model.text_encoder.get_input_embeddings()
+    with torch.no_grad():
+        x = embed(win.ids)
+        blank = torch.where(torch.as_tensor(win.content, device=x.device)[..., None], embed.weight[win.blank_id], x)
     f = _embedding_score(model, h_av)
-    attr = IntegratedGradients(f).attribute(x, baselines=blank, additional_forward_args=(win.mask, win.types),
-                                            n_steps=steps, method=RULES["embedding"])
-    return attr.sum(-1).float().cpu().numpy(), *_ends(f, x, blank, win.mask, win.types)
+    while True:                    # double the steps until the quadrature converges (or the cap)
+        attr, delta = IntegratedGradients(f).attribute(
+            x, baselines=blank, additional_forward_args=(win.mask, win.types), n_steps=steps,
+            method="gausslegendre", internal_batch_size=64, return_convergence_delta=True)
+        if abs(float(win.weights @ delta.detach().cpu().numpy())) <= CONVERGED or steps >= EMBEDDING_MAX_STEPS:
+            break
+        steps *= 2
+    with torch.no_grad():
+        both = f(torch.cat([x, blank]), *(torch.cat([a, a]) for a in (win.mask, win.types))).float().cpu().numpy()
+    return np.where(win.content, attr.sum(-1).detach().float().cpu().numpy(), 0.0), both[:len(x)], both[len(x):]
 
 
-TOKEN_METHODS = {"token_states": _token_states, "layer": _layer, "embedding": _embedding}
+TOKEN_METHODS = {"propagation": _propagation, "token_states": _token_states, "embedding": _embedding}
 
 
-def _to_words(text: str, win: Windows, token_values: np.ndarray) -> list[WordAttribution]:
-    """Per-token values of each window -> the transcript's words, each window weighted as the score weights it."""
-    words = [(m.start(), m.group()) for m in re.finditer(r"\S+", text)]
-    totals = np.zeros(len(words))
-    starts = np.array([s for s, _ in words])
+def _to_words(text: str, spans: list[tuple[int, int]], win: Windows, token_values: np.ndarray) -> np.ndarray:
+    """Per-token values of each window -> per word (``spans``), each window weighted as the score weights it."""
+    totals = np.zeros(len(spans))
+    starts = np.array([s for s, _ in spans])
     owner = np.searchsorted(starts, win.spans[..., 0][win.content], side="right") - 1
     np.add.at(totals, owner, (win.weights[:, None] * token_values)[win.content])
-    return [WordAttribution(word, float(a)) for (_, word), a in zip(words, totals)]
+    return totals
+
+
+# ---- the methods that score masked transcripts ----------------------------------------------------------
+
+def _shapley(score, n: int, pairs: int) -> tuple[np.ndarray, float, float]:
+    """Antithetic permutation sampling of the words' Shapley values, F(x) and F(x'); ``score``: word masks ->
+    scores."""
+    rng = np.random.default_rng(0)           # the same transcript gets the same colours
+    orders = [rng.permutation(n) for _ in range(pairs)]
+    orders += [o[::-1] for o in orders]
+    masks = {}
+    for order in orders:
+        for k in range(1, n):
+            mask = np.zeros(n, bool)
+            mask[order[:k]] = True
+            masks.setdefault(mask.tobytes(), mask)
+    full, empty = np.ones(n, bool), np.zeros(n, bool)
+    values = dict(zip([full.tobytes(), empty.tobytes(), *masks], score([full, empty, *masks.values()])))
+    phi = np.zeros(n)
+    for order in orders:
+        mask = np.zeros(n, bool)
+        before = values[mask.tobytes()]
+        for i in order:
+            mask[i] = True
+            after = values[mask.tobytes()]
+            phi[i] += after - before
+            before = after
+    return phi / len(orders), values[full.tobytes()], values[empty.tobytes()]
 
 
 def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, vision: np.ndarray,
                     method: str | None = None, steps: int | None = None, max_length: int = DEFAULT_MAX_LENGTH,
                     tokenizer_lock=contextlib.nullcontext()) -> WordAttributions:
-    """The score over the transcript's words by ``method`` (one of METHODS; default: ``default_method``),
-    ``steps`` quadrature points for the IG methods (default STEPS[method]). ``audio`` and ``vision``: the
-    clip's (frames, features) arrays, held fixed."""
+    """The score over the transcript's words (``word_spans``) by ``method`` (one of METHODS; default:
+    ``default_method``); ``steps``: STEPS[method] by default. ``audio`` and ``vision``: the clip's
+    (frames, features) arrays, held fixed."""
     method = method or default_method(model)
     if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}; one of {METHODS}")
+    steps = steps or STEPS.get(method, 0)
+    spans = word_spans(text)
+    words = [text[s:e] for s, e in spans]
+    spaced = [s == 0 or text[s - 1].isspace() for s, _ in spans]
     h_av = audio_visual_vectors(model, audio, vision)
-    if method == "leave_one_out":
-        words = text.split()
-        without = [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
-        score, nothing, *rest = score_texts(model, tokenizer, [text, "", *without], h_av, max_length, tokenizer_lock)
-        return WordAttributions([WordAttribution(w, float(score - s)) for w, s in zip(words, rest)],
-                                float(score), float(nothing), method)
-    win = tokenized(model, tokenizer, text, max_length, tokenizer_lock)
-    empty = tokenized(model, tokenizer, "", max_length, tokenizer_lock)
-    values, scores, baselines = TOKEN_METHODS[method](model, win, empty, h_av, steps or STEPS[method])
-    return WordAttributions(_to_words(text, win, _spread_special(values, win)), float(win.weights @ scores),
-                            float(win.weights @ baselines), method)
+    if method in TOKEN_METHODS:
+        win = tokenized(model, tokenizer, text, max_length, tokenizer_lock)
+        empty = tokenized(model, tokenizer, "", max_length, tokenizer_lock)
+        values, scores, baselines = TOKEN_METHODS[method](model, win, empty, h_av, steps)
+        shares, score, nothing = _to_words(text, spans, win, values), win.weights @ scores, win.weights @ baselines
+    else:
+        def score_masks(masks):
+            texts = [text if m.all() else " ".join(w for w, keep in zip(words, m) if keep) for m in masks]
+            return score_texts(model, tokenizer, texts, h_av, max_length, tokenizer_lock)
+
+        if method == "shapley":
+            shares, score, nothing = _shapley(score_masks, len(words), steps)
+        else:                                                                          # leave_one_out
+            score, nothing, *without = score_masks([np.ones(len(words), bool), np.zeros(len(words), bool),
+                                                    *(np.arange(len(words)) != i for i in range(len(words)))])
+            shares = score - np.array(without)
+    return WordAttributions([WordAttribution(w, float(a), sp) for w, a, sp in zip(words, shares, spaced)],
+                            float(score), float(nothing), method)
