@@ -9,7 +9,11 @@ Each good request is answered once first: its score is the reference. Then for -
   good: the bundled examples (examples/) with their transcripts, and a generated face clip with
         tests/malformed_corpus.GOOD_TRANSCRIPT;
   bad:  every case of tests/malformed_corpus.py (values gradio_client cannot encode, NaN or lone surrogates, go
-        over plain HTTP as a browser would send them), and junk weights repo ids (a new one each time).
+        over plain HTTP as a browser would send them), and junk weights repo ids (a new one each time);
+  probes: the attacks of issue #37 (benchmarks/soak_probes.py): closed routes, a URL as a file, an image bomb
+        as a webcam frame, a token flood, other spellings of the install's weights folder, escape codes,
+        unreadable payloads (all must be refused), and dollar signs with a timeline and a 1,980-character word
+        (both must be scored).
 At the start (after the reference answers), once a minute and at the end it reads the server's RSS, peak RSS,
 threads and open files (/proc/PID) and the disk used under GRADIO_TEMP_DIR, HF_HOME and the visitors' weights
 cache. A good request counts as answered if it got a score, and as the same if that score equals its reference;
@@ -34,6 +38,7 @@ from pathlib import Path
 
 from bench_inference import free_port
 from common import ROOT, machine_info, machine_line, print_table, write_json
+from soak_probes import Probes
 
 sys.path.insert(0, str(ROOT / "tests"))   # malformed_corpus: the bad requests and the good transcript
 
@@ -132,8 +137,8 @@ def send(client, url: str, inputs: dict) -> tuple[bool, object]:
     return True, json.loads(reply.split("event: complete\ndata:", 1)[1].strip())[0]["score"]
 
 
-def soak(url: str, good: list[tuple[str, dict]], bad: list[tuple[str, dict]], reference: dict, seconds: float,
-         clients: int, seed: int) -> tuple[Counter, Counter]:
+def soak(url: str, good: list[tuple[str, dict]], bad: list[tuple[str, dict]], probes: Probes, reference: dict,
+         seconds: float, clients: int, seed: int) -> tuple[Counter, Counter]:
     """``clients`` threads send shuffled good and bad requests until ``seconds`` have passed: (tallies per kind,
     the requests that went wrong: unanswered, a good one refused or scored differently, a bad one answered)."""
     from gradio_client import Client
@@ -147,6 +152,8 @@ def soak(url: str, good: list[tuple[str, dict]], bad: list[tuple[str, dict]], re
         while True:
             mix = [("good", *g) for g in good] + [("bad", *b) for b in bad]
             mix += [("junk weights", "(a new repo id)", None)] * 2
+            mix += [("probe", *p) for p in probes.refused().items()]
+            mix += [("probe scored", *p) for p in probes.answered().items()]
             rng.shuffle(mix)
             for kind, name, inputs in mix:
                 if time.monotonic() >= end:
@@ -156,7 +163,7 @@ def soak(url: str, good: list[tuple[str, dict]], bad: list[tuple[str, dict]], re
                         inputs = dict(video=clip, transcript=GOOD_TRANSCRIPT, window=0,
                                       weights=f"soak-junk-user/no-such-model-{next(junk)}")
                 try:
-                    answered, value = send(client, url, inputs)
+                    answered, value = inputs(url) if kind.startswith("probe") else send(client, url, inputs)
                 except Exception as err:   # no answer at all (connection refused, timeout): the server failed
                     answered, value = None, f"{type(err).__name__}: {err}"
                 same = answered is True and value == reference.get(name)
@@ -166,9 +173,12 @@ def soak(url: str, good: list[tuple[str, dict]], bad: list[tuple[str, dict]], re
                     if kind == "good":
                         tally["good answered"] += answered is True
                         tally["good same score"] += same
+                    elif kind == "probe scored":
+                        tally["probe scored answered"] += answered is True
                     else:
-                        tally["bad refused"] += answered is False
-                    if not (same if kind == "good" else answered is False):
+                        tally["bad refused" if kind != "probe" else "probe refused"] += answered is False
+                    expected = {"good": same, "probe scored": answered is True}.get(kind, answered is False)
+                    if not expected:
                         wrong[f"{kind} {name}: {str(value)[:200]}"] += 1
 
     threads = [threading.Thread(target=client_loop, args=(k,)) for k in range(clients)]
@@ -212,7 +222,8 @@ def main() -> None:
             samples, done = [], threading.Event()
             sampler = threading.Thread(target=sample_every, args=(proc.pid, folders, SAMPLE_EVERY_S, samples, done))
             sampler.start()
-            tally, wrong = soak(url, good, bad, reference, args.minutes * 60, args.clients, args.seed)
+            tally, wrong = soak(url, good, bad, Probes(tmp, clip), reference, args.minutes * 60, args.clients,
+                                args.seed)
             done.set()
             sampler.join()
             elapsed = time.monotonic() - began
@@ -224,9 +235,13 @@ def main() -> None:
     good_sent, bad_sent = tally["good sent"], tally["bad sent"] + tally["junk weights sent"]
     shares = dict(good_answered=tally["good answered"] / max(good_sent, 1),
                   good_same_score=tally["good same score"] / max(good_sent, 1),
-                  bad_refused=tally["bad refused"] / max(bad_sent, 1))
-    print(f"\nsoak: {elapsed / 60:.1f} min, {args.clients} clients, {good_sent + bad_sent} requests ({good_sent} good, "
-          f"{tally['bad sent']} corpus, {tally['junk weights sent']} junk weights, {tally['no answer']} unanswered); "
+                  bad_refused=tally["bad refused"] / max(bad_sent, 1),
+                  probes_refused=tally["probe refused"] / max(tally["probe sent"], 1),
+                  probes_scored=tally["probe scored answered"] / max(tally["probe scored sent"], 1))
+    sent = good_sent + bad_sent + tally["probe sent"] + tally["probe scored sent"]
+    print(f"\nsoak: {elapsed / 60:.1f} min, {args.clients} clients, {sent} requests ({good_sent} good, "
+          f"{tally['bad sent']} corpus, {tally['junk weights sent']} junk weights, {tally['probe sent']} attack probes, "
+          f"{tally['probe scored sent']} valid attack-shaped requests, {tally['no answer']} unanswered); "
           f"server alive at the end: {alive}; {machine_line(info)}")
     rows = [[name, start[name], end[name], end[name] - start[name]] for name in start]
     rows += [[f"share: {k.replace('_', ' ')}", None, v, None] for k, v in shares.items()]
