@@ -46,7 +46,10 @@ from .expression import CLASSES, WEIGHTS
 from .media import file_sha256
 
 SPEC_NAME = "mclmcf-av"
-TRACKED_LIBRARIES = ("librosa", "mediapipe")
+TRACKED_LIBRARIES = ("mediapipe",)
+# preprocessing.audio computes librosa 0.11's recipe in numpy/scipy (tests/test_audio_features.py checks it against
+# librosa): features and weights record that version whether librosa is installed or not
+AUDIO_RECIPE = {"librosa": "0.11.0"}
 
 N_MFCC = 13
 AUDIO_FEATURES: tuple[str, ...] = (
@@ -81,7 +84,7 @@ class FeatureSpecMismatch(ValueError):
 
 
 def library_versions() -> dict[str, str]:
-    out = {}
+    out = dict(AUDIO_RECIPE)
     for lib in TRACKED_LIBRARIES:
         try:
             out[lib] = version(lib)

@@ -14,7 +14,7 @@ import pytest
 
 from preprocessing.audio import SILENCE_DB, VOICED, audio_features, periodicity
 from preprocessing.media import load_media
-from preprocessing.spec import FeatureSpec
+from preprocessing.spec import AUDIO_RECIPE, FeatureSpec
 from preprocessing.synthetic import speak, voice_tone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +58,8 @@ def librosa_features(wave: np.ndarray, spec: FeatureSpec = SPEC) -> np.ndarray:
 
 
 def assert_same_as_librosa(wave: np.ndarray) -> np.ndarray:
+    # the reference is the recipe the features and every checkpoint record
+    assert librosa.__version__.split(".")[:2] == AUDIO_RECIPE["librosa"].split(".")[:2], librosa.__version__
     ours, theirs = audio_features(wave, SPEC), librosa_features(wave, SPEC)
     assert ours.shape == theirs.shape and ours.dtype == theirs.dtype == np.float32
     worst = np.abs(ours.astype(np.float64) - theirs).max(axis=0)
