@@ -51,6 +51,11 @@ SHOW_RESULT_JS = ("() => { const refused = document.getElementById('analysis-err
                   "if (r.top < 0 || r.bottom > window.innerHeight) refused.scrollIntoView({block: 'center'}); } "
                   "else if (window.innerWidth < 768) document.getElementById('result-score')"
                   "?.scrollIntoView({block: 'start'}); }")
+# the app explains every file it cannot use; the browser's failure to play one must not speak first (Gradio's
+# "Video not playable" toast and red pill): a capture listener on window stops the clip player's error event
+CLIP_PLAYER_HEAD = ("<script>window.addEventListener('error', (event) => { if (event.target instanceof "
+                    "HTMLVideoElement && event.target.closest('#clip')) event.stopImmediatePropagation(); }, true);"
+                    "</script>")
 # live streams at once: one per two CPU cores keeps a phrase's score within 1.5 s (bench_live: two sessions on two
 # cores took up to 3 s); raise it on a bigger machine
 LIVE_SESSIONS = int(os.environ.get("MCLMCF_LIVE_SESSIONS", 1))
@@ -198,7 +203,8 @@ def build_demo(registry: PipelineRegistry, files_kept_s: int = uploads.FILES_KEP
         with gr.Tab("Analyse a clip"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=5):
-                    video = gr.Video(sources=["upload", "webcam"], include_audio=True, label="Clip (≤ 60 s)", height=300)
+                    video = gr.Video(sources=["upload", "webcam"], include_audio=True, label="Clip (≤ 60 s)", height=300,
+                                     elem_id="clip")
                     shown = page.place("inputs")            # slot name -> component, area by area
                     transcript = shown["transcript"]
                     button = gr.Button("Analyse", variant="primary")
@@ -255,6 +261,7 @@ def serve(demo: gr.Blocks, host: str, port: int, **launch_kwargs) -> None:
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64, **server.QUEUE_SETTINGS)
     log.info("4/4 starting the web server on http://%s:%d", host, port)
     demo.launch(server_name=host, server_port=port, theme=gr.themes.Soft(primary_hue="indigo"), css=CSS,
+                head=CLIP_PLAYER_HEAD,
                 **server.launch_settings(MAX_FILE_BYTES), **launch_kwargs)
 
 

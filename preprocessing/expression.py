@@ -14,6 +14,11 @@ centred ``BOX_LIFT`` x its height above the box centre. Those two numbers reprod
 astronaut photograph (Haar box plus 10 px margin: side 115 px, centre (224.5, 113.5); from the
 landmarks: 115 px, (224.8, 113.7)).
 
+FER2013's faces are upright. A head tilted more than ``ALIGN_ABOVE_DEG`` (the eye line's angle; phones held
+askew, a head on one side) is turned upright first: the box is taken around the landmarks turned so the eye
+line is level, and the crop is cut turned the same way (``expression_crop``). Smaller tilts keep fer's
+axis-aligned crop exactly.
+
 What the numbers are: a FER2013 model's reading of the face's appearance, frame by frame, not what the
 person feels (see docs/demo.md, "Facial expressions").
 """
@@ -36,6 +41,8 @@ SIDE = 64
 BOX_SCALE = 1.08    # square side / larger side of the landmarks' bounding box
 BOX_LIFT = 0.10     # box centre above the landmarks' centre, in landmark-box heights (Haar boxes include the brow)
 MESH_POINTS = 468   # the face mesh proper; the 10 iris points lie inside it
+EYE_R_OUT, EYE_L_OUT = 33, 263   # outer eye corners (the subject's right and left): the eye line
+ALIGN_ABOVE_DEG = 10.0   # eye-line tilt (degrees) above which the crop is turned upright
 
 
 class SeparableConv2d(nn.Module):
@@ -104,11 +111,36 @@ def load_classifier(path: Path = WEIGHTS) -> MiniXception:
 
 def face_box(landmarks: np.ndarray, width: int, height: int) -> tuple[int, int, int]:
     """(x, y, side) in pixels of the square crop for one face; ``landmarks`` (478, 3) normalised to the frame."""
-    pts = landmarks[:MESH_POINTS, :2] * (width, height)
+    return pixel_box(landmarks[:MESH_POINTS, :2] * (width, height))
+
+
+def pixel_box(pts: np.ndarray) -> tuple[int, int, int]:
+    """(x, y, side) of the square crop around (N, 2) face-mesh points in pixels."""
     lo, hi = pts.min(0), pts.max(0)
     side = BOX_SCALE * float(max(hi - lo))
     cx, cy = (lo + hi) / 2 - (0, BOX_LIFT * (hi[1] - lo[1]))
     return round(cx - side / 2), round(cy - side / 2), max(1, round(side))
+
+
+def tilt_deg(landmarks: np.ndarray, width: int, height: int) -> float:
+    """The eye line's angle in the picture, degrees (positive: turned clockwise as seen)."""
+    (x0, y0), (x1, y1) = landmarks[[EYE_R_OUT, EYE_L_OUT], :2] * (width, height)
+    return float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))
+
+
+def expression_crop(grey: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(64, 64) uint8 crop of one face for the classifier, upright: fer's crop (``face_box``, ``face_crop``), or for
+    a head tilted more than ALIGN_ABOVE_DEG the same box around the landmarks turned level, cut turned."""
+    h, w = grey.shape
+    angle = tilt_deg(landmarks, w, h)
+    if abs(angle) <= ALIGN_ABOVE_DEG:
+        return face_crop(grey, face_box(landmarks, w, h))
+    pts = landmarks[:MESH_POINTS, :2] * (w, h)
+    level = np.vstack([cv2.getRotationMatrix2D(tuple(map(float, pts.mean(0))), angle, 1.0), [0, 0, 1]])
+    x, y, side = pixel_box(pts @ level[:2, :2].T + level[:2, 2])
+    to_crop = np.array([[SIDE / side, 0, -x * SIDE / side], [0, SIDE / side, -y * SIDE / side], [0, 0, 1]])
+    return cv2.warpAffine(grey, (to_crop @ level)[:2], (SIDE, SIDE), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=float(grey[-2:].mean()))   # fer's padding
 
 
 def face_crop(grey: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
@@ -138,8 +170,7 @@ def frame_expressions(frames: np.ndarray, landmarks: np.ndarray, mask: np.ndarra
     probabilities; frames without a face get zero rows (``mask`` says which)."""
     out = np.zeros((len(frames), len(CLASSES)), np.float32)
     idx = np.flatnonzero(mask)
-    h, w = frames.shape[1:3]
-    faces = np.stack([face_crop(cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY), face_box(landmarks[i], w, h))
+    faces = np.stack([expression_crop(cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY), landmarks[i])
                       for i in idx]) if len(idx) else np.zeros((0, SIDE, SIDE), np.uint8)
     out[idx] = classify(faces)
     return out
