@@ -52,7 +52,7 @@ class FaceTrack:
     features: np.ndarray    # (Lv, 16) float32 geometry features
     mask: np.ndarray        # (Lv,) bool: a face was found
     landmarks: np.ndarray   # (Lv, 478, 3) float32 in image-normalised coords (x, y in [0,1]); 0 if no face
-    faces_seen: int = 0     # the most faces the detector saw in one frame; the track follows one of them
+    faces_seen: int = 0     # the most faces seen in one frame (mesh or detector); the track follows one of them
 
 
 CROP_PX = 256         # side of the square the second mesh reads: a close-up for its short-range detector
