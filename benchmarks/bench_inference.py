@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -81,30 +82,53 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def app_cold_start(weights_dir: Path | None, clip: Path, timeout: float = 300, env: dict | None = None) -> dict:
-    """Seconds from launching app.py (``--weights weights_dir``, else its default) to the server answering,
-    and to the first /predict answer; ``env`` is added to the app's environment."""
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a running process and of its children it has waited for: steadier than
+    wall time on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def app_cold_start(weights_dir: Path | None, clip: Path, timeout: float = 300, env: dict | None = None,
+                   root: Path = ROOT) -> dict:
+    """Seconds from launching ``root``/app.py (``--weights weights_dir``, else its default) to the server
+    answering, and to the first /predict answer; ``env`` is added to the app's environment. Also the app's CPU
+    seconds by its first answer (``cpu_s``) and the longest stretch without a console line before the server
+    answered (``longest_silence_s``) and the line it followed."""
     from gradio_client import Client, handle_file
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     start = time.perf_counter()
     weights = ["--weights", str(weights_dir)] if weights_dir else []
-    proc = subprocess.Popen([sys.executable, "app.py", *weights, "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen([sys.executable, "-u", "app.py", *weights, "--port", str(port)], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
+    lines = [(0.0, "(launch)")]   # (seconds since launch, console line)
+
+    def read_console():           # as the lines come: a full pipe would also block the app
+        for line in proc.stdout:
+            lines.append((time.perf_counter() - start, line.rstrip()))
+
+    reader = threading.Thread(target=read_console, daemon=True)
+    reader.start()
     try:
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"app.py exited:\n{proc.stderr.read()[-2000:]}")
+                reader.join(5)
+                raise RuntimeError("app.py exited:\n" + "\n".join(line for _, line in lines[-30:]))
             if time.perf_counter() - start > timeout:
-                raise TimeoutError("app.py did not answer in time")
+                raise TimeoutError(f"app.py did not answer in {timeout:g} s:\n" + "\n".join(line for _, line in lines[-30:]))
             try:
                 client = Client(url, verbose=False)
                 break
             except Exception:  # server not up yet
                 time.sleep(0.5)
         up = time.perf_counter() - start
+        before_up = [entry for entry in lines if entry[0] <= up] + [(up, "(server up)")]
+        gap, after = max((b[0] - a[0], a[1]) for a, b in zip(before_up, before_up[1:]))
         client.predict(handle_file(str(clip)), TRANSCRIPT, api_name="/predict")
-        return dict(server_up_s=up, first_answer_s=time.perf_counter() - start)
+        answered = time.perf_counter() - start
+        return dict(server_up_s=up, first_answer_s=answered, cpu_s=process_cpu_s(proc.pid), longest_silence_s=gap,
+                    silence_after=after[:120], console=[(round(t, 2), line[:160]) for t, line in before_up])
     finally:
         proc.terminate()
         proc.wait(timeout=30)
