@@ -7,8 +7,8 @@ all-MiniLM-L6-v2 text encoder, the packaged feature extractor), random weights, 
 Clips: preprocessing.synthetic.make_face_clip (astronaut face, swaying camera, talking mouth,
 espeak-ng speech), 25 fps, 640x360 mp4.
   model forward    one forward with return_maps=True on the clip's features (median of 10 after a warm-up)
-  pipeline         median of --reps runs after one warm-up run (the first call in a process also compiles
-                   librosa's numba kernels and builds the face-mesh graph: the app cold start counts that).
+  pipeline         median of --reps runs after one warm-up run (the first call in a process also builds
+                   the face-mesh graph and loads the expression model: the app cold start counts that).
                    Each run is SentimentPipeline.predict on a fresh pipeline (no feature cache): decode -> audio +
                    face features -> tokenizer -> text encoder + model (with the three modality
                    ablations the app shows) -> word attribution (mclmcf.serving.explain) -> the three TCF heatmaps as
