@@ -69,7 +69,7 @@ def test_attributions_explain_the_pipelines_score_also_over_several_windows(demo
     pipeline = SentimentPipeline(demo)
     short = MIXED[0][0]
     long = " ".join(text for text, _, _ in MIXED * 2)
-    for text, windows in ((short, 1), (long, 3)):
+    for text, windows in ((short, 1), (long, 2)):      # 2 windows of the weights' 64 tokens (3 of 50)
         pred = pipeline.predict(make_clip("talk.mp4"), text)
         assert pred.text_windows == windows
         result = pred.attributions
