@@ -26,7 +26,8 @@ from mclmcf.training.config import TrainConfig
 from mclmcf.training.metrics import compute_metrics
 from mclmcf.model import MCLMCF
 from preprocessing.encoders import load_tokenizer
-from mclmcf.training.loop import Env, predict
+from mclmcf.training.evaluate import predict
+from mclmcf.training.runtime import Env
 
 METRICS = ("mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc3", "acc5", "acc7")
 HELD_OUT = "amazon"

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from mclmcf.training import paper as P
+from mclmcf.training import paper
 from mclmcf.training.experiments import main as experiments_main
 
 FAST = ("table3", "table5", "table8", "table6", "fig7", "fig5")
@@ -27,7 +27,7 @@ def rows_of(out, name):
     return json.loads((out / f"{name}.json").read_text())
 
 
-def check_outputs(out, name, keys=P.MOSI_KEYS):
+def check_outputs(out, name, keys=paper.MOSI_KEYS):
     rows = rows_of(out, name)
     assert rows and all("name" in r for r in rows)
     if name not in ("fig5", "fig7", "table6"):
@@ -70,17 +70,17 @@ def load_test_labels(out):
 
 
 def test_mean_std_n_and_paired_ttest():
-    one = P.summarise("x", [{"mae": 0.7}], [1])
-    assert one["n"] == 1 and one["std"]["mae"] is None and P.cell(one, "mae") == "0.700"
-    two = P.summarise("x", [{"mae": 0.7}, {"mae": 0.8}], [1, 2])
-    assert P.cell(two, "mae") == f"0.750 ± {np.std([0.7, 0.8], ddof=1):.3f}"
+    one = paper.summarise("x", [{"mae": 0.7}], [1])
+    assert one["n"] == 1 and one["std"]["mae"] is None and paper.cell(one, "mae") == "0.700"
+    two = paper.summarise("x", [{"mae": 0.7}, {"mae": 0.8}], [1, 2])
+    assert paper.cell(two, "mae") == f"0.750 ± {np.std([0.7, 0.8], ddof=1):.3f}"
     a, b = [0.70, 0.72, 0.69, 0.71], [0.74, 0.73, 0.75, 0.76]
     d = np.subtract(a, b)
     t = d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))
-    test = P.paired_ttest(a, b)
+    test = paper.paired_ttest(a, b)
     assert test["t"] == pytest.approx(t) and 0 < test["p"] < 0.05
-    assert P.paired_ttest([0.7], [0.8])["p"] is None
-    assert P.cell({"mae": float("nan")}, "mae") == "NaN"
+    assert paper.paired_ttest([0.7], [0.8])["p"] is None
+    assert paper.cell({"mae": float("nan")}, "mae") == "NaN"
 
 
 def test_a_name_refuses_a_dataset_the_paper_does_not_run_it_on(tmp_path, capsys):
@@ -101,7 +101,7 @@ def test_quick_slow_names(kit_out, name):
 @pytest.mark.slow
 def test_quick_table4_paired_test_over_two_seeds(kit_out):
     experiments_main(["table4", "--quick", "--seeds", "1", "2", "--out", str(kit_out)])
-    rows = check_outputs(kit_out, "table4", P.SIMS_KEYS)
+    rows = check_outputs(kit_out, "table4", paper.SIMS_KEYS)
     assert rows[0]["n"] == 2 and rows[0]["paired_ttest_vs_wo_mcl"]["mae"]["n"] == 2
     assert "±" in (kit_out / "table4.md").read_text()
 

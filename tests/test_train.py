@@ -14,7 +14,8 @@ from mclmcf.training.config import TrainConfig
 from mclmcf.training.synthetic import TINY_MODEL
 from mclmcf.model import MCLMCF
 from mclmcf.training.cli import config_from_args
-from mclmcf.training.loop import InjectedStop, TrainingStopped, build_model, run
+from mclmcf.training.loop import InjectedStop, build_model, run
+from mclmcf.training.runtime import TrainingStopped
 
 
 def tiny_run(synth_dir, out, **kw) -> TrainConfig:
@@ -122,22 +123,22 @@ def test_a_crash_around_the_best_weights_write_resumes_consistently(synth_dir, r
     """Issue #27, point 12: best.safetensors was written before the epoch's checkpoint, so a crash between them left
     best weights that the checkpoint did not know of. The checkpoint now comes first, and resume writes a missing
     best.safetensors from it."""
-    from mclmcf.training import loop
-    real = loop.save_model_state
+    from mclmcf.training import checkpoint
+    real = checkpoint.save_model_state
 
     def killed(*args):
         if crash == "after":
             real(*args)
         raise InjectedStop(f"killed {crash} writing best.safetensors")
 
-    monkeypatch.setattr(loop, "save_model_state", killed)
+    monkeypatch.setattr(checkpoint, "save_model_state", killed)
     cfg = tiny_run(synth_dir, tmp_path / "b", checkpoint_every=3, tensorboard=True)
     with pytest.raises(InjectedStop):
         run(cfg)                                                       # dies at epoch 0's best weights
     state = read_state(tmp_path / "b" / "checkpoint.safetensors")["loop"]
     assert (state["epoch"], state["batch_in_epoch"], state["best_epoch"]) == (1, 0, 0)   # the epoch's checkpoint
     assert (tmp_path / "b" / "best.safetensors").is_file() == (crash == "after")
-    monkeypatch.setattr(loop, "save_model_state", real)
+    monkeypatch.setattr(checkpoint, "save_model_state", real)
     resumed = run(replace(cfg, resume=True))
     assert resumed["test"] == reference[1]["test"] and resumed["history"] == reference[1]["history"]
     assert saved_epoch(tmp_path / "b" / "best.safetensors") == resumed["best_epoch"]
@@ -192,7 +193,7 @@ def test_training_output_says_what_is_planted_and_keeps_log_lines_out_of_the_bar
     import sys
     from tqdm import tqdm
     from mclmcf.training.cli import main
-    from mclmcf.training.loop import Env
+    from mclmcf.training.runtime import Env
     (tmp_path / "run.json").write_text(json.dumps({"model": TINY_MODEL}))
     assert main(["--config", str(tmp_path / "run.json"), "--data", synth_dir, "--out", str(tmp_path / "run"),
                  "--epochs", "1", "--batch-size", "16", "--no-progress"]) == 0
@@ -274,7 +275,8 @@ def test_nonfinite_loss_skip_or_stop(synth_dir, tmp_path, monkeypatch):
 
 
 def test_length_buckets_group_similar_texts_and_keep_every_sample_once():
-    from mclmcf.training.loop import Env, epoch_batches
+    from mclmcf.training.loop import epoch_batches
+    from mclmcf.training.runtime import Env
     rng = np.random.default_rng(0)
     lengths = rng.integers(3, 60, size=203)
     plain = TrainConfig(batch_size=8, seed=3)

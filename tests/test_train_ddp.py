@@ -34,7 +34,7 @@ def grads(model) -> dict[str, torch.Tensor]:
 def worker(rank: int, world: int, tmp: str) -> None:
     import torch.distributed as dist
     from safetensors.torch import save_file
-    from mclmcf.training.loop import average_gradients
+    from mclmcf.training.runtime import average_gradients
     dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"file://{tmp}/rendezvous")
     model, batch = build()
     share = BATCH // world

@@ -3,7 +3,7 @@
 With several processes each one gathers every process's features *with* gradients
 (torch.distributed.nn.functional.all_gather), so the contrastive batch is the global batch. Every
 process then computes the same global loss; the all-gather backward sums the W identical gradient
-copies and the training loop's gradient averaging (mclmcf.training.loop.average_gradients) divides by W
+copies and the training loop's gradient averaging (mclmcf.training.runtime.average_gradients) divides by W
 again, so parameters receive exactly the gradient of one process that saw the combined batch (the
 argument open_clip's ClipLoss relies on).
 """

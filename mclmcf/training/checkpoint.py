@@ -1,5 +1,6 @@
-"""Training checkpoints without pickle: every tensor in one safetensors file, everything else as JSON in
-its header, written atomically (temp file + rename), so a kill at any moment leaves the last good one.
+"""A run's folder and its checkpoints. Checkpoints hold no pickle: every tensor in one safetensors file,
+everything else as JSON in its header, written atomically (temp file + rename), so a kill at any moment
+leaves the last good one. RunDirectory names the folder's files and the order they are written in.
 
 Tensors: ``model.*`` (state dict), ``optim.{param index}.{key}`` (optimizer state), ``rng.*`` (torch,
 CUDA and numpy generator states). JSON (metadata key "trainer"): loop position, history, the
@@ -20,7 +21,16 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from mclmcf.training.report import plot_curves, write_model_dir
 from preprocessing.dataformat import atomic_write
+
+# The run's files, each written atomically, in this order (a crash between any two leaves a resumable run):
+# 1. checkpoint.safetensors at each epoch's end, then best.safetensors (tagged with its epoch) when the epoch is the
+#    best so far: a checkpoint is never behind best.safetensors, and when best.safetensors is behind the checkpoint's
+#    best epoch, that checkpoint is the end of the best epoch and resume rewrites best.safetensors from its weights;
+# 2. at the end, model/ (staged, renamed into place), curves.png, then metrics.json: metrics.json means all is written.
+CHECKPOINT, BEST = "checkpoint.safetensors", "best.safetensors"
+METRICS, CURVES, MODEL_DIR = "metrics.json", "curves.png", "model"
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
@@ -164,3 +174,47 @@ def load_init_weights(directory: Path, model: torch.nn.Module) -> list[str]:
 def load_model_state(path: Path, model: torch.nn.Module) -> None:
     with safe_open(str(path), framework="pt") as f:
         restore_tensors(model, {k: f.get_tensor(k) for k in f.keys()})
+
+
+class RunDirectory:
+    """One run's folder (--out) and the protocol of its files (the comment at CHECKPOINT)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT
+
+    def prepare(self) -> list[Path]:
+        """Create the folder; remove the temp files an interrupted write left (returned). One writer per folder."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        return remove_stale_temp_files(*(self.path / name for name in (CHECKPOINT, BEST, METRICS, CURVES, MODEL_DIR)))
+
+    def save_checkpoint(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        save_checkpoint(self.checkpoint, model, optimizer, state)
+
+    def save_best(self, model: torch.nn.Module, epoch: int) -> None:
+        """After the epoch's checkpoint, never before it."""
+        save_model_state(self.path / BEST, model, epoch)
+
+    def repair_best(self, model: torch.nn.Module, epoch: int, batch_in_epoch: int, best_epoch: int) -> bool:
+        """On resume, with ``model`` at the checkpoint's weights: when the checkpoint is the end of the best epoch
+        and best.safetensors is not of that epoch (the crash fell between the two writes), write it. True if it did."""
+        at_best_epoch_end = epoch == best_epoch + 1 and batch_in_epoch == 0
+        if at_best_epoch_end and saved_epoch(self.path / BEST) != best_epoch:
+            self.save_best(model, best_epoch)
+            return True
+        return False
+
+    def load_best(self, model: torch.nn.Module) -> None:
+        """The best weights into ``model``, when there are any."""
+        if (self.path / BEST).is_file():
+            load_model_state(self.path / BEST, model)
+
+    def write_outputs(self, model: torch.nn.Module, result: dict) -> Path:
+        """model/, curves.png, then metrics.json (last: it means the outputs are whole). Returns model/."""
+        model_dir = write_model_dir(model, self.path / MODEL_DIR, result)
+        plot_curves(result["history"], self.path / CURVES, synthetic=result["synthetic"])
+        atomic_write(self.path / METRICS, lambda p: Path(p).write_text(json.dumps(result, indent=1, default=str)))
+        return model_dir

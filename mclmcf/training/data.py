@@ -20,6 +20,7 @@ import hashlib
 import os
 import pickle
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +301,13 @@ def collate(split: Split, indices: list[int]) -> dict[str, torch.Tensor]:
     if split.weights is not None:
         batch["sample_weight"] = torch.from_numpy(split.weights[idx])
     return batch
+
+
+def batch_loader(split: Split, batches: list[list[int]], num_workers: int = 0) -> torch.utils.data.DataLoader:
+    """Collated batches of ``split``, one per list of indices, in the given order."""
+    # own generator: creating an iterator must not consume the global RNG (resume would drift)
+    return torch.utils.data.DataLoader(IndexDataset(split), batch_sampler=batches, collate_fn=partial(collate, split),
+                                       num_workers=num_workers, generator=torch.Generator())
 
 
 def to_device(batch: dict, device) -> dict:

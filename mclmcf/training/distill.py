@@ -31,20 +31,20 @@ from pathlib import Path
 
 import numpy as np
 
-from mclmcf.training import data as D
-from mclmcf.training.config import TrainConfig
-from preprocessing.dataformat import pad_sequences, save_safe
 from mclmcf.model import MCLMCF
+from mclmcf.training.config import TrainConfig
+from mclmcf.training.data import load_dataset, make_split, validate
+from mclmcf.training.evaluate import predict
+from mclmcf.training.runtime import Env
+from preprocessing.dataformat import pad_sequences, save_safe
 from preprocessing.encoders import load_tokenizer
-from mclmcf.training.loop import Env, predict
-
 from preprocessing.rated_snippets import padded_rows, voice_all
 
 RULES = ("span", "drop", "join")
 DROP_PROBABILITY = 0.15
 SPAN_FRACTION = (0.5, 0.9)
 MAX_JOINED_WORDS = 40          # two snippets together stay well inside max_text_len = 64 tokens
-MAX_TEXT_LEN = 64              # the demo's training setting (checkpoints/demo_train.json)
+MAX_TEXT_LEN = 64              # the demo weights' training setting (checkpoints/train.json)
 SEED = 0
 
 
@@ -81,7 +81,7 @@ def make_variants(texts: list[str], domains: np.ndarray, n: int, seed: int = SEE
 
 def teacher_scores(teacher: MCLMCF, samples: dict, progress: bool = True) -> np.ndarray:
     """The teacher's score for every sample, as the trainer's evaluation computes it (fp32)."""
-    split = D.make_split(samples, load_tokenizer(teacher.config.text_encoder), "tokenize", MAX_TEXT_LEN)
+    split = make_split(samples, load_tokenizer(teacher.config.text_encoder), "tokenize", MAX_TEXT_LEN)
     return predict(teacher, split, TrainConfig(eval_batch_size=64), Env(), progress=progress)
 
 
@@ -117,8 +117,8 @@ def build(teacher_dir: str, data_dir: Path, out: Path, alpha: float, n_variants:
           speech_cache: Path) -> Path:
     if not 0 <= alpha <= 1:
         raise SystemExit(f"--alpha {alpha}: the teacher's share of the target must lie in [0, 1]")
-    data, info = D.load_dataset(data_dir)
-    D.validate(data, data_dir)
+    data, info = load_dataset(data_dir)
+    validate(data, data_dir)
     if "raw_text" not in data["train"] or "domain" not in data["train"]:
         raise SystemExit(f"{data_dir}: needs raw_text and domain per sample (python -m preprocessing.rated_snippets)")
     teacher = MCLMCF.from_pretrained(teacher_dir)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mclmcf.training import paper as P
+from mclmcf.training import paper
 from mclmcf.training import paper_figures as figures
 from mclmcf.training.cli import config_from_args
 from mclmcf.training.config import TRAIN_PRESETS, TrainConfig
@@ -50,7 +50,7 @@ SWEEPS = {"full": {"weights": (0.01, 0.02, 0.05, 0.1, 0.2, 0.5), "lr": (1e-5, 5e
           "quick": {"weights": (0.05, 0.5), "lr": (1e-4, 1e-3), "batch_size": (8, 32)}}
 
 
-class Kit:
+class ExperimentRuns:
     """The runs of one command: a base TrainConfig, its seeds, OUT, and a cache of finished runs in OUT/runs."""
 
     def __init__(self, base: TrainConfig, seeds: list[int], out: Path, quick: bool, synthetic: bool):
@@ -72,70 +72,71 @@ class Kit:
         try:
             return run(cfg)
         except TrainingStopped as err:
-            return {"diverged": str(err), "test": {k: float("nan") for k in P.metric_keys(cfg.dataset)}}
+            return {"diverged": str(err), "test": {k: float("nan") for k in paper.metric_keys(cfg.dataset)}}
 
     def row(self, name: str, model: dict | None = None, **train) -> dict:
         results = [self.train(self.config(seed, model, **train)) for seed in self.seeds]
-        row = P.summarise(name, [r["test"] for r in results], self.seeds)
+        row = paper.summarise(name, [r["test"] for r in results], self.seeds)
         diverged = [r["diverged"] for r in results if "diverged" in r]
         return {**row, "diverged": diverged[0]} if diverged else row
 
     def baseline(self) -> dict:
         """Predicting the training split's mean label for every test clip, in the same metrics."""
         from mclmcf.training.data import load_dataset
+        from mclmcf.training.evaluate import metric_convention
         from mclmcf.training.metrics import compute_metrics
         data, _ = load_dataset(self.base.data, allow_pickle=self.base.allow_pickle)
         labels = np.asarray(data["test"]["regression_labels"], float)
         mean = float(np.mean(data["train"]["regression_labels"]))
-        convention = "sims" if self.base.dataset == "sims" else "mosi"
-        return {"name": "predict-the-mean", "n": 1, **compute_metrics(np.full_like(labels, mean), labels, convention)}
+        metrics = compute_metrics(np.full_like(labels, mean), labels, metric_convention(self.base.dataset))
+        return {"name": "predict-the-mean", "n": 1, **metrics}
 
     def test_outputs(self, cfg: TrainConfig) -> dict:
         """The trained run's test predictions, fused vectors (the head's input) and labels, ids and texts."""
-        import torch
-        from mclmcf.model.network import MCLMCF
-        from mclmcf.training import data as D
+        from mclmcf.model import MCLMCF
+        from mclmcf.training.data import load_dataset
+        from mclmcf.training.evaluate import eval_batches, predict
         from mclmcf.training.loop import prepare_data
+        from mclmcf.training.runtime import Env
         self.train(cfg)
         model = MCLMCF.from_pretrained(str(Path(cfg.out) / "model")).eval()
         split = prepare_data(cfg, model.config, log=lambda *a: None)[0]["test"]
-        fused = []
-        hook = model.head.register_forward_hook(lambda module, inputs, output: fused.append(inputs[0].detach()))
-        preds = []
-        with torch.no_grad():
-            for start in range(0, len(split), cfg.eval_batch_size):
-                batch = D.collate(split, list(range(start, min(start + cfg.eval_batch_size, len(split)))))
-                batch.pop("labels")
-                preds.append(model(**batch).score)
-        hook.remove()
-        raw = D.load_dataset(cfg.data, allow_pickle=cfg.allow_pickle)[0]["test"]
-        return {"preds": torch.cat(preds).numpy(), "fused": torch.cat(fused).numpy(), "labels": split.labels,
+        fused = []      # one array per batch, in predict's batch order
+        hook = model.head.register_forward_hook(lambda module, inputs, output: fused.append(inputs[0].float()))
+        try:
+            preds = predict(model, split, cfg, Env())
+        finally:
+            hook.remove()
+        vectors = np.zeros((len(split), fused[0].shape[1]), np.float32)
+        vectors[np.concatenate(eval_batches(split, cfg.eval_batch_size))] = np.concatenate([f.numpy() for f in fused])
+        raw = load_dataset(cfg.data, allow_pickle=cfg.allow_pickle)[0]["test"]
+        return {"preds": preds, "fused": vectors, "labels": split.labels,
                 "ids": [str(i) for i in raw["id"]], "texts": [str(t) for t in raw.get("raw_text", [""] * len(split))]}
 
 
-def table_rows(kit: Kit, variants: dict) -> list[dict]:
+def table_rows(kit: ExperimentRuns, variants: dict) -> list[dict]:
     return [kit.row(name, overrides) for name, overrides in variants.items()]
 
 
-def run_table3(kit: Kit) -> list[dict]:
+def run_table3(kit: ExperimentRuns) -> list[dict]:
     return table_rows(kit, {"MCL-MCF": {}})
 
 
-def run_table4(kit: Kit) -> list[dict]:
+def run_table4(kit: ExperimentRuns) -> list[dict]:
     """MCL-MCF and, for the paired t-test over seeds, the strongest baseline this package runs (w/o MCL):
     the paper tests against Self-MM, which is not implemented here."""
     rows = table_rows(kit, {"MCL-MCF": {}, "w/o MCL": ABLATIONS["w/o MCL"]})
     ours, other = rows
-    rows[0]["paired_ttest_vs_wo_mcl"] = {k: P.paired_ttest([r[k] for r in ours["runs"]], [r[k] for r in other["runs"]])
-                                         for k in P.SIMS_KEYS}
+    rows[0]["paired_ttest_vs_wo_mcl"] = {k: paper.paired_ttest([r[k] for r in ours["runs"]], [r[k] for r in other["runs"]])
+                                         for k in paper.SIMS_KEYS}
     return rows
 
 
-def run_table5(kit: Kit) -> list[dict]:
+def run_table5(kit: ExperimentRuns) -> list[dict]:
     return table_rows(kit, ABLATIONS)
 
 
-def run_table8(kit: Kit) -> list[dict]:
+def run_table8(kit: ExperimentRuns) -> list[dict]:
     return table_rows(kit, {design: {"pair_design": design} for design in "ABC"})
 
 
@@ -163,7 +164,7 @@ def tcf_cost(model_config) -> dict:
             "flops": int(counter.get_total_flops())}
 
 
-def run_table9(kit: Kit) -> list[dict]:
+def run_table9(kit: ExperimentRuns) -> list[dict]:
     from mclmcf.model.config import MCLMCFConfig
     from mclmcf.model.tcf_backbones import MAEUnavailableError
     rows = []
@@ -181,7 +182,7 @@ def run_table9(kit: Kit) -> list[dict]:
     return rows
 
 
-def run_fig3(kit: Kit) -> list[dict]:
+def run_fig3(kit: ExperimentRuns) -> list[dict]:
     rows, panels = [], {}
     for name, overrides in FIG3_PANELS.items():
         rows.append(kit.row(name, overrides))
@@ -190,7 +191,7 @@ def run_fig3(kit: Kit) -> list[dict]:
     return rows
 
 
-def run_fig4(kit: Kit) -> list[dict]:
+def run_fig4(kit: ExperimentRuns) -> list[dict]:
     rows = []
     for weight in ("alpha", "beta", "gamma"):
         for value in kit.sweeps["weights"]:
@@ -200,7 +201,7 @@ def run_fig4(kit: Kit) -> list[dict]:
     return rows
 
 
-def run_fig5(kit: Kit) -> list[dict]:
+def run_fig5(kit: ExperimentRuns) -> list[dict]:
     """One run of the full model, no early stopping (the paper shows 200 epochs), each loss per epoch."""
     epochs = kit.base.epochs
     result = kit.train(kit.config(kit.seeds[0], patience=epochs + 1))
@@ -213,26 +214,26 @@ def normalised(text: str) -> str:
     return " ".join(text.lower().replace("’", "'").split())
 
 
-def run_table6(kit: Kit) -> list[dict]:
+def run_table6(kit: ExperimentRuns) -> list[dict]:
     """The paper's four clips where the test split has them (matched by text), else the first four test clips."""
     out = kit.test_outputs(kit.config(kit.seeds[0]))
     where = {normalised(t): i for i, t in enumerate(out["texts"])}
-    picked = [(where[normalised(c["text"])], c) for c in P.TABLE6 if normalised(c["text"]) in where]
+    picked = [(where[normalised(c["text"])], c) for c in paper.TABLE6 if normalised(c["text"]) in where]
     picked += [(i, {}) for i in range(len(out["ids"])) if i not in {j for j, _ in picked}][:4 - len(picked)]
     return [{"name": out["ids"][i], "text": out["texts"][i], "label": float(out["labels"][i]),
              "prediction": float(out["preds"][i]), "paper_mcl_mcf": case.get("mcl_mcf"), "paper_mmim": case.get("mmim")}
             for i, case in picked]
 
 
-def run_fig6(kit: Kit) -> list[dict]:
+def run_fig6(kit: ExperimentRuns) -> list[dict]:
     rows = [{**kit.row(f"lr={lr:g}", lr=lr), "sweep": "lr", "value": lr} for lr in kit.sweeps["lr"]]
     rows += [{**kit.row(f"batch={b}", batch_size=b), "sweep": "batch_size", "value": b}
              for b in kit.sweeps["batch_size"]]
-    figures.sweep_curves(rows, kit.out / "fig6.png", kit.synthetic, P.FIG6_NAN, kit.base.dataset)
+    figures.sweep_curves(rows, kit.out / "fig6.png", kit.synthetic, paper.FIG6_NAN, kit.base.dataset)
     return rows
 
 
-def run_fig7(kit: Kit) -> list[dict]:
+def run_fig7(kit: ExperimentRuns) -> list[dict]:
     out = kit.test_outputs(kit.config(kit.seeds[0]))
     matrix = figures.three_class_confusion(out["preds"], out["labels"], kit.base.dataset)
     figures.confusion_plot(matrix, kit.out / "fig7.png", kit.synthetic, kit.base.dataset)
@@ -243,50 +244,51 @@ def run_fig7(kit: Kit) -> list[dict]:
 RUNNERS = {name: globals()[f"run_{name}"] for name in NAMES}
 RUNS_PER_SEED = {"table3": 1, "table4": 2, "table5": 6, "fig3": 6, "fig4": 18, "fig5": 1, "table6": 1, "table8": 3,
                  "fig6": 10, "fig7": 1, "table9": 6}
-PAPER_ROWS = {"table4": P.TABLE4, "table5": P.TABLE5, "table8": P.TABLE8, "table9": P.TABLE9,
-              "fig3": {"(f) MCL-MCF": P.TABLE5["MCL-MCF"], "(a) no MCL": {}}}
+PAPER_ROWS = {"table4": paper.TABLE4, "table5": paper.TABLE5, "table8": paper.TABLE8, "table9": paper.TABLE9,
+              "fig3": {"(f) MCL-MCF": paper.TABLE5["MCL-MCF"], "(a) no MCL": {}}}
 
 
-def report(name: str, rows: list[dict], kit: Kit) -> str:
+def report(name: str, rows: list[dict], kit: ExperimentRuns) -> str:
     dataset = kit.base.dataset
-    paper = P.TABLE3.get(dataset, {}) if name == "table3" else PAPER_ROWS.get(name, {})
+    published = paper.TABLE3.get(dataset, {}) if name == "table3" else PAPER_ROWS.get(name, {})
     if name == "fig4":
-        paper = {"alpha=0.05": P.TABLE5["MCL-MCF"], "beta=0.05": P.TABLE5["MCL-MCF"], "gamma=0.05": P.TABLE5["MCL-MCF"]}
-    title = (f"SYNTHETIC planted-signal data, tiny model — NOT a reproduction; {name}" if kit.synthetic
-             else f"{name}, {dataset}") + f", seeds {kit.seeds}, test " + \
-        ("mean ± sample std over the seeds" if len(kit.seeds) > 1 else "metrics of one seed (n=1: no std)")
-    keys = P.metric_keys(dataset)
+        published = {f"{w}=0.05": paper.TABLE5["MCL-MCF"] for w in ("alpha", "beta", "gamma")}
+    what = f"SYNTHETIC planted-signal data, tiny model — NOT a reproduction; {name}" if kit.synthetic else f"{name}, {dataset}"
+    spread = "mean ± sample std over the seeds" if len(kit.seeds) > 1 else "metrics of one seed (n=1: no std)"
+    title = f"{what}, seeds {kit.seeds}, test {spread}"
+    keys = paper.metric_keys(dataset)
     if name == "fig5":
         return f"{title}\n\n" + "\n".join(f"{r['name']}: " + "  ".join(f"{k} {v:.4f}" for k, v in r.items()
                                           if k.startswith("train_loss")) for r in rows)
     if name == "table6":
-        return f"{title}\n\n| clip | text | label | ours | paper MCL-MCF | paper MMIM |\n|---|---|---|---|---|---|\n" + \
-            "\n".join(f"| {r['name']} | {r['text']} | {r['label']:.3f} | {r['prediction']:.3f} | "
-                      f"{r['paper_mcl_mcf'] if r['paper_mcl_mcf'] is not None else '-'} | "
-                      f"{r['paper_mmim'] if r['paper_mmim'] is not None else '-'} |" for r in rows)
+        head = "| clip | text | label | ours | paper MCL-MCF | paper MMIM |\n|---|---|---|---|---|---|"
+        dash = lambda value: "-" if value is None else value   # noqa: E731
+        cases = "\n".join(f"| {r['name']} | {r['text']} | {r['label']:.3f} | {r['prediction']:.3f} | "
+                           f"{dash(r['paper_mcl_mcf'])} | {dash(r['paper_mmim'])} |" for r in rows)
+        return f"{title}\n\n{head}\n{cases}"
     if name == "fig7":
         return f"{title}\n\nconfusion (rows: true negative / neutral / positive): {rows[0]['confusion']}, acc3 {rows[0]['acc3']:.3f}"
     extra = ("params_m", "macs_m") if name == "table9" else ()
-    text = P.format_table(title, rows + [kit.baseline()], paper, keys, extra)
+    text = paper.format_table(title, rows + [kit.baseline()], published, keys, extra)
     if name == "table9":
-        text += "\n\nparams_m / macs_m: the TCF part's trainable parameters and multiply-accumulates (FLOPs / 2) " \
-                "per sample, ours; the paper's TPs/M and TFLOPs/M: " + \
-                ", ".join(f"{k} {v['params_m']} / {v['macs_m']}" for k, v in P.TABLE9.items())
+        theirs = ", ".join(f"{k} {v['params_m']} / {v['macs_m']}" for k, v in paper.TABLE9.items())
+        text += ("\n\nparams_m / macs_m: the TCF part's trainable parameters and multiply-accumulates (FLOPs / 2) "
+                 f"per sample, ours; the paper's TPs/M and TFLOPs/M: {theirs}")
     if name == "table4":
         tests = rows[0]["paired_ttest_vs_wo_mcl"]
         text += "\n\npaired t-test over seeds, MCL-MCF vs w/o MCL (Self-MM is not implemented here): " + ", ".join(
             f"{k} p={t['p']:.3g}" if t["p"] is not None else f"{k}: needs >= 2 seeds" for k, t in tests.items())
     if name == "fig6":
-        text += f"\n\npaper: NaN at {P.FIG6_NAN}"
+        text += f"\n\npaper: NaN at {paper.FIG6_NAN}"
     return text
 
 
-def run_name(name: str, kit: Kit) -> list[dict]:
+def run_name(name: str, kit: ExperimentRuns) -> list[dict]:
     dataset, runs = kit.base.dataset, RUNS_PER_SEED[name] * len(kit.seeds)
     if kit.quick:   # what the real command would take: the preset's epochs on the paper's data
-        print(f"{name} on the real {dataset} data: " + P.time_estimate(runs, dataset, TRAIN_PRESETS[dataset]["epochs"], ROOT))
+        print(f"{name} on the real {dataset} data: " + paper.time_estimate(runs, dataset, TRAIN_PRESETS[dataset]["epochs"], ROOT))
     else:
-        print(f"{name}: " + P.time_estimate(runs, dataset, kit.base.epochs, ROOT))
+        print(f"{name}: " + paper.time_estimate(runs, dataset, kit.base.epochs, ROOT))
     rows = RUNNERS[name](kit)
     if os.environ.get("RANK", "0") != "0":     # under torchrun every process trains; one writes the results
         return rows
@@ -333,4 +335,4 @@ def main(argv: list[str] | None = None) -> None:
                            model={**quick_model, **base.model})
         from mclmcf.training.data import load_dataset
         synthetic = bool(load_dataset(data, allow_pickle=base.allow_pickle)[1].get("synthetic"))
-        run_name(name, Kit(base, args.seeds, out, args.quick, synthetic))
+        run_name(name, ExperimentRuns(base, args.seeds, out, args.quick, synthetic))
