@@ -51,6 +51,26 @@ def test_every_setting_is_a_flag():
         config_from_args(["--sample-weight", "raters"])             # not one of the field's choices
 
 
+def test_help_shows_every_flag_with_help_and_default_in_its_group():
+    """Issue #41, point 8: --epochs, --batch-size, --lr and others had no help text or default in --help. Every flag
+    now has both (the default --dataset preset's value where the preset sets it), grouped as argparse groups."""
+    import re
+    from mclmcf.training.cli import build_parser
+    from mclmcf.training.config import GROUPS
+    parser = build_parser()
+    flags = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    assert len(flags) == len(fields(TrainConfig)) - 1 + 11          # the fields but ``model``, --config, 10 switches
+    assert [a.option_strings[0] for a in flags if not a.help or "(default: " not in a.help] == []
+    groups = {g.title: {a.dest for a in g._group_actions} for g in parser._action_groups}
+    assert set(GROUPS) <= set(groups) and all(groups[name] for name in GROUPS)
+    assert {"epochs", "batch_size", "lr"} <= groups["optimisation"] and "precision" in groups["memory"]
+    assert {"tcf_dim", "set", "level3"} <= groups["model"] and {"out", "resume"} <= groups["output"]
+    text = " ".join(parser.format_help().split())                      # the wrapping depends on the terminal
+    assert re.search(r"--epochs N most epochs to train \(default: 200 \(preset\)\)", text)
+    assert re.search(r"--lr X Adam learning rate outside the text encoder \(default: 0.0001\)", text)
+    assert "--batch-size N training batch size (per process under torchrun) (default: 128 (preset))" in text
+
+
 def test_level3_recipe_default_and_overrides():
     features = {"audio": np.zeros((1, 3, 5), np.float32), "vision": np.zeros((1, 2, 20), np.float32)}
 
