@@ -89,6 +89,19 @@ def test_a_name_refuses_a_dataset_the_paper_does_not_run_it_on(tmp_path, capsys)
     assert "table4 is a sims experiment" in capsys.readouterr().err
 
 
+def test_a_synthetic_run_does_not_announce_the_real_data(tmp_path):
+    """Issue #41, point 12: `table3 --quick` began with "table3 on the real mosi data: ... at most 5.7 h"."""
+    from mclmcf.training.config import TrainConfig
+    from mclmcf.training.experiments import ExperimentRuns, announcement
+    quick = announcement("table3", ExperimentRuns(TrainConfig(epochs=1), [1], tmp_path, quick=True, synthetic=True))
+    first, second = quick.splitlines()
+    assert first.startswith("table3 --quick: SYNTHETIC planted-signal data, tiny model, 1 run(s) of up to 1 epoch(s)")
+    assert "real" not in first and second.startswith("(the real command, --data with the mosi features: ")
+    real = announcement("table3", ExperimentRuns(TrainConfig(epochs=200), [1, 2], tmp_path, quick=False,
+                                                 synthetic=False))
+    assert real.startswith("table3: 2 runs x up to 200 epochs") and "SYNTHETIC" not in real
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ("fig3", "fig4", "fig6"))
 def test_quick_slow_names(kit_out, name):

@@ -283,12 +283,21 @@ def report(name: str, rows: list[dict], kit: ExperimentRuns) -> str:
     return text
 
 
-def run_name(name: str, kit: ExperimentRuns) -> list[dict]:
+def announcement(name: str, kit: ExperimentRuns) -> str:
+    """What is about to run. The measured-rate estimate is for the paper's dataset, so on synthetic data it is
+    only offered as what the real command would take."""
     dataset, runs = kit.base.dataset, RUNS_PER_SEED[name] * len(kit.seeds)
-    if kit.quick:   # what the real command would take: the preset's epochs on the paper's data
-        print(f"{name} on the real {dataset} data: " + paper.time_estimate(runs, dataset, TRAIN_PRESETS[dataset]["epochs"], ROOT))
-    else:
-        print(f"{name}: " + paper.time_estimate(runs, dataset, kit.base.epochs, ROOT))
+    if not kit.synthetic:
+        return f"{name}: " + paper.time_estimate(runs, dataset, kit.base.epochs, ROOT)
+    what = (f"{name}{' --quick' if kit.quick else ''}: SYNTHETIC planted-signal data"
+            + (", tiny model" if kit.quick else "") + f", {runs} run(s) of up to {kit.base.epochs} epoch(s): "
+            "checks the pipeline, not a result")
+    real = paper.time_estimate(runs, dataset, TRAIN_PRESETS[dataset]["epochs"], ROOT)
+    return f"{what}\n(the real command, --data with the {dataset} features: {real})"
+
+
+def run_name(name: str, kit: ExperimentRuns) -> list[dict]:
+    print(announcement(name, kit))
     rows = RUNNERS[name](kit)
     if os.environ.get("RANK", "0") != "0":     # under torchrun every process trains; one writes the results
         return rows
