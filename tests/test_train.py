@@ -207,6 +207,33 @@ def test_run_files_keep_the_usual_mode(synth_dir, tmp_path):
     assert not wrong, wrong
 
 
+def test_a_run_that_does_not_beat_the_mean_says_so_and_the_folder_says_what_each_file_is(tmp_path):
+    """Issue #41, point 13: `--n 200 --epochs 2` ended with test MAE 0.757 against 0.682 for predict-the-mean and a
+    rising loss, without a word, in a 388 MB folder. The end of a run now says what to read from that, with the
+    measured sample and epoch counts that do learn, and lists the folder's files with their size and purpose."""
+    from mclmcf.training.checkpoint import RunDirectory
+    from mclmcf.training.report import small_run_note
+    result = {"test": {"mae": 0.757}, "baseline_mean_mae": 0.682, "epochs_run": 2,
+              "history": [{"train_loss": 2.58}, {"train_loss": 2.86}]}
+    note = small_run_note(result, train_samples=140)
+    assert note.startswith("note: the model does not beat predicting the training mean (test MAE 0.757 vs 0.682) "
+                           "and the training loss rose (2.58 -> 2.86): 140 training samples x 2 epoch(s) is too small")
+    assert "280 training samples x 4 epochs" in note and "benchmarks/README.md" in note
+    assert small_run_note({**result, "test": {"mae": float("nan")}}, 140) is not None     # a diverged run
+    assert small_run_note({**result, "test": {"mae": 0.5}}, 140) is None
+
+    run_dir = RunDirectory(tmp_path / "run")
+    run_dir.prepare()
+    (run_dir.path / "model").mkdir()
+    (run_dir.path / "model" / "model.safetensors").write_bytes(b"0" * 2_000_000)
+    (run_dir.path / "checkpoint.safetensors").write_bytes(b"0" * 6_000_000)
+    lines = run_dir.describe().splitlines()
+    assert lines[0] == f"{run_dir.path}:" and len(lines) == 4                  # no best.safetensors here
+    assert lines[1].split()[:3] == ["model/", "2", "MB"] and "from_pretrained" in lines[1]
+    assert lines[2].split()[:3] == ["checkpoint.safetensors", "6", "MB"] and "Adam" in lines[2]
+    assert "model/ alone is needed" in lines[3]
+
+
 def test_training_output_says_what_is_planted_and_keeps_log_lines_out_of_the_bars(synth_dir, tmp_path, capsys):
     """Issue #30, point 7: the synthetic set's planted -inf values read like a data fault, and a log line printed
     while a progress bar was drawn was glued to the bar's line."""

@@ -218,3 +218,18 @@ class RunDirectory:
         plot_curves(result["history"], self.path / CURVES, synthetic=result["synthetic"])
         atomic_write(self.path / METRICS, lambda p: Path(p).write_text(json.dumps(result, indent=1, default=str)))
         return model_dir
+
+    def describe(self) -> str:
+        """The folder's files, their sizes and what each is for (a fine-tuned text encoder makes them large)."""
+        purposes = {MODEL_DIR: "the weights to use: from_pretrained, the app, --init-from",
+                    BEST: "the best epoch's weights with the training-only heads",
+                    CHECKPOINT: "the last epoch's weights and Adam's two moments (3x the weights), for --resume"}
+        lines = [f"  {name + ('/' if name == MODEL_DIR else ''):24} {megabytes(self.path / name):>8}  {why}"
+                 for name, why in purposes.items() if (self.path / name).exists()]
+        return "\n".join([f"{self.path}:", *lines, f"  once the run is done, {MODEL_DIR}/ alone is needed; the other "
+                           "two may be deleted (--resume needs the checkpoint)"])
+
+
+def megabytes(path: Path) -> str:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return f"{sum(p.stat().st_size for p in files) / 1e6:.0f} MB"

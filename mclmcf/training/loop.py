@@ -28,7 +28,7 @@ from mclmcf.training.data import (SPLITS, Split, attach_text_vectors, batch_load
                                   set_standardization, to_device, validate)
 from mclmcf.training.evaluate import evaluate
 from mclmcf.training.optim import BF16StateAdam
-from mclmcf.training.report import push_to_hub
+from mclmcf.training.report import push_to_hub, small_run_note
 from mclmcf.training.runtime import Env, StopFlag, TrainingStopped, autocast, average_gradients, seed_everything, setup_env
 from preprocessing.encoders import load_tokenizer
 
@@ -376,6 +376,10 @@ def finish(job: TrainingJob, wall_s: float) -> dict:
         print(("SYNTHETIC data — " if result["synthetic"] else "") + f"test (best epoch {state.best_epoch}): "
               + "  ".join(f"{k} {v:.4f}" for k, v in test.items()) + f"  | predict-the-mean MAE {baseline:.4f}")
         print(f"wrote {cfg.out}/metrics.json, curves.png, model/ (MCLMCF.from_pretrained('{model_dir}'))")
+        print(job.run_dir.describe())
+        note = small_run_note(result, len(splits["train"]))
+        if note:
+            print(note)
         if cfg.push_to_hub:
             print(f"pushed to {push_to_hub(model_dir, cfg.push_to_hub)}")
     if env.world > 1:
