@@ -1,5 +1,5 @@
-"""Shared fixtures, made once per test session: real media (preprocessing/synthetic.py) and small
-untrained inference weights shaped like the demo weights (random_weights.save_random_weights)."""
+"""Shared fixtures: real media (preprocessing/synthetic.py) and small untrained inference weights shaped like the
+demo weights (random_weights.save_random_weights), made once per test session; a local Hub server per module."""
 
 from __future__ import annotations
 
@@ -75,3 +75,11 @@ def synth_dir(tmp_path_factory):
     data, info = generate(SyntheticSpec(n=80, seed=1, max_audio_len=12, max_vision_len=8))
     save_safe(data, path, info=info)
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def hub():
+    """A local Hugging Face Hub-compatible server (tests/hub_server.py), one per test module: its repos start empty."""
+    from hub_server import HubServer
+    with HubServer() as server:
+        yield server

@@ -35,12 +35,6 @@ def run_deploy(hub: HubServer, home: Path, *args: str, token: str | None = None,
 
 
 @pytest.fixture(scope="module")
-def hub():
-    with HubServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def deployed(hub, tmp_path_factory):
     proc = run_deploy(hub, tmp_path_factory.mktemp("hf_home"), "--space", SPACE, token=hub.token)
     assert proc.returncode == 0, proc.stderr[-3000:]

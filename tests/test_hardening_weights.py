@@ -32,12 +32,6 @@ REFUSED = text_encoder_mod.VISITOR_ENCODER_REFUSED
 
 
 @pytest.fixture(scope="module")
-def hub():
-    with HubServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory) -> dict[str, bytes]:
     """The files of small inference weights (tiny BERT stored in the file, the packaged MiniLM's tokenizer)."""
     spec = FeatureSpec()

@@ -15,7 +15,7 @@ import pytest
 import torch
 from huggingface_hub import HfApi
 
-from hub_server import HubServer, point_hub_client_at
+from hub_server import point_hub_client_at
 from mclmcf.serving import weights as weights_mod
 from mclmcf.training.synthetic import TINY_MODEL
 from mclmcf.serving.weights import load_weights
@@ -23,12 +23,6 @@ from preprocessing.extract import run_extract
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "tester/mclmcf-mmsa"
-
-
-@pytest.fixture(scope="module")
-def hub():
-    with HubServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ def test_tcf_html_shows_the_image_first_and_folds_the_conv_maps_away(prediction)
         assert len(uris) == 1 + len(maps) == page.count('class="tcf-bar"') == page.count("<figcaption>")
         shown, folded = page.split('<details class="tcf-conv">')
         assert shown.count("<img") == 1 and folded.count("<img") == len(maps) and "<details open" not in page
-        assert f"{first} × {second}<small>each cell: one {first} feature × one {second} feature of this clip" in shown
+        assert f"{first} × {second}<small>each cell: one {first} feature × one {second} feature</small>" in shown
         assert f"rows: {first} features 1–{image.shape[0]}" in shown and f"columns: {second} features 1–" in shown
         assert "0: one of the two is off" in shown and f"{top:.3g}: both strongly on" in shown
         assert all(f"pass {i}:" in folded for i in range(1, len(maps) + 1)) and "own colour scale" in folded

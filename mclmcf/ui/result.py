@@ -203,7 +203,7 @@ def tcf_html(pair: str, image: np.ndarray, maps: list[np.ndarray], top: float | 
     picture = _panel(f"{first} × {second}", image, cmap, vmin, top,
                      f"rows: {first} features 1–{rows} ({SENSES[first]}), 1 at the top",
                      f"columns: {second} features 1–{columns} ({SENSES[second]}), 1 at the left", ticks,
-                     subtitle=f"each cell: one {first} feature × one {second} feature of this clip")
+                     subtitle=f"each cell: one {first} feature × one {second} feature")
     conv = []
     for i, fmap in enumerate(maps, start=1):
         mean = fmap.mean(axis=0)
