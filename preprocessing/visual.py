@@ -60,6 +60,8 @@ CROP_SCALE = 2.0      # crop side / the face's size (the larger side of its land
 DETECTION_SIZE = 1.25   # landmark span / the full-range detector's box side (so a crop frames both alike)
 SMALL_FACE = 0.2      # a followed face smaller than this share of the frame's shorter side is read in a crop
 COUNT_EVERY = 10      # frames between detector runs while a small face is followed (faces in view)
+SMALLEST_FACE_PX = 24   # smaller faces are not looked for (an 8 % face in a 640x360 frame is 29 px tall): in frames
+                        # whose shorter side is under SMALLEST_FACE_PX / SMALL_FACE (120 px), the mesh alone looks
 
 
 def tiles(width: int, height: int) -> list[tuple[int, int, int]]:
@@ -140,7 +142,7 @@ class FaceMeshExtractor:
                         if faces:
                             boxes = [landmark_box(f) for f in faces]
                             found = faces[boxes.index(choose(boxes, followed or last))]
-                    if found is None:
+                    if found is None and SMALL_FACE * min(h, w) > SMALLEST_FACE_PX:
                         found, count = small_face(*graphs.small(), frame, followed, last, i % COUNT_EVERY == 0)
                         seen = max(seen, count)
                     if found is None:
