@@ -17,8 +17,8 @@ from huggingface_hub import HfApi
 
 from hub_server import point_hub_client_at
 from mclmcf.serving import weights as weights_mod
-from mclmcf.training.synthetic import TINY_MODEL
 from mclmcf.serving.weights import load_weights
+from mclmcf.training.synthetic import TINY_MODEL
 from preprocessing.extract import run_extract
 
 ROOT = Path(__file__).resolve().parents[1]

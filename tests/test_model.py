@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mclmcf.model.config import MCLMCFConfig
 from mclmcf.model import MCLMCF
+from mclmcf.model.config import MCLMCFConfig
 from tiny_model import make_batch, tiny_config
 
 torch.manual_seed(0)

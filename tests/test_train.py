@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from mclmcf.training.checkpoint import load_checkpoint, read_state, save_checkpoint, saved_epoch
-from mclmcf.training.config import TrainConfig
-from mclmcf.training.synthetic import TINY_MODEL
 from mclmcf.model import MCLMCF
+from mclmcf.training.checkpoint import load_checkpoint, read_state, save_checkpoint, saved_epoch
 from mclmcf.training.cli import config_from_args
+from mclmcf.training.config import TrainConfig
 from mclmcf.training.loop import InjectedStop, build_model, run
 from mclmcf.training.runtime import TrainingStopped
+from mclmcf.training.synthetic import TINY_MODEL
 
 
 def tiny_run(synth_dir, out, **kw) -> TrainConfig:

@@ -8,9 +8,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from preprocessing.dataformat import atomic_write, usual_mode
-from mclmcf.model.config import MCLMCFConfig
 from mclmcf.model import MCLMCF
+from mclmcf.model.config import MCLMCFConfig
+from preprocessing.dataformat import atomic_write, usual_mode
 
 CARD_KEYS = ("mae", "corr", "acc2_has0", "acc2_non0", "f1_has0", "f1_non0", "acc2", "f1", "acc3", "acc5", "acc7")
 
