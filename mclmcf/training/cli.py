@@ -176,7 +176,8 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mclmcf.training.loop import TrainingStopped, run  # heavy imports after argument errors are reported
+    from mclmcf.training.loop import run  # heavy imports after argument errors are reported
+    from mclmcf.training.runtime import TrainingStopped
     cfg = config_from_args(argv)
     if not cfg.data and not cfg.resume:
         raise SystemExit("--data is required (or --resume with --out of an earlier run)")

@@ -65,7 +65,8 @@ class ExperimentRuns:
     def train(self, cfg: TrainConfig) -> dict:
         """metrics.json of the run (trained now, or earlier with the same config); a diverged run gives
         {"diverged": why} and NaN metrics, as the paper shows such runs."""
-        from mclmcf.training.loop import TrainingStopped, run
+        from mclmcf.training.loop import run
+        from mclmcf.training.runtime import TrainingStopped
         done = Path(cfg.out) / "metrics.json"
         if done.is_file():
             return json.loads(done.read_text())
