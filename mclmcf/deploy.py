@@ -28,7 +28,10 @@ from huggingface_hub import HfApi, SpaceCard, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import validate_repo_id
 
-from mclmcf.serving.weights import DEFAULT_DIR, ENV_VAR, has_weights, hub_reachable, parse_repo_id
+from preprocessing.hub import hub_reachable
+
+from mclmcf.serving.untrusted import parse_repo_id
+from mclmcf.serving.weights import DEFAULT_DIR, ENV_VAR, has_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 # what the Space runs, relative to the checkout: app.py imports mclmcf and preprocessing from its own folder

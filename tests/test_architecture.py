@@ -10,7 +10,8 @@ ALLOWED = {
     "mclmcf.training": {"preprocessing", "mclmcf.model"},
     "mclmcf.serving": {"preprocessing", "mclmcf.model"},
     "mclmcf.ui": {"preprocessing", "mclmcf.model", "mclmcf.serving"},
-    "mclmcf": {"mclmcf.training", "mclmcf.serving"},                 # the thin `python -m` entry modules
+    # the thin `python -m` entry modules; deploy.py also asks preprocessing.hub whether the Hub is reachable
+    "mclmcf": {"preprocessing", "mclmcf.training", "mclmcf.serving"},
     "app": {"preprocessing", "mclmcf.model", "mclmcf.serving", "mclmcf.ui"},
 }
 

@@ -21,6 +21,7 @@ from huggingface_hub import constants
 from hub_server import HubServer, Repo, point_hub_client_at
 from mclmcf.model import MCLMCF
 from mclmcf.model import text_encoder as text_encoder_mod
+from mclmcf.serving import untrusted
 from mclmcf.serving import weights as weights_mod
 from mclmcf.serving.registry import PipelineRegistry
 from mclmcf.serving.weights import WeightsError, load_weights
@@ -88,12 +89,12 @@ def test_only_exact_files_of_a_bounded_size_are_downloaded(visitor_hub, tiny_wei
     publish(hub, "attacker/extras", {**tiny_weights, **extras})
     registry = PipelineRegistry(str(checkpoint))
     assert registry.get("attacker/extras").weights.source == "attacker/extras"
-    assert downloads(hub, "attacker/extras") == sorted(p for p in tiny_weights if p in weights_mod.MAX_FILE_BYTES)
+    assert downloads(hub, "attacker/extras") == sorted(p for p in tiny_weights if p in untrusted.MAX_FILE_BYTES)
     assert not Path(constants.HF_HUB_CACHE).exists()              # visitors' repos go to their own cache folder
-    assert (weights_mod.visitor_cache_dir() / "models--attacker--extras").is_dir()
+    assert (untrusted.visitor_cache_dir() / "models--attacker--extras").is_dir()
 
     # a file over its limit: refused from the Hub API's sizes, nothing downloaded
-    monkeypatch.setitem(weights_mod.MAX_FILE_BYTES, "model.safetensors", len(tiny_weights["model.safetensors"]) - 1)
+    monkeypatch.setitem(untrusted.MAX_FILE_BYTES, "model.safetensors", len(tiny_weights["model.safetensors"]) - 1)
     publish(hub, "attacker/large", tiny_weights)
     with pytest.raises(WeightsError, match=r"'attacker/large': model\.safetensors is [\d.]+ MB; this server loads at most"):
         registry.get("attacker/large")
@@ -182,7 +183,9 @@ def test_junk_ids_are_refused_from_memory_and_never_touch_the_default(visitor_hu
     for i in range(3):                                             # more visitor repos than the registry keeps
         publish(visitor_hub, f"visitor/w{i}", tiny_weights)
         registry.get(f"visitor/w{i}")
-    assert registry.get() is default and registry.get(str(checkpoint)) is default
+    assert registry.get() is default
+    with pytest.raises(WeightsError, match="is not a weights source"):   # the install's path tells a visitor nothing (#37)
+        registry.get(str(checkpoint))
     assert default.features(make_clip("talk.mp4"))[1]              # its feature cache too
     assert builds.count(str(checkpoint)) == 1                      # the default weights were loaded once
 
@@ -216,13 +219,13 @@ def test_a_visitor_download_does_not_hold_up_requests_for_the_default(checkpoint
 # ---- 2. the visitor cache stays within its bound ------------------------------------------------------------
 
 def test_visitor_cache_keeps_the_most_recent_repos_within_its_bound(visitor_hub, tiny_weights, checkpoint, monkeypatch):
-    one_repo = sum(len(v) for k, v in tiny_weights.items() if k in weights_mod.MAX_FILE_BYTES)
-    monkeypatch.setattr(weights_mod, "VISITOR_CACHE_BYTES", int(2.5 * one_repo))
+    one_repo = sum(len(v) for k, v in tiny_weights.items() if k in untrusted.MAX_FILE_BYTES)
+    monkeypatch.setattr(untrusted, "VISITOR_CACHE_BYTES", int(2.5 * one_repo))
     registry = PipelineRegistry(str(checkpoint), max_loaded=0)
     for i in range(4):
         publish(visitor_hub, f"visitor/r{i}", with_config(tiny_weights, notes={"trained_on": f"repo {i}"}))
         registry.get(f"visitor/r{i}")
-    kept = sorted(p.name for p in weights_mod.visitor_cache_dir().glob("models--*"))
+    kept = sorted(p.name for p in untrusted.visitor_cache_dir().glob("models--*"))
     assert kept == ["models--visitor--r2", "models--visitor--r3"]
 
 

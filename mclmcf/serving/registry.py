@@ -8,7 +8,8 @@ import time
 
 from mclmcf.serving.cache import LRUCache
 from mclmcf.serving.pipeline import SentimentPipeline
-from mclmcf.serving.weights import WeightsError, build_weights, check_visitor_source, load_weights, locate_weights
+from mclmcf.serving.untrusted import WeightsError, check_visitor_source
+from mclmcf.serving.weights import build_weights, load_weights, locate_weights
 
 REFUSAL_TTL_S = 300.0   # a visitor's weights value that failed to load is refused from memory this long
 
