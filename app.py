@@ -46,6 +46,9 @@ CONCURRENCY = 2
 ANALYSES = "analyses"       # the concurrency group of every heavy event: at most CONCURRENCY run at once, all told
 # a refusal is scrolled into view wherever the visitor had scrolled to; a result only on a narrow screen, where
 # it sits below the inputs and the examples
+# on a narrow screen the examples sit below the Analyse button: once one is chosen, bring the button back into view
+SHOW_BUTTON_JS = ("() => { if (window.innerWidth < 768) setTimeout(() => [...document.querySelectorAll('button')]"
+                  ".find(b => b.textContent.trim() === 'Analyse')?.scrollIntoView({block: 'center'}), 300); }")
 SHOW_RESULT_JS = ("() => { const refused = document.getElementById('analysis-error'); "
                   "if (refused) { const r = refused.getBoundingClientRect(); "
                   "if (r.top < 0 || r.bottom > window.innerHeight) refused.scrollIntoView({block: 'center'}); } "
@@ -218,7 +221,8 @@ def build_demo(registry: PipelineRegistry, files_kept_s: int = uploads.FILES_KEP
                 with gr.Column(scale=6):
                     # above the results: on a desktop a first visitor sees the examples and the button without
                     # scrolling; on a phone they follow the button, and the page scrolls to the score after Analyse
-                    gr.Examples(EXAMPLES, inputs=[video, transcript], cache_examples=False, elem_id="examples")
+                    examples = gr.Examples(EXAMPLES, inputs=[video, transcript], cache_examples=False, elem_id="examples")
+                    examples.dataset.click(None, js=SHOW_BUTTON_JS)
                     shown |= page.place("beside")
             gr.Markdown(page.TCF_HEADING)
             with gr.Row(equal_height=False):

@@ -77,10 +77,17 @@ def test_first_view_leads_to_the_examples_counts_characters_and_shows_a_refusal(
         WebDriverWait(driver, 10).until(lambda d: d.execute_script(
             "const r = arguments[0].getBoundingClientRect(); return r.top > -2 && r.top < window.innerHeight / 2;",
             examples), "the examples are not brought into view")
-
-        box = driver.find_element(By.CSS_SELECTOR, "#transcript textarea")          # 2: the limit and the counter
-        counter = driver.find_element(By.ID, "transcript-count")
-        assert counter.text == "0 / 2,000 characters"
+        examples.find_elements(By.CSS_SELECTOR, "tbody tr")[-1].click()              # an example chosen: the button
+        box = driver.find_element(By.CSS_SELECTOR, "#transcript textarea")          # to analyse it is in view
+        wait.until(lambda d: "terrible" in box.get_attribute("value"))
+        WebDriverWait(driver, 10).until(lambda d: d.execute_script(
+            "const b = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Analyse')"
+            ".getBoundingClientRect(); return b.top >= 0 && b.bottom <= window.innerHeight;"), "Analyse is out of view")
+        counter = driver.find_element(By.ID, "transcript-count")                      # 2: the counter and the limit
+        wait.until(lambda d: counter.text == f"{len(box.get_attribute('value'))} / 2,000 characters")
+        driver.find_element(By.CSS_SELECTOR, CLIP_CLEAR).click()
+        box.send_keys(Keys.CONTROL, "a", Keys.DELETE)
+        wait.until(lambda d: counter.text == "0 / 2,000 characters" and not d.execute_script(CLIP_SHOWN))
         box.send_keys("word " * 420)                                                  # 2100 characters typed
         assert len(box.get_attribute("value")) == 2000
         wait.until(lambda d: counter.text == "2,000 / 2,000 characters: the limit")
