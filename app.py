@@ -21,6 +21,7 @@ import transformers
 
 from mclmcf.serving import live
 from mclmcf.serving.console import filter_native_stderr, one_line, setup_logging
+from mclmcf.serving.memory import release_freed_memory
 from mclmcf.serving.messages import user_message
 from mclmcf.serving.pipeline import FPS_RANGE, MAX_FILE_BYTES, Prediction
 from mclmcf.serving.registry import PipelineRegistry
@@ -98,7 +99,10 @@ def load_default(registry: PipelineRegistry) -> tuple[str, LoadedWeights | None]
 def run(registry: PipelineRegistry, video, transcript, fps, window, weights) -> Prediction:
     """The API's answer; bad input, unreadable media and unusable weights raise ValueError with a message
     written for the user."""
-    return registry.get(weights).predict(video, transcript, fps=fps, timeline_window_s=window)
+    try:
+        return registry.get(weights).predict(video, transcript, fps=fps, timeline_window_s=window)
+    finally:
+        release_freed_memory()   # the request's decoded frames and buffers: back to the system, not kept by malloc
 
 
 def refusal_logged(err: ValueError) -> ValueError:
