@@ -18,7 +18,7 @@ class Heartbeat(logging.Handler):
     """Prints ``first_line`` now, then, until :meth:`stop`, ``... still working, N s after "<step>"`` whenever
     neither it nor the ``mclmcf`` loggers have printed a line for ``every_s`` seconds."""
 
-    def __init__(self, first_line: str, step: str, every_s: float = 4.0, stream=None):
+    def __init__(self, first_line: str, step: str, every_s: float = 3.0, stream=None):
         super().__init__(level=logging.INFO)
         self.every_s, self.stream = every_s, stream or sys.stderr
         self.step, self.since = step, time.monotonic()
