@@ -67,7 +67,7 @@ def measure(spec: dict) -> dict:
     import torch
     from mclmcf.model.network import MCLMCF
     from mclmcf.training.config import TrainConfig
-    from mclmcf.training.loop import enable_gradient_checkpointing, make_optimizer
+    from mclmcf.training.prepare import enable_gradient_checkpointing, make_optimizer
     from mclmcf.training.runtime import Env, autocast
 
     torch.manual_seed(0)

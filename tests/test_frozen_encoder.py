@@ -260,7 +260,7 @@ def test_merging_adapters_for_serving_keeps_the_function(encoder_dir):
 
 
 def test_adapters_train_while_the_encoder_stays_as_pretrained(encoder_dir):
-    from mclmcf.training.loop import make_optimizer
+    from mclmcf.training.prepare import make_optimizer
     model = MCLMCF(frozen_config(encoder_dir, text_encoder_lora_rank=4)).train()
     assert not model.config.text_output_fixed                                  # so training runs the encoder
     before = {n: p.detach().clone() for n, p in model.text_encoder.named_parameters()}

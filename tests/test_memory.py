@@ -14,7 +14,9 @@ from mclmcf.training.synthetic import TINY_MODEL
 from mclmcf.model import MCLMCF
 from mclmcf.training.optim import BF16StateAdam, round_to_bf16
 from mclmcf.training.cli import config_from_args
-from mclmcf.training.loop import InjectedStop, TrainingStopped, enable_gradient_checkpointing, make_optimizer, run
+from mclmcf.training.loop import InjectedStop, run
+from mclmcf.training.prepare import enable_gradient_checkpointing, make_optimizer
+from mclmcf.training.runtime import TrainingStopped
 
 
 def tiny_model(**overrides) -> MCLMCF:

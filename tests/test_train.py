@@ -13,7 +13,8 @@ from mclmcf.model import MCLMCF
 from mclmcf.training.checkpoint import load_checkpoint, read_state, save_checkpoint, saved_epoch
 from mclmcf.training.cli import config_from_args
 from mclmcf.training.config import TrainConfig
-from mclmcf.training.loop import InjectedStop, build_model, run
+from mclmcf.training.loop import InjectedStop, run
+from mclmcf.training.prepare import build_model
 from mclmcf.training.runtime import TrainingStopped
 from mclmcf.training.synthetic import TINY_MODEL
 
@@ -366,7 +367,7 @@ def test_tokens_made_for_another_encoder_are_not_fed_to_this_one(tmp_path):
     a model with another encoder, and --text-source file refuses it, instead of feeding it wrong token ids."""
     from mclmcf.model.config import MCLMCFConfig
     from preprocessing.dataformat import save_safe
-    from mclmcf.training.loop import prepare_data
+    from mclmcf.training.prepare import prepare_data
     from preprocessing.encoders import load_tokenizer
     n, texts = 4, ["good film", "bad film", "fine", "dull"]
     wrong = np.zeros((n, 3, 8), np.int64)

@@ -97,7 +97,7 @@ class ExperimentRuns:
         from mclmcf.model import MCLMCF
         from mclmcf.training.data import load_dataset
         from mclmcf.training.evaluate import eval_batches, predict
-        from mclmcf.training.loop import prepare_data
+        from mclmcf.training.prepare import prepare_data
         from mclmcf.training.runtime import Env
         self.train(cfg)
         model = MCLMCF.from_pretrained(str(Path(cfg.out) / "model")).eval()
