@@ -9,11 +9,12 @@ training means (the neutral input the page's ablations use), held fixed. Methods
 mclmcf.serving.explain.METHODS that applies to the weights (token_states needs mean pooling).
 
   timing        attribute_words() on transcripts of 30, 60 and 120 words (1, 2 and 3 encoder windows):
-                median wall time of --reps calls after one warm-up, with the 1-minute load average just
-                before the calls (os.getloadavg(): the 2 cores may be shared, so read the load beside it)
+                median wall time of --reps calls after one warm-up per method, with the 1-minute load
+                average just before the calls (os.getloadavg(): the 2 cores may be shared, so read the load
+                beside it) and the process's CPU time (all threads), which sharing inflates far less
   faithfulness  on --sentences snippets of the validation split of the training domains (movie, tweets, NYT;
                 preprocessing.rated_snippets, Hutto & Gilbert 2014, from the vaderSentiment 3.3.2 sdist:
-                never trained on; never Amazon), drawn with seed 0 among those of 6 to 40 words that hold a
+                never trained on; never Amazon), drawn with seed 0 among those of 6 to 20 words that hold a
                 word of VADER's lexicon with |valence| >= 1.5 and no negation or contrast word (VADER's NEGATE
                 list, CONTRAST), words being explain.word_spans' units:
                 plausibility  the share of sentences whose strongest word (largest |attribution|) is such a
@@ -59,7 +60,7 @@ QUICK_SENTENCES = ["The food was awful, but the waiter was wonderful.",
 REVIEW = ("The plot was dull and tedious, but the acting was brilliant, and honestly I loved every minute of the "
           "soundtrack even if the ending felt rushed and a little bit too predictable for me.")
 FRACTIONS = (0.1, 0.2, 0.5)
-WORD_RANGE = (6, 40)
+WORD_RANGE = (6, 20)
 STRONG = 1.5                       # |valence| of a lexicon word that counts as a sentiment word
 CONTRAST = {"but", "although", "though", "however", "yet"}
 DEFAULT_WEIGHTS = [str(ROOT / "checkpoints")]
@@ -98,7 +99,7 @@ def validation_sentences(count: int, sdist: str | None) -> list[tuple[str, str]]
                 if (WORD_RANGE[0] <= len(text.split()) <= WORD_RANGE[1] and any(strong_words(words, valence))
                         and not lower & refuse and "n't" not in text.lower()):
                     fits.append((f"{domain}/{snippets.ids[i]}", text))
-    chosen = sorted(np.random.default_rng(0).choice(len(fits), count, replace=False))
+    chosen = np.random.default_rng(0).choice(len(fits), count, replace=False)     # drawn order: domains mixed
     return [fits[i] for i in chosen]
 
 
@@ -125,15 +126,17 @@ def timing(weights, label, methods, audio, vision, lengths, reps) -> list[dict]:
         for n in lengths:
             text = transcript(n)
             load = os.getloadavg()[0]
-            walls = []
+            walls, cpus = [], []
             for _ in range(reps):
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 result = attribute_words(weights.model, weights.tokenizer, text, audio, vision, method=method)
                 walls.append(time.perf_counter() - start)
+                cpus.append(time.process_time() - cpu)
             rows.append(dict(weights=label, method=method, words=n, wall_median_s=statistics.median(walls),
-                             wall_min_s=min(walls), load_1min=load, load_1min_after=os.getloadavg()[0],
-                             completeness_error=result.remainder))
-            print(f"  {label} {method}: {n} words {rows[-1]['wall_median_s']:.2f} s (load {load:.1f})", flush=True)
+                             wall_min_s=min(walls), cpu_median_s=statistics.median(cpus), load_1min=load,
+                             load_1min_after=os.getloadavg()[0], completeness_error=result.remainder))
+            print(f"  {label} {method}: {n} words {rows[-1]['wall_median_s']:.2f} s, CPU {rows[-1]['cpu_median_s']:.2f} s "
+                  f"(load {load:.1f})", flush=True)
     return rows
 
 
@@ -144,9 +147,11 @@ def deletion_texts(words: list[str], ranked: list[int], k: int) -> tuple[str, st
             " ".join(w for i, w in enumerate(words) if i in top))
 
 
-def faithfulness(weights, label, methods, audio, vision, sentences, draws) -> dict:
-    """Plausibility, completeness and deletion (module docstring) of each method on ``sentences`` [(id, text)]."""
-    from mclmcf.serving.explain import attribute_words, audio_visual_vectors, score_texts
+def faithfulness(weights, label, methods, audio, vision, sentences, draws, stop_at: float | None = None) -> dict:
+    """Plausibility, completeness and deletion (module docstring) of each method on ``sentences`` [(id, text)],
+    in order; ``stop_at`` (time.time()): no sentence is started after it, and the result covers those done."""
+    from mclmcf.serving.explain import attribute_words
+    from mclmcf.serving.scoring import audio_visual_vectors, score_texts
     model, tokenizer = weights.model, weights.tokenizer
     h_av = audio_visual_vectors(model, audio, vision)
     valence = lexicon()
@@ -157,6 +162,9 @@ def faithfulness(weights, label, methods, audio, vision, sentences, draws) -> di
     suff = {m: {f: [] for f in FRACTIONS} for m in [*methods, "random"]}
     full = []
     for number, (_, text) in enumerate(sentences):
+        if stop_at and time.time() > stop_at:
+            sentences = sentences[:number]
+            break
         orders = {}
         for method in methods:
             result = attribute_words(model, tokenizer, text, audio, vision, method=method)
@@ -205,7 +213,7 @@ def faithfulness(weights, label, methods, audio, vision, sentences, draws) -> di
                        beats_random=all(row[f"comprehensiveness_{f:.0%}"] > np.mean(comp["random"][f])
                                         for f in FRACTIONS))
         rows.append(row)
-    return dict(rows=rows, move_to_empty_mean=float(np.mean(full)))
+    return dict(rows=rows, move_to_empty_mean=float(np.mean(full)), sentences=[i for i, _ in sentences])
 
 
 def draw_curves(faith: dict, path: Path) -> None:
@@ -247,6 +255,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     ap.add_argument("--vader-sdist", help="the vaderSentiment 3.3.2 sdist (default: pip download)")
+    ap.add_argument("--minutes", type=float, help="start no sentence after this many minutes (the result says how "
+                                                  "many were done)")
     args = ap.parse_args()
     import torch
     from mclmcf.serving.explain import default_method
@@ -270,7 +280,9 @@ def main() -> None:
         if args.part != "faithfulness":
             cost += timing(weights, label, methods, audio, vision, lengths, reps)
         if args.part != "timing":
-            faith[label] = dict(faithfulness(weights, label, methods, audio, vision, sentences, draws), machine=info)
+            stop_at = time.time() + 60 * args.minutes if args.minutes else None
+            faith[label] = dict(faithfulness(weights, label, methods, audio, vision, sentences, draws, stop_at),
+                                machine=info)
 
     name = "explain_quick" if args.quick else "explain_methods"
     # one part alone keeps the other part, and what an earlier run measured for other weights
@@ -285,12 +297,12 @@ def main() -> None:
     if cost:
         out.update(timing_machine=dict(info, torch_threads=torch.get_num_threads()), reps=reps, cost=cost,
                    cost_table=print_table(
-                       ["weights", "method", "words", "wall s (median)", "wall s (min)", "load (1 min)"],
-                       [[r["weights"], r["method"], r["words"], r["wall_median_s"], r["wall_min_s"], r["load_1min"]]
-                        for r in cost]))
+                       ["method", "words", "wall s (median)", "wall s (min)", "CPU s (median)", "load (1 min)"],
+                       [[r["method"], r["words"], r["wall_median_s"], r["wall_min_s"], r["cpu_median_s"],
+                         r["load_1min"]] for r in cost]))
     if faith:
         rows = [r for f in faith.values() for r in f["rows"]]
-        out.update(sentences=[i for i, _ in sentences], draws=draws, faithfulness=faith,
+        out.update(draws=draws, faithfulness=faith,
                    completeness=[r for r in rows if r["method"] != "random"],
                    faithfulness_table=print_table(
                        ["method", "plausible", "top is punct.", "max |error|", "median |error|"]

@@ -20,7 +20,10 @@ it touches. A word's sub-word tokens are summed into it through the tokenizer's 
                  transcript's pooled vector p0 to the sentence's p, Gauss-Legendre) gives F(x) - F(x') =
                  g . (p - p0), and each word gets x_i . d(g . p)/dx_i. What the biases, the position
                  embeddings and [CLS]/[SEP] carry goes to no word: ``remainder``. One forward and one backward
-                 (MPNet encoders only).
+                 (MPNet encoders only). Written here without lxt; lxt's README says LRP is a patented technology
+                 free of charge only for personal and scientific use (its code is BSD-3: the copyright licence
+                 grants no patent right), and writing the rule ourselves does not change that, so a commercial
+                 user of this MIT project could need a patent licence for this method: it is never the default.
   token_states   the same g . (p - p0) split over the last-layer token states: token t gets g . (s_t - p0) / n
                  (mean pooling), [CLS]/[SEP] shared evenly over the word pieces. Adds up, but every last-layer
                  state carries the whole sentence, so the shares come out nearly even (issue 38).
@@ -32,7 +35,8 @@ it touches. A word's sub-word tokens are summed into it through the tokenizer's 
 The default (``default_method``) for mean-pooled weights is MEAN_POOLED_DEFAULT, chosen by the rule written
 beforehand in benchmarks/explain_choice_rule.md from benchmarks/bench_explain.py
 (benchmarks/results/explain_methods.json); [CLS]-pooled weights keep ``embedding``. Long transcripts are scored
-in encoder windows, the score being the windows' weighted mean (preprocessing.text.window_weights); the
+in encoder windows, the score being the windows' weighted mean (preprocessing.text.window_weights): shapley
+and leave_one_out score their masked transcripts with mclmcf.serving.scoring, the page's own scorer; the
 gradient methods attribute each window on its own and weight it the same way.
 
 The attributions explain this model's score, not what the speaker felt or meant.
@@ -51,22 +55,27 @@ from captum.attr import IntegratedGradients
 from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows, window_weights
 
 from mclmcf.model import MCLMCF
+from mclmcf.serving.scoring import audio_visual_vectors, score_texts
 
 METHODS = ("shapley", "propagation", "token_states", "embedding", "leave_one_out")
 # quadrature points of the gradient methods; shapley: antithetic permutation pairs
 STEPS = {"shapley": 2, "propagation": 16, "token_states": 16, "embedding": 32}
 EMBEDDING_MAX_STEPS = 64
 CONVERGED = 0.05           # |convergence delta| the embedding path aims for, score units
-MEAN_POOLED_DEFAULT = "token_states"       # benchmarks/explain_choice_rule.md applied to explain_methods.json
-SCORE_BATCH = 64                            # encoder windows per forward when scoring many texts
+MEAN_POOLED_DEFAULT = "token_states"   # explain_choice_rule.md, 2026-12-07: no candidate passed, so unchanged
+SHAPLEY_MAX_WORDS = 60    # words (word_spans) up to which the default is shapley (about 4 s on 2 idle cores)
 # what each method's baseline score is the score of, in a visitor's words (the page says it beside the words)
 BASELINES = {**{m: "the same clip with an empty transcript" for m in METHODS},
              "embedding": "the same clip with every word replaced by the [PAD] token"}
 WORD = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]+")
 
 
-def default_method(model: MCLMCF) -> str:
-    return MEAN_POOLED_DEFAULT if model.config.text_pooling == "mean" else "embedding"
+def default_method(model: MCLMCF, n_words: int = 0) -> str:
+    """The method the page uses for ``n_words`` words: shapley's cost grows with the square of the words, so a
+    transcript of more than SHAPLEY_MAX_WORDS gets token_states (the card names the method)."""
+    if model.config.text_pooling != "mean":
+        return "embedding"
+    return "token_states" if MEAN_POOLED_DEFAULT == "shapley" and n_words > SHAPLEY_MAX_WORDS else MEAN_POOLED_DEFAULT
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
@@ -124,38 +133,8 @@ def tokenized(model: MCLMCF, tokenizer, text: str, max_length: int = DEFAULT_MAX
                    tokenizer.pad_token_id)
 
 
-@torch.no_grad()
-def audio_visual_vectors(model: MCLMCF, audio: np.ndarray, vision: np.ndarray) -> dict:
-    """The clip's acoustic and visual vectors {"a", "v"} (1, 64) from its (frames, features) arrays."""
-    dev = next(model.parameters()).device
-    return model.encode_audio_visual(torch.as_tensor(audio[None], device=dev), torch.tensor([len(audio)], device=dev),
-                                     torch.as_tensor(vision[None], device=dev), torch.tensor([len(vision)], device=dev))
-
-
 def _with_av(text_vector: torch.Tensor, h_av: dict) -> dict:
     return {"t": text_vector, **{m: x.expand(len(text_vector), -1) for m, x in h_av.items()}}
-
-
-@torch.no_grad()
-def score_texts(model: MCLMCF, tokenizer, texts: list[str], h_av: dict, max_length: int = DEFAULT_MAX_LENGTH,
-                tokenizer_lock=contextlib.nullcontext()) -> np.ndarray:
-    """The model's score of each text with the clip's vectors ``h_av``, its windows weighted as the score weights
-    them: (len(texts),). Windows are batched by length, so padding stays small."""
-    windows = [tokenized(model, tokenizer, t, max_length, tokenizer_lock) for t in texts]
-    rows = [(ids[m > 0], types[m > 0]) for w in windows for ids, m, types in zip(w.ids, w.mask, w.types)]
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-    per_window = torch.empty(len(rows))
-    for i in range(0, len(order), SCORE_BATCH):
-        chunk = order[i:i + SCORE_BATCH]
-        width = len(rows[chunk[-1]][0])
-        ids, types = (torch.stack([torch.nn.functional.pad(rows[j][k], (0, width - len(rows[j][k]))) for j in chunk])
-                      for k in range(2))
-        mask = (torch.arange(width, device=ids.device) < torch.tensor([len(rows[j][0]) for j in chunk],
-                                                                         device=ids.device)[:, None]).long()
-        per_window[chunk] = model.score_from_vectors(_with_av(model.encode_text(mask, ids, types), h_av)).float().cpu()
-    ends = np.cumsum([len(w.ids) for w in windows])
-    scores = per_window.numpy()
-    return np.array([float(w.weights @ scores[end - len(w.ids):end]) for w, end in zip(windows, ends)])
 
 
 # ---- the gradient methods: (model, windows, empty transcript's windows, h_av, steps) -> per token, per window --
@@ -265,7 +244,7 @@ def _embedding(model: MCLMCF, win: Windows, empty: Windows, h_av: dict, steps: i
 TOKEN_METHODS = {"propagation": _propagation, "token_states": _token_states, "embedding": _embedding}
 
 
-def _to_words(text: str, spans: list[tuple[int, int]], win: Windows, token_values: np.ndarray) -> np.ndarray:
+def _to_words(spans: list[tuple[int, int]], win: Windows, token_values: np.ndarray) -> np.ndarray:
     """Per-token values of each window -> per word (``spans``), each window weighted as the score weights it."""
     totals = np.zeros(len(spans))
     starts = np.array([s for s, _ in spans])
@@ -306,13 +285,13 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
                     method: str | None = None, steps: int | None = None, max_length: int = DEFAULT_MAX_LENGTH,
                     tokenizer_lock=contextlib.nullcontext()) -> WordAttributions:
     """The score over the transcript's words (``word_spans``) by ``method`` (one of METHODS; default:
-    ``default_method``); ``steps``: STEPS[method] by default. ``audio`` and ``vision``: the clip's
+    ``default_method`` for this many words); ``steps``: STEPS[method] by default. ``audio`` and ``vision``: the clip's
     (frames, features) arrays, held fixed."""
-    method = method or default_method(model)
+    spans = word_spans(text)
+    method = method or default_method(model, len(spans))
     if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}; one of {METHODS}")
     steps = steps or STEPS.get(method, 0)
-    spans = word_spans(text)
     words = [text[s:e] for s, e in spans]
     spaced = [s == 0 or text[s - 1].isspace() for s, _ in spans]
     h_av = audio_visual_vectors(model, audio, vision)
@@ -320,7 +299,7 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
         win = tokenized(model, tokenizer, text, max_length, tokenizer_lock)
         empty = tokenized(model, tokenizer, "", max_length, tokenizer_lock)
         values, scores, baselines = TOKEN_METHODS[method](model, win, empty, h_av, steps)
-        shares, score, nothing = _to_words(text, spans, win, values), win.weights @ scores, win.weights @ baselines
+        shares, score, nothing = _to_words(spans, win, values), win.weights @ scores, win.weights @ baselines
     else:
         def score_masks(masks):
             texts = [text if m.all() else " ".join(w for w, keep in zip(words, m) if keep) for m in masks]

@@ -31,6 +31,7 @@ WORDS_PLACEHOLDER = ('<div class="words-card score-empty"><p>After <b>Analyse</b
 # the bar takes a row of its own, the two labels share the next (a phone has no room for all three on one)
 LEGEND_STYLE = "display:flex;flex-wrap:wrap;justify-content:space-between;gap:2px 12px"
 BAR_STYLE = "flex:1 0 100%;background:linear-gradient(90deg, {down}, #ffffff, {up})"
+TIGHT = ";padding-left:1px;margin-left:-3px"     # punctuation set against the word before it
 
 
 def _mix(colour: str, t: float) -> str:
@@ -50,8 +51,9 @@ def words_html(attributions: WordAttributions) -> str:
     remainder = attributions.remainder
     scale = max(abs(w.attribution) for w in words)
     spans = "".join((" " if w.spaced and i else "")
-                    + f'<span class="word" style="background:{word_colour(w.attribution, scale)};color:{TEXT_COLOUR}" '
-                    f'title="{w.attribution:+.3f}">{html.escape(w.word)}</span>' for i, w in enumerate(words))
+                    + f'<span class="word" style="background:{word_colour(w.attribution, scale)};color:{TEXT_COLOUR}'
+                    f'{"" if w.spaced else TIGHT}" title="{w.attribution:+.3f}">{html.escape(w.word)}</span>'
+                    for i, w in enumerate(words))
     if abs(remainder) >= SHOWN_REMAINDER:
         spans += (f' <span class="words-remainder" style="border:1px dashed {TEXT_COLOUR};padding:0 4px;'
                   f'border-radius:4px" title="{remainder:+.3f}">in no word: {remainder:+.2f}</span>')
@@ -61,8 +63,8 @@ def words_html(attributions: WordAttributions) -> str:
             f'<p class="words-text" style="overflow-wrap:anywhere">{spans}</p>'
             f'<div class="words-legend" style="{LEGEND_STYLE}">'
             f'<div class="words-bar" style="{BAR_STYLE.format(down=DOWN, up=UP)}"></div>'
-            f'<span>orange: pushed the score down (strongest −{scale:.2f})</span>'
-            f'<span>blue: pushed it up (strongest +{scale:.2f})</span></div>'
+            f'<span>orange: pushed the score down</span><span>blue: pushed it up</span>'
+            f'<span style="flex:1 0 100%;text-align:center">full colour: ±{scale:.2f}</span></div>'
             f'<div class="contrib-note">A colour says how far that word moved this score compared with '
             f'{BASELINES[method]}: the deeper the colour, the bigger the move. {_sum_line(attributions)} '
             f'They explain what moved this model, not what the speaker felt or meant. Hover a word for its value.'
