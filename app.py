@@ -20,10 +20,12 @@ import gradio as gr  # noqa: E402  (this and the imports below come after the li
 import transformers
 
 from mclmcf.serving import live
+from mclmcf.serving.live_sessions import LiveSessions
 from mclmcf.serving.console import filter_native_stderr, one_line, setup_logging
 from mclmcf.serving.memory import release_freed_memory
 from mclmcf.serving.messages import user_message
-from mclmcf.serving.pipeline import FPS_RANGE, MAX_FILE_BYTES, Prediction
+from mclmcf.serving.pipeline import FPS_RANGE, MAX_FILE_BYTES
+from mclmcf.serving.prediction import Prediction
 from mclmcf.serving.registry import PipelineRegistry
 from mclmcf.serving.weights import ENV_VAR, LoadedWeights, default_source
 from mclmcf.ui import live as live_viz
@@ -131,7 +133,7 @@ def warm_up(registry: PipelineRegistry) -> None:
 
 def live_tab_contents(registry: PipelineRegistry, tab: gr.Tab, demo: gr.Blocks) -> None:
     """The Live tab: webcam and microphone streamed to mclmcf.serving.live, a running score back (live_viz)."""
-    sessions = live.LiveSessions(max_sessions=LIVE_SESSIONS, max_session_s=LIVE_TIME_LIMIT_S)
+    sessions = LiveSessions(max_sessions=LIVE_SESSIONS, max_session_s=LIVE_TIME_LIMIT_S)
 
     @gpu
     def scored(window):   # on ZeroGPU a GPU is attached once per score, not for every audio chunk

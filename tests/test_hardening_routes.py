@@ -187,7 +187,7 @@ def mute_pipeline(loaded):
 def test_a_new_tab_id_does_not_renew_the_live_slot_ahead_of_a_waiting_visitor(mute_pipeline, monkeypatch):
     """Before: the 10-minute limit was keyed on the client's session hash, so a client that held the slot with
     0.1 s of silence every 10 s and switched to a fresh hash when its time was up held it indefinitely."""
-    from mclmcf.serving import live
+    from mclmcf.serving import live_sessions as live
     clock = [1000.0]
     monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
     sessions = live.LiveSessions(max_sessions=1, idle_s=15.0, max_session_s=600.0)
@@ -208,7 +208,7 @@ def test_a_new_tab_id_does_not_renew_the_live_slot_ahead_of_a_waiting_visitor(mu
 
 def test_dollar_signs_in_a_transcript_are_drawn_as_text_in_the_timeline():
     """Before: '$x^$' was parsed as mathtext and the analysis was refused with pyparsing's ParseSyntaxException."""
-    from mclmcf.serving.pipeline import Segment
+    from mclmcf.serving.prediction import Segment
     from mclmcf.ui.result import timeline_figure
     picture = timeline_figure([Segment(0.0, 1.0, 0.4, "I really $x^$ loved this movie"),
                                Segment(1.0, 2.0, -0.2, "it cost $5 and $10")], label_range=3.0)

@@ -196,7 +196,7 @@ def test_notices_sit_in_the_score_card_escaped(prediction):
 
 
 def test_timeline_marks_each_windows_words():
-    from mclmcf.serving.pipeline import Segment
+    from mclmcf.serving.prediction import Segment
     own = [Segment(0.0, 2.0, 1.5, "What a wonderful film."), Segment(2.0, 3.0, 0.1, ""), Segment(3.0, 5.0, -2.0, "I hated it.")]
     shared = [Segment(s.start_s, s.end_s, s.score, "the whole transcript") for s in own]
     with_words, without = viz.timeline_figure(own, 3.0), viz.timeline_figure(shared, 3.0)

@@ -12,7 +12,7 @@ import numpy as np
 
 from preprocessing.expression import CLASSES
 
-from mclmcf.serving.pipeline import Prediction
+from mclmcf.serving.prediction import Prediction
 from mclmcf.ui.result import coloured, colour_bar, png_uri, time_axis
 
 NO_FACE = (217, 217, 217)

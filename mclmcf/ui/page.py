@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from mclmcf.serving.pipeline import Prediction, SentimentPipeline
+from mclmcf.serving.pipeline import SentimentPipeline
+from mclmcf.serving.prediction import Prediction
 from mclmcf.serving.weights import DEFAULT_DIR, LoadedWeights
 from mclmcf.ui import result, words
 from mclmcf.ui.expression_strip import expression_strip

@@ -26,7 +26,7 @@ from preprocessing import draw_face_mesh
 
 from mclmcf.model.network import TCF_OPERANDS
 from mclmcf.serving.messages import user_message
-from mclmcf.serving.pipeline import Prediction, Segment
+from mclmcf.serving.prediction import Prediction, Segment
 from mclmcf.ui.score import POLARITY_COLOURS, gauge_html, stages_line
 
 # the paper's word for each modality, in everything the visitor reads (code and data say text / audio / vision,
