@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from mclmcf.serving.live import LiveConfig, LiveInputError, LiveSession, LiveSessionEnded, LiveSessions, score_window
+from mclmcf.serving.live import LiveConfig, LiveInputError, LiveSession, score_window
+from mclmcf.serving.live_sessions import LiveSessionEnded, LiveSessions
 from test_app import ARTIFACTS, browser_test, chromium, full_page_screenshot, launch_app, wait_for
 
 SR = 48_000                    # what browsers record at
