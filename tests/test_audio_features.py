@@ -75,7 +75,7 @@ def test_features_of_real_speech_equal_librosas(text, voice):
 
 
 @pytest.mark.parametrize("name, kwargs", [("talk.mp4", {}), ("tone.mp4", {"audio": "tone"}),
-                                          ("glide.mp4", {"audio": "tone", "pitch_hz": (120.0, 300.0)}),
+                                          ("glide120.mp4", {"audio": "tone", "pitch_hz": (120.0, 300.0)}),
                                           ("quiet.mp4", {"audio": "silence"})])
 def test_features_of_the_test_clips_equal_librosas(make_clip, name, kwargs):
     assert_same_as_librosa(load_media(make_clip(name, **kwargs), sample_rate=SPEC.sample_rate).waveform)
