@@ -15,7 +15,6 @@ malloc_trim gives back was freed but kept by the allocator. Prints one table, wr
 from __future__ import annotations
 
 import argparse
-import ctypes
 import gc
 import json
 import os
@@ -78,8 +77,8 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     import app
+    from mclmcf.serving.memory import release_freed_memory
     info = machine_info()
-    libc = ctypes.CDLL("libc.so.6")
     registry = app.PipelineRegistry(app.default_source(), max_duration_s=app.MAX_DURATION_S,
                                     max_file_bytes=app.MAX_FILE_BYTES)
     demo = app.build_demo(registry)
@@ -91,7 +90,7 @@ def main() -> None:
     rows, phases = [], []
     with tempfile.TemporaryDirectory() as tmp:
         driver = DRIVER.format(bench=str(ROOT / "benchmarks"), tests=str(ROOT / "tests"))
-        libc.malloc_trim(0)
+        release_freed_memory()
         rss, traced = settle()
         before = tracemalloc.take_snapshot()
         for kind in KINDS:
@@ -104,7 +103,7 @@ def main() -> None:
             rss_after, traced_after = settle()
             after = tracemalloc.take_snapshot()
             top = [(str(s.traceback[0]), s.size_diff / 2**20) for s in after.compare_to(before, "lineno")[:10]]
-            libc.malloc_trim(0)
+            release_freed_memory()
             trimmed = rss_mib()
             rows.append([kind, len(answered), sum(a is True for a in answered), round(rss_after - rss, 1),
                          round((traced_after - traced) / 2**20, 1), round(trimmed - rss, 1), round(trimmed, 1),
