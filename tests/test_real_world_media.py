@@ -113,6 +113,15 @@ def test_a_face_8_percent_of_a_1080p_frame_is_found(clips):
     assert wide.face_fraction >= 0.8
 
 
+def test_two_small_faces_are_counted_and_the_first_largest_followed(clips):
+    """Small faces are counted by the full-range detector, which runs when a face is first looked for and then
+    every visual.COUNT_EVERY frames (not on every frame: it costs 2.5 crop-mesh frames)."""
+    _, clip = clips("two_small.mp4", size=HD, duration_s=3.0,
+                    framing=Framing(face_height=0.12, face_x=0.25, twin=True))
+    assert clip.face_fraction >= 0.8 and clip.faces_seen == 2 and clip.key_landmarks[:468, 0].mean() < 0.4
+    assert any("2 faces are in the picture: the analysis follows the one on the left" in n for n in clip.notices)
+
+
 # ---- 3. expressions read from an upright crop --------------------------------------------------------------
 
 @pytest.mark.parametrize("tilt", [45, -45, 90])
