@@ -15,7 +15,7 @@ import pytest
 from mclmcf.serving.pipeline import SentimentPipeline, sound_notice
 from preprocessing import extract_clip
 from preprocessing.audio import audio_features, level_dbfs
-from preprocessing.media import RGBConverter, load_media
+from preprocessing.media import RGBConverter, load_media, upright
 from preprocessing.synthetic import Framing, astronaut, make_face_clip, reencode_video
 from test_app import browser_test, chromium, open_with_clip, server, server_log  # noqa: F401  (fixtures)
 
@@ -55,6 +55,15 @@ def test_frames_are_shown_as_the_display_matrix_says(make_clip, tmp_path, rotate
     frames = load_media(stored, fps=5).frames
     assert frames.shape == upright.shape
     assert np.abs(frames.astype(int) - upright).mean() < 6
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3])
+@pytest.mark.parametrize("mirror", [False, True])
+def test_upright_turns_counter_clockwise_then_mirrors(turns, mirror):
+    image = np.random.default_rng(turns).integers(0, 256, (36, 64, 3), dtype=np.uint8)
+    expected = np.rot90(image, turns)[:, ::-1] if mirror else np.rot90(image, turns)
+    out = upright(image, turns, mirror)
+    assert np.array_equal(out, expected) and out.flags.c_contiguous
 
 
 def test_portrait_clip_stored_sideways_reads_as_the_upright_one(clips):
