@@ -1,7 +1,7 @@
 """Word attribution (mclmcf.serving.explain): the methods side by side, same sentences, same run.
 
     python benchmarks/bench_explain.py [--quick] [--part all|timing|faithfulness] [--weights DIR ...]
-                                       [--methods M ...] [--sentences 50] [--draws 5] [--words 30 60 120]
+                                       [--methods M ...] [--sentences 80] [--development] [--draws 5] [--words 30 60 120]
                                        [--reps 2] [--threads N] [--vader-sdist PATH]
 
 Weights: each of --weights in turn (default: checkpoints/, the demo's weights). Voice and face: the
@@ -61,6 +61,7 @@ REVIEW = ("The plot was dull and tedious, but the acting was brilliant, and hone
           "soundtrack even if the ending felt rushed and a little bit too predictable for me.")
 FRACTIONS = (0.1, 0.2, 0.5)
 WORD_RANGE = (6, 20)
+DRAWN, REPORT = 140, 80            # sentences drawn; the first REPORT are reported, the rest are for development
 STRONG = 1.5                       # |valence| of a lexicon word that counts as a sentiment word
 CONTRAST = {"but", "although", "though", "however", "yet"}
 DEFAULT_WEIGHTS = [str(ROOT / "checkpoints")]
@@ -80,9 +81,10 @@ def strong_words(words: list[str], valence: dict[str, float]) -> list[float]:
     return [v if abs(v := valence.get(w.lower(), 0.0)) >= STRONG else 0.0 for w in words]
 
 
-def validation_sentences(count: int, sdist: str | None) -> list[tuple[str, str]]:
+def validation_sentences(count: int, sdist: str | None, development: bool = False) -> list[tuple[str, str]]:
     """(id, text) of ``count`` validation snippets of the training domains that fit the plausibility test
-    (module docstring), drawn with seed 0."""
+    (module docstring): DRAWN of them drawn with seed 0, the report sentences being the first REPORT and the
+    development sentences the rest (``development``; explain_choice_rule.md: never reported)."""
     from vaderSentiment.vaderSentiment import NEGATE
     from mclmcf.serving.explain import word_spans
     from preprocessing.rated_snippets import TRAINING_DOMAINS, assign_splits, fetch_sdist, read_domain
@@ -99,8 +101,12 @@ def validation_sentences(count: int, sdist: str | None) -> list[tuple[str, str]]
                 if (WORD_RANGE[0] <= len(text.split()) <= WORD_RANGE[1] and any(strong_words(words, valence))
                         and not lower & refuse and "n't" not in text.lower()):
                     fits.append((f"{domain}/{snippets.ids[i]}", text))
-    chosen = np.random.default_rng(0).choice(len(fits), count, replace=False)     # drawn order: domains mixed
-    return [fits[i] for i in chosen]
+    drawn = np.random.default_rng(0).choice(len(fits), DRAWN, replace=False)     # drawn order: domains mixed
+    chosen = drawn[REPORT:] if development else drawn[:REPORT]
+    if count > len(chosen):
+        raise SystemExit(f"--sentences {count}: there are {len(chosen)} {'development' if development else 'report'} "
+                         "sentences")
+    return [fits[i] for i in chosen[:count]]
 
 
 def neutral_clip(model):
@@ -249,7 +255,9 @@ def main() -> None:
     ap.add_argument("--part", choices=("all", "timing", "faithfulness"), default="all")
     ap.add_argument("--weights", nargs="+", help="weight directories (default: checkpoints/)")
     ap.add_argument("--methods", nargs="+", help="a subset of mclmcf.serving.explain.METHODS")
-    ap.add_argument("--sentences", type=int, default=50)
+    ap.add_argument("--sentences", type=int, default=REPORT)
+    ap.add_argument("--development", action="store_true",
+                    help="the development sentences instead of the report sentences (explain_choice_rule.md)")
     ap.add_argument("--draws", type=int, default=5, help="random draws per sentence and share")
     ap.add_argument("--words", type=int, nargs="+", default=[30, 60, 120], help="transcript lengths (timing)")
     ap.add_argument("--reps", type=int, default=2)
@@ -268,7 +276,7 @@ def main() -> None:
     sources = [DEFAULT_WEIGHTS[0]] if args.quick else args.weights or DEFAULT_WEIGHTS
     lengths, reps, draws = ([30], 1, 1) if args.quick else (args.words, args.reps, args.draws)
     sentences = (list(enumerate(QUICK_SENTENCES)) if args.quick
-                 else validation_sentences(args.sentences, args.vader_sdist) if args.part != "timing" else [])
+                 else validation_sentences(args.sentences, args.vader_sdist, args.development) if args.part != "timing" else [])
     cost, faith = [], {}
     for source in sources:
         weights = load_weights(source)

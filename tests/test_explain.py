@@ -181,6 +181,40 @@ def test_shapley_values_of_two_words_are_exact_and_every_sampled_set_adds_up(dem
     assert abs(result.remainder) < 1e-4
 
 
+def test_hierarchical_shares_are_the_two_player_shapley_values_and_add_up_over_windows(demo):
+    """Two words are one cut: each word's share is its Shapley value in the two-word game, checked against the
+    pipeline's own scoring. Over several windows (16 tokens) the shares add up to score - baseline exactly."""
+    audio, vision = neutral(demo.model)
+    pipeline = SentimentPipeline(demo)
+    score = {t: pipeline.score(t, audio, vision) for t in ("", "truly", "awful", "truly awful")}
+    truly, awful = (w.attribution for w in attribute_words(demo.model, demo.tokenizer, "truly awful", audio, vision,
+                                                           method="hierarchical").words)
+    assert truly == pytest.approx((score["truly"] - score[""] + score["truly awful"] - score["awful"]) / 2, abs=1e-4)
+    assert awful == pytest.approx((score["awful"] - score[""] + score["truly awful"] - score["truly"]) / 2, abs=1e-4)
+    long = " ".join(text for text, _, _ in MIXED[:3])
+    result = attribute_words(demo.model, demo.tokenizer, long, audio, vision, method="hierarchical", max_length=16)
+    h_av = audio_visual_vectors(demo.model, audio, vision)
+    assert result.score == pytest.approx(score_texts(demo.model, demo.tokenizer, [long], h_av, 16)[0], abs=1e-4)
+    assert abs(result.remainder) < 1e-4 and len(result.words) == len(units(long))
+
+
+def test_hierarchical_cuts_a_span_where_its_parts_interact_least():
+    """With a game whose only interaction joins words 1 and 2, every cut keeps them together, and their
+    shares are the pair's value split evenly; the other words get their own values; the whole adds up."""
+    from mclmcf.serving.word_removal import cuts, hierarchical
+    own = np.array([0.5, 0.0, 0.0, -0.25, 0.0, 1.0])
+
+    def score(masks):     # word 1 and word 2 are worth 2.0 together and nothing apart
+        return np.array([own[m].sum() + 2.0 * (m[1] and m[2]) for m in masks])
+
+    words = ["a", "b", "c", "d", "e", "f"]
+    shares, full, nothing = hierarchical(score, words)
+    np.testing.assert_allclose(shares, [0.5, 1.0, 1.0, -0.25, 0.0, 1.0], atol=1e-12)
+    assert full - nothing == pytest.approx(shares.sum())
+    assert cuts(["so", ",", "dull", "and", "long", "."], 0, 6) == [2, 3, 4]          # after ",", the middle +- 1
+    assert cuts(["a", "b"], 0, 2) == [1]
+
+
 @pytest.mark.parametrize("method", ["token_states", "embedding", "propagation"])
 def test_the_gradient_methods_report_what_no_word_carries(demo, method):
     """token_states adds up to its quadrature error; the others' remainder is what the page shows on its own."""
@@ -215,7 +249,7 @@ def test_leave_one_out_is_the_score_difference_it_claims(demo):
     for i, w in enumerate(result.words):
         without = " ".join(words[:i] + words[i + 1:])
         assert w.attribution == pytest.approx(result.score - pipeline.score(without, audio, vision), abs=1e-4)
-    assert set(METHODS) == {"shapley", "propagation", "token_states", "embedding", "leave_one_out"}
+    assert set(METHODS) == {"hierarchical", "shapley", "propagation", "token_states", "embedding", "leave_one_out"}
 
 
 # ---- the voice ---------------------------------------------------------------------------------

@@ -190,3 +190,61 @@ def test_training_writes_the_window_length_into_the_weights():
         loop.build_model(TrainConfig(data="unused", max_text_len=64, model={**model, "max_text_len": 50}), train)
     with pytest.raises(ValueError, match="max_text_len"):
         type(built.config)(max_text_len=2)
+
+
+# ---- subsets of a transcript's words from its own token ids (the word colours, #38) --------------------------
+
+def subset_text(words: list[str], mask: np.ndarray) -> str:
+    return " ".join(w for w, keep in zip(words, mask) if keep)
+
+
+@pytest.mark.parametrize("max_length", [64, 12])            # 12: the subsets span several windows
+def test_word_subsets_score_as_their_texts_do(loaded, max_length):
+    """Every subset of the words, built from the transcript's token ids, gets the score of its words joined by
+    spaces and tokenized; the full mask gets the transcript's own score."""
+    from mclmcf.serving.explain import word_spans
+    from mclmcf.serving.scoring import score_word_subsets, word_tokens
+    model, tokenizer = loaded.model, loaded.tokenizer
+    h_av = audio_visual_vectors(model, neutral(model.audio_norm, 30), neutral(model.vision_norm, 8))
+    text = "Unbelievably   overwrought, self-indulgent nonsense!! Don't go... it's 5$ — naïve café."
+    spans = word_spans(text)
+    words = [text[a:b] for a, b in spans]
+    units = word_tokens(tokenizer, text, spans)
+    assert units is not None and len(units.ids) == len(words)
+    rng = np.random.default_rng(0)
+    masks = [np.ones(len(words), bool), np.zeros(len(words), bool), *(rng.random(len(words)) < 0.5 for _ in range(8))]
+    masks.append(masks[2].copy())                                       # a repeated subset
+    got = score_word_subsets(model, tokenizer, units, masks, h_av, max_length)
+    want = score_texts(model, tokenizer, [text] + [subset_text(words, m) for m in masks[1:]], h_av, max_length)
+    assert got.shape == (len(masks),)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_a_tokenizer_that_cuts_by_context_falls_back_to_tokenizing_each_subset(loaded):
+    """Byte-level BPE marks a token that follows a space, so "film." and "film ." differ: word_tokens says so
+    (None) and the scorer tokenizes each subset's text. The tokenizer is trained here on a few sentences."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+    from mclmcf.serving.explain import word_spans
+    from mclmcf.serving.scoring import word_tokens
+    from mclmcf.serving.word_removal import subset_scorer
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator(["a dull film.", "what a film, so dull!"] * 20,
+                            trainers.BpeTrainer(special_tokens=["[UNK]", "[CLS]", "[SEP]", "[PAD]"],
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bpe.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
+                                                       special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, cls_token="[CLS]", sep_token="[SEP]",
+                                        pad_token="[PAD]", unk_token="[UNK]")
+    text = "What a dull film."
+    spans = word_spans(text)
+    words = [text[a:b] for a, b in spans]
+    assert word_tokens(tokenizer, text, spans) is None
+    model = loaded.model
+    h_av = audio_visual_vectors(model, neutral(model.audio_norm, 30), neutral(model.vision_norm, 8))
+    masks = [np.ones(len(words), bool), np.array([False, True, True, False, True])]
+    with torch.no_grad():
+        got = subset_scorer(model, tokenizer, text, spans, h_av, 64)(masks)
+    want = score_texts(model, tokenizer, [text, subset_text(words, masks[1])], h_av, 64)
+    np.testing.assert_allclose(got, want, atol=1e-6)

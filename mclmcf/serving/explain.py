@@ -8,6 +8,8 @@ Words are the units the page shows (``word_spans``): a run of letters and digits
 hyphens ("don't", "self-indulgent"), or a run of punctuation, which is its own unit, never part of the word
 it touches. A word's sub-word tokens are summed into it through the tokenizer's character offsets.
 
+  hierarchical   Shapley values down a binary split of the transcript, each span's two parts scored on their
+                 own (mclmcf.serving.word_removal): the words add up exactly, at 2n - 1 mostly short transcripts.
   shapley        Shapley values of the words (Shapley 1953) for the game "score of the transcript holding only
                  these words, in order": a word's mean marginal contribution over random orders of adding
                  the words to the empty transcript. Sampled with ``steps`` antithetic pairs of permutations
@@ -35,9 +37,9 @@ it touches. A word's sub-word tokens are summed into it through the tokenizer's 
 The default (``default_method``) for mean-pooled weights is MEAN_POOLED_DEFAULT, chosen by the rule written
 beforehand in benchmarks/explain_choice_rule.md from benchmarks/bench_explain.py
 (benchmarks/results/explain_methods.json); [CLS]-pooled weights keep ``embedding``. Long transcripts are scored
-in encoder windows, the score being the windows' weighted mean (preprocessing.text.window_weights): shapley
-and leave_one_out score their masked transcripts with mclmcf.serving.scoring, the page's own scorer; the
-gradient methods attribute each window on its own and weight it the same way.
+in encoder windows, the score being the windows' weighted mean (preprocessing.text.window_weights): the
+word-removal methods (hierarchical, shapley, leave_one_out) score their transcripts with mclmcf.serving.scoring,
+the page's own scorer; the gradient methods attribute each window on its own and weight it the same way.
 
 The attributions explain this model's score, not what the speaker felt or meant.
 """
@@ -55,15 +57,16 @@ from captum.attr import IntegratedGradients
 from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows, window_weights
 
 from mclmcf.model import MCLMCF
-from mclmcf.serving.scoring import audio_visual_vectors, score_texts
+from mclmcf.serving.scoring import audio_visual_vectors
+from mclmcf.serving.word_removal import hierarchical, leave_one_out, shapley, subset_scorer
 
-METHODS = ("shapley", "propagation", "token_states", "embedding", "leave_one_out")
+METHODS = ("hierarchical", "shapley", "propagation", "token_states", "embedding", "leave_one_out")
 # quadrature points of the gradient methods; shapley: antithetic permutation pairs
 STEPS = {"shapley": 2, "propagation": 16, "token_states": 16, "embedding": 32}
 EMBEDDING_MAX_STEPS = 64
 CONVERGED = 0.05           # |convergence delta| the embedding path aims for, score units
 MEAN_POOLED_DEFAULT = "token_states"   # explain_choice_rule.md, 2026-12-07: no candidate passed, so unchanged
-SHAPLEY_MAX_WORDS = 60    # words (word_spans) up to which the default is shapley (about 4 s on 2 idle cores)
+MEAN_POOLED_MAX_WORDS = 150   # words (word_spans) up to which MEAN_POOLED_DEFAULT is used; beyond, token_states
 # what each method's baseline score is the score of, in a visitor's words (the page says it beside the words)
 BASELINES = {**{m: "the same clip with an empty transcript" for m in METHODS},
              "embedding": "the same clip with every word replaced by the [PAD] token"}
@@ -71,11 +74,12 @@ WORD = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]+")
 
 
 def default_method(model: MCLMCF, n_words: int = 0) -> str:
-    """The method the page uses for ``n_words`` words: shapley's cost grows with the square of the words, so a
-    transcript of more than SHAPLEY_MAX_WORDS gets token_states (the card names the method)."""
+    """The method the page uses for ``n_words`` words: a word-removal method's cost grows with the words, so a
+    transcript of more than MEAN_POOLED_MAX_WORDS gets token_states, whose cost does not (the card names the
+    method)."""
     if model.config.text_pooling != "mean":
         return "embedding"
-    return "token_states" if MEAN_POOLED_DEFAULT == "shapley" and n_words > SHAPLEY_MAX_WORDS else MEAN_POOLED_DEFAULT
+    return "token_states" if n_words > MEAN_POOLED_MAX_WORDS else MEAN_POOLED_DEFAULT
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
@@ -253,34 +257,6 @@ def _to_words(spans: list[tuple[int, int]], win: Windows, token_values: np.ndarr
     return totals
 
 
-# ---- the methods that score masked transcripts ----------------------------------------------------------
-
-def _shapley(score, n: int, pairs: int) -> tuple[np.ndarray, float, float]:
-    """Antithetic permutation sampling of the words' Shapley values, F(x) and F(x'); ``score``: word masks ->
-    scores."""
-    rng = np.random.default_rng(0)           # the same transcript gets the same colours
-    orders = [rng.permutation(n) for _ in range(pairs)]
-    orders += [o[::-1] for o in orders]
-    masks = {}
-    for order in orders:
-        for k in range(1, n):
-            mask = np.zeros(n, bool)
-            mask[order[:k]] = True
-            masks.setdefault(mask.tobytes(), mask)
-    full, empty = np.ones(n, bool), np.zeros(n, bool)
-    values = dict(zip([full.tobytes(), empty.tobytes(), *masks], score([full, empty, *masks.values()])))
-    phi = np.zeros(n)
-    for order in orders:
-        mask = np.zeros(n, bool)
-        before = values[mask.tobytes()]
-        for i in order:
-            mask[i] = True
-            after = values[mask.tobytes()]
-            phi[i] += after - before
-            before = after
-    return phi / len(orders), values[full.tobytes()], values[empty.tobytes()]
-
-
 def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, vision: np.ndarray,
                     method: str | None = None, steps: int | None = None, max_length: int = DEFAULT_MAX_LENGTH,
                     tokenizer_lock=contextlib.nullcontext()) -> WordAttributions:
@@ -301,15 +277,9 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
         values, scores, baselines = TOKEN_METHODS[method](model, win, empty, h_av, steps)
         shares, score, nothing = _to_words(spans, win, values), win.weights @ scores, win.weights @ baselines
     else:
-        def score_masks(masks):
-            texts = [text if m.all() else " ".join(w for w, keep in zip(words, m) if keep) for m in masks]
-            return score_texts(model, tokenizer, texts, h_av, max_length, tokenizer_lock)
-
-        if method == "shapley":
-            shares, score, nothing = _shapley(score_masks, len(words), steps)
-        else:                                                                          # leave_one_out
-            score, nothing, *without = score_masks([np.ones(len(words), bool), np.zeros(len(words), bool),
-                                                    *(np.arange(len(words)) != i for i in range(len(words)))])
-            shares = score - np.array(without)
+        score_subsets = subset_scorer(model, tokenizer, text, spans, h_av, max_length, tokenizer_lock)
+        shares, score, nothing = (hierarchical(score_subsets, words) if method == "hierarchical"
+                                  else shapley(score_subsets, len(words), steps) if method == "shapley"
+                                  else leave_one_out(score_subsets, len(words)))
     return WordAttributions([WordAttribution(w, float(a), sp) for w, a, sp in zip(words, shares, spaced)],
                             float(score), float(nothing), method)

@@ -19,6 +19,14 @@ tokenizer, which is not thread-safe):
     scores = score_texts(model, tokenizer, texts, h_av, max_length, tokenizer_lock)  # (len(texts),)
     scores = score_items(model, tokenizer, [(text, audio, vision), ...], ...)      # each text with its own clip
     vectors.combine(score_vectors(model, vectors.vectors, h_av))                   # the same as score_texts
+    units = word_tokens(tokenizer, text, spans, tokenizer_lock)           # the words' token ids, or None
+    scores = score_word_subsets(model, tokenizer, units, masks, h_av, max_length, tokenizer_lock)  # (len(masks),)
+
+The word colours score hundreds of transcripts that keep some of the words (``score_word_subsets``). With a
+tokenizer that cuts at whitespace and punctuation (WordPiece: a word's tokens do not depend on its neighbours),
+a subset's windows are built from the transcript's own token ids, no tokenizer call per subset; ``word_tokens``
+checks that property on the transcript itself and returns None where it does not hold (then the subsets are
+joined with spaces and tokenized, ``score_texts``).
 """
 
 from __future__ import annotations
@@ -60,6 +68,14 @@ class TextVectors:
     def combine(self, per_window: np.ndarray) -> np.ndarray:
         """Per-window scores (W,) -> per-text scores (texts,): each text's window-weighted mean."""
         return np.bincount(self.owner, weights=self.weights * per_window, minlength=self.n_texts)
+
+
+@dataclass
+class WordTokens:
+    """A transcript's content token ids, word by word (the words being character spans, explain.word_spans)."""
+    ids: list[np.ndarray]      # per word: its tokens' ids, in order
+    cls_id: int
+    sep_id: int
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -169,3 +185,52 @@ def score_items(model: MCLMCF, tokenizer, items: list[tuple[str, np.ndarray, np.
     vectors = text_vectors(model, tokenizer, [text for text, _, _ in items], max_length, tokenizer_lock)
     h_av = audio_visual_batch(model, [(audio, vision) for _, audio, vision in items])
     return vectors.combine(score_vectors(model, vectors.vectors, {m: x[vectors.owner] for m, x in h_av.items()}))
+
+
+def word_tokens(tokenizer, text: str, spans: list[tuple[int, int]],
+                tokenizer_lock=contextlib.nullcontext()) -> WordTokens | None:
+    """The token ids of each word (``spans``, character spans covering the text's non-space characters), or None
+    if the tokenizer's cut depends on the neighbours: the words' ids in order must equal both the text's and the
+    words joined by spaces (the text every subset of the words is scored as)."""
+    words = [text[a:b] for a, b in spans]
+    with tokenizer_lock:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        joined = tokenizer(" ".join(words), add_special_tokens=False, verbose=False)["input_ids"]
+    ids, starts = np.asarray(enc["input_ids"], np.int64), np.array([a for a, _ in enc["offset_mapping"]])
+    owner = np.searchsorted(np.array([a for a, _ in spans]), starts, side="right") - 1
+    per_word = [ids[owner == i] for i in range(len(spans))]
+    ordered = np.concatenate(per_word) if per_word else np.zeros(0, np.int64)
+    if not (np.array_equal(ordered, ids) and np.array_equal(ordered, joined)) or (owner < 0).any():
+        return None
+    return WordTokens(per_word, tokenizer.cls_token_id, tokenizer.sep_token_id)
+
+
+@torch.no_grad()
+def score_word_subsets(model: MCLMCF, tokenizer, units: WordTokens, masks: list[np.ndarray], h_av: dict,
+                       max_length: int = DEFAULT_MAX_LENGTH, tokenizer_lock=contextlib.nullcontext()) -> np.ndarray:
+    """Scores (len(masks),) of the transcripts that keep the words where a boolean mask (words,) is True, each
+    cut into windows as tokenize_windows cuts the kept words joined by spaces, in one batched encoder pass
+    (repeated masks encoded once, the empty one from the cache)."""
+    keys = [m.tobytes() for m in masks]
+    first = {k: m for k, m in zip(keys, masks)}
+    rows, owner, weights, empty = [], [], [], []
+    room = max_length - 2
+    for i, (key, mask) in enumerate(first.items()):
+        content = np.concatenate([units.ids[j] for j in np.flatnonzero(mask)] or [np.zeros(0, np.int64)])
+        if not len(content):
+            empty.append(i)
+            continue
+        pieces = [content[s:s + room] for s in range(0, len(content), room)]
+        rows += [(np.concatenate([[units.cls_id], piece, [units.sep_id]]), np.zeros(len(piece) + 2, np.int64))
+                 for piece in pieces]
+        owner += [i] * len(pieces)
+        weights += [len(piece) / len(content) for piece in pieces]
+    vectors = [_encode_windows(model, rows)] if rows else []
+    if empty:
+        vectors.append(empty_text_vector(model, tokenizer, max_length, tokenizer_lock))
+        owner.append(empty[0])
+        weights.append(1.0)
+    per_window = TextVectors(torch.cat(vectors), np.array(owner), np.array(weights))
+    scores = per_window.combine(score_vectors(model, per_window.vectors, h_av))
+    index = {key: i for i, key in enumerate(first)}
+    return scores[[index[k] for k in keys]]

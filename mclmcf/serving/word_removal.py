@@ -1,0 +1,121 @@
+"""Word colours from scoring the transcript with words removed (mclmcf.serving.explain's ``hierarchical``,
+``shapley`` and ``leave_one_out``).
+
+Each method sees the model through one function, ``score(masks)``: boolean masks over the transcript's words ->
+the scores of the transcripts that keep those words, in order, joined by spaces, the clip's voice and face held
+fixed (``subset_scorer``). The empty mask is the empty transcript, the baseline the page shows.
+
+  hierarchical   The transcript is split in two, each part in two again, down to single words. A span S is cut
+                 where its two parts A and B interact least as the model scores them, |v(S) - v(A) - v(B) + v()|
+                 with v the score of a span's words alone, among a few cuts near the middle (``cuts``: after
+                 the nearest punctuation, and the middle and one word either side), so that "not bad" stays
+                 together when cutting it apart would change what its parts mean. A and B then play the
+                 two-player game of S on its own: A gets its Shapley value (v(A) - v() + v(S) - v(B)) / 2, B
+                 likewise, and the two add up to v(S) - v(). What S was given from above differs from
+                 v(S) - v() by what S does with the words around it; A and B share that difference evenly. Every
+                 word ends with a share, and the shares add up exactly to F(x) - F(x'). About 3.5n transcripts
+                 are scored, most of them short (a span's words alone), so the cost grows as n log n tokens.
+                 Explaining down a hierarchy of the input's parts is Owen's idea (1977), used by shap's Partition
+                 explainer; cutting where the parts interact least is HEDGE's (Chen et al., ACL 2020); scoring
+                 each span on its own, without the words around it, is this project's choice, for cost.
+  shapley        Shapley values by antithetic permutation sampling (explain's docstring).
+  leave_one_out  word i gets F(x) - F(x without word i): a reference, not a decomposition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from mclmcf.serving.scoring import score_texts, score_word_subsets, word_tokens
+
+
+def subset_scorer(model, tokenizer, text: str, spans: list[tuple[int, int]], h_av: dict, max_length: int,
+                  tokenizer_lock=contextlib.nullcontext()):
+    """``score(masks)`` for the transcript ``text`` and its words ``spans``: from the transcript's own token
+    ids where the tokenizer allows (scoring.word_tokens), else by tokenizing each subset's text."""
+    units = word_tokens(tokenizer, text, spans, tokenizer_lock)
+    if units is not None:
+        return lambda masks: score_word_subsets(model, tokenizer, units, masks, h_av, max_length, tokenizer_lock)
+    words = [text[a:b] for a, b in spans]
+
+    def score(masks):
+        texts = [text if m.all() else " ".join(w for w, keep in zip(words, m) if keep) for m in masks]
+        return score_texts(model, tokenizer, texts, h_av, max_length, tokenizer_lock)
+    return score
+
+
+def cuts(words: list[str], lo: int, hi: int) -> list[int]:
+    """Where the span of words [lo, hi) may be cut in two: after the punctuation nearest its middle (else at the
+    middle), and at the middle and one word either side of it."""
+    middle = lo + (hi - lo + 1) // 2
+    after_punctuation = [i for i in range(lo + 1, hi) if not any(c.isalnum() for c in words[i - 1])]
+    nearest = min(after_punctuation, key=lambda i: (abs(i - (lo + hi) / 2), i)) if after_punctuation else middle
+    return sorted(i for i in {nearest, middle - 1, middle, middle + 1} if lo < i < hi)
+
+
+def hierarchical(score, words: list[str]) -> tuple[np.ndarray, float, float]:
+    """Each word's share (module docstring), F(x) and F(x'). The tree is built a level at a time, each level's
+    candidate parts scored in one batch."""
+    n = len(words)
+    value: dict[tuple[int, int], float] = {}
+
+    def scored(spans):
+        new = [s for s in dict.fromkeys(spans) if s not in value]
+        masks = [np.arange(n) >= lo for lo, _ in new]
+        for mask, (_, hi) in zip(masks, new):
+            mask[hi:] = False
+        value.update(zip(new, score(masks) if new else []))
+
+    scored([(0, 0), (0, n)])
+    nothing = value[(0, 0)]
+    given, level = {(0, n): value[(0, n)] - nothing}, [(0, n)] if n > 1 else []
+    while level:
+        options = {(lo, hi): cuts(words, lo, hi) for lo, hi in level}
+        scored([part for (lo, hi), at in options.items() for c in at for part in ((lo, c), (c, hi))])
+        level = []
+        for (lo, hi), at in options.items():
+            whole = value[(lo, hi)] - nothing
+            parts = {c: (value[(lo, c)] - nothing, value[(c, hi)] - nothing) for c in at}
+            c = min(at, key=lambda c: abs(whole - sum(parts[c])))       # the parts that interact least
+            a, b = parts[c]
+            context = (given.pop((lo, hi)) - whole) / 2
+            given[(lo, c)] = (a + whole - b) / 2 + context
+            given[(c, hi)] = (b + whole - a) / 2 + context
+            level += [s for s in ((lo, c), (c, hi)) if s[1] - s[0] > 1]
+    shares = np.zeros(n)
+    for (lo, _), share in given.items():
+        shares[lo] = share
+    return shares, value[(0, n)], nothing
+
+
+def shapley(score, n: int, pairs: int) -> tuple[np.ndarray, float, float]:
+    """Antithetic permutation sampling of the words' Shapley values, F(x) and F(x')."""
+    rng = np.random.default_rng(0)           # the same transcript gets the same colours
+    orders = [rng.permutation(n) for _ in range(pairs)]
+    orders += [o[::-1] for o in orders]
+    masks = {}
+    for order in orders:
+        for k in range(1, n):
+            mask = np.zeros(n, bool)
+            mask[order[:k]] = True
+            masks.setdefault(mask.tobytes(), mask)
+    full, empty = np.ones(n, bool), np.zeros(n, bool)
+    values = dict(zip([full.tobytes(), empty.tobytes(), *masks], score([full, empty, *masks.values()])))
+    phi = np.zeros(n)
+    for order in orders:
+        mask = np.zeros(n, bool)
+        before = values[mask.tobytes()]
+        for i in order:
+            mask[i] = True
+            after = values[mask.tobytes()]
+            phi[i] += after - before
+            before = after
+    return phi / len(orders), values[full.tobytes()], values[empty.tobytes()]
+
+
+def leave_one_out(score, n: int) -> tuple[np.ndarray, float, float]:
+    """F(x) - F(x without word i) for each word i, F(x) and F(x')."""
+    full, nothing, *without = score([np.ones(n, bool), np.zeros(n, bool), *(np.arange(n) != i for i in range(n))])
+    return full - np.array(without), full, nothing
