@@ -4,10 +4,14 @@ fake camera and microphone."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
 import pytest
+
+from mclmcf.serving.explain import WordAttribution, WordAttributions, default_method, word_spans
+from mclmcf.ui import words
 
 from mclmcf.serving.live import LiveConfig, LiveInputError, LiveSession, score_window
 from mclmcf.serving.live_sessions import LiveSessionEnded, LiveSessions
@@ -67,6 +71,12 @@ def test_positive_then_negative_speech_moves_the_score_across_zero(demo_pipeline
     assert positive.score > 0.5 and negative.score < -0.5, (positive.score, negative.score)
     assert positive.face_fraction > 0.9 and positive.expressions is not None
     assert [s for _, s in negative.history] == [positive.score, negative.score]
+    for update in (positive, negative):           # the words heard, coloured by the page's method, add up
+        result = update.attributions
+        assert [w.word for w in result.words] == [update.words[a:b] for a, b in word_spans(update.words)]
+        assert result.score == pytest.approx(update.score, abs=1e-4)
+        assert abs(result.remainder) < 0.05 and result.method == default_method(demo_pipeline.weights.model,
+                                                                                len(result.words))
 
 
 def test_a_score_is_due_every_second_and_at_once_when_a_phrase_ends(mute_pipeline):
@@ -231,7 +241,7 @@ def test_live_panel_shows_score_timeline_words_and_expressions(demo_pipeline):
     from mclmcf.ui import live as live_viz
     from mclmcf.serving.live import LiveUpdate
     update = LiveUpdate(end_s=12.0, score=-1.2, label_range=3.0, sentiment_class="negative", polarity="negative",
-                        words="I hated <it>", face_fraction=0.5, expressions={"happy": 0.1, "sad": 0.7},
+                        words="I hated <it>", attributions=None, face_fraction=0.5, expressions={"happy": 0.1, "sad": 0.7},
                         timings={"asr": 0.4}, history=[(10.0, 1.0), (11.0, 0.2), (12.0, -1.2)])
     page = live_viz.panel_html(update, 4.0, 60.0)
     assert 'id="live-score"' in page and ">-1.20<" in page
@@ -241,6 +251,12 @@ def test_live_panel_shows_score_timeline_words_and_expressions(demo_pipeline):
     assert "failed" in live_viz.panel_html("Scoring this window failed", 4.0, 60.0)
     no_recogniser = LiveUpdate(**{**update.__dict__, "words": None})
     assert "speech recognition is off" in live_viz.panel_html(no_recogniser, 4.0, 60.0)
+    coloured = WordAttributions([WordAttribution("I", 0.1), WordAttribution("hated", -1.1),
+                                 WordAttribution("<it>", 0.0)], score=-1.2, baseline_score=-0.2)
+    page = live_viz.panel_html(LiveUpdate(**{**update.__dict__, "attributions": coloured}), 4.0, 60.0)
+    spans = re.findall(r'<span class="word" style="background:(#[0-9a-f]{6})[^"]*" title="([^"]+)">([^<]*)</span>', page)
+    assert [(title, word) for _, title, word in spans] == [("+0.100", "I"), ("-1.100", "hated"), ("+0.000", "&lt;it&gt;")]
+    assert spans[1][0] == words.DOWN and spans[2][0] == "#ffffff" and "pushed the score up" in page
 
 
 # ---- the Live tab in a browser ---------------------------------------------------------------

@@ -218,7 +218,7 @@ def test_both_tabs_draw_the_same_gauge(prediction):
     from mclmcf.ui import live
     update = LiveUpdate(end_s=4.0, score=prediction.score, label_range=prediction.label_range,
                         sentiment_class=prediction.sentiment_class, polarity=prediction.polarity, words="",
-                        face_fraction=0.0, expressions=None, timings={}, history=[])
+                        attributions=None, face_fraction=0.0, expressions=None, timings={}, history=[])
     gauge = re.compile(r'<div class="gauge">.*?</div></div>\s*<div class="gauge-ticks">.*?</div>', re.S)
     assert gauge.search(viz.score_card_html(prediction)).group() == gauge.search(live.panel_html(update, 4.0, 60.0)).group()
 

@@ -40,6 +40,7 @@ from preprocessing.audio import audio_features, level_dbfs
 from preprocessing.clip import face_extractor
 from preprocessing.expression import CLASSES, frame_expressions
 
+from mclmcf.serving.explain import WordAttributions
 from mclmcf.serving.messages import sentiment_labels
 from mclmcf.serving.pipeline import SentimentPipeline, neutral_frames
 
@@ -98,7 +99,8 @@ class LiveWindow:
 class WindowScore:
     score: float
     words: str | None             # what speech recognition heard in the window; None: no recogniser
-    timings: dict[str, float]     # seconds: asr, audio, model
+    timings: dict[str, float]     # seconds: asr, audio, model, explain
+    attributions: WordAttributions | None = None   # the score over the words heard (None: no words)
 
 
 @dataclass
@@ -110,6 +112,7 @@ class LiveUpdate:
     sentiment_class: str
     polarity: str
     words: str | None
+    attributions: WordAttributions | None         # the score over the words heard
     face_fraction: float
     expressions: dict[str, float] | None
     timings: dict[str, float]
@@ -126,7 +129,10 @@ def score_window(pipeline: SentimentPipeline, window: LiveWindow) -> WindowScore
     t2 = time.perf_counter()
     words = heard.text if heard else None
     score = pipeline.score(words or "", audio, window.vision)
-    return WindowScore(score, words, {"asr": t1 - t0, "audio": t2 - t1, "model": time.perf_counter() - t2})
+    t3 = time.perf_counter()
+    attributions = pipeline.explain_words(words, audio, window.vision) if words else None
+    return WindowScore(score, words, {"asr": t1 - t0, "audio": t2 - t1, "model": t3 - t2,
+                                      **({"explain": time.perf_counter() - t3} if words else {})}, attributions)
 
 
 class LiveSession:
@@ -289,7 +295,7 @@ class LiveSession:
         expressions = (None if window.expressions is None else
                        {c: round(float(p), 4) for c, p in zip(CLASSES, window.expressions)})
         return LiveUpdate(window.end_s, result.score, label_range, sentiment_class, polarity, result.words,
-                          window.face_fraction, expressions, result.timings, history)
+                          result.attributions, window.face_fraction, expressions, result.timings, history)
 
 
 def warm_up(pipeline: SentimentPipeline) -> None:

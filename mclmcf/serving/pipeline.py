@@ -52,7 +52,7 @@ from preprocessing.text import count_windows
 from preprocessing.words import TimedWord, align_words, words_in_span
 
 from mclmcf.serving.cache import LRUCache
-from mclmcf.serving.explain import attribute_words
+from mclmcf.serving.explain import WordAttributions, attribute_words
 from mclmcf.serving.messages import megabytes, sentiment_labels, shown, size_over
 from mclmcf.serving.prediction import Prediction, Segment
 from mclmcf.serving.scoring import audio_visual_batch, score_items, score_vectors, text_vectors
@@ -261,9 +261,7 @@ class SentimentPipeline:
                 timeline = self._timeline(text, words, clip, window_s)
         if explain:
             with _timed(timings, "explain"):
-                attributions = attribute_words(self.weights.model, self.weights.tokenizer, text, clip.audio,
-                                               clip.vision, max_length=self.text_window,
-                                               tokenizer_lock=self._tokenizer_lock)
+                attributions = self.explain_words(text, clip.audio, clip.vision)
         timings["total"] = time.perf_counter() - t_start
 
         sentiment_class, polarity = sentiment_labels(score, self.label_range)
@@ -302,6 +300,12 @@ class SentimentPipeline:
         if clip.face_fraction < 0.5:
             notices.append(f"A face was found in only {clip.face_fraction:.0%} of the sampled frames.")
         return notices
+
+    def explain_words(self, text: str, audio: np.ndarray, vision: np.ndarray) -> WordAttributions:
+        """The score of (text, acoustic features, face features) over the text's words, by the weights' default
+        method (mclmcf.serving.explain): the page, the API and live mode."""
+        return attribute_words(self.weights.model, self.weights.tokenizer, text, audio, vision,
+                               max_length=self.text_window, tokenizer_lock=self._tokenizer_lock)
 
     def score(self, text: str, audio: np.ndarray, vision: np.ndarray) -> float:
         """The score of one (transcript, acoustic features, face features) item, nothing else (live mode)."""

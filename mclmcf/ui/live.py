@@ -1,5 +1,6 @@
 """HTML for the Live tab: the running score's gauge, the last minute's timeline (inline SVG: no figure to
-render each second), the words heard, the facial-expression evidence, and the busy / permission notes."""
+render each second), the words heard coloured as the word card colours them, the facial-expression evidence, and
+the busy / permission notes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from mclmcf.serving.live import LiveUpdate
 from mclmcf.ui.score import POLARITY_COLOURS, gauge_html, stages_line
+from mclmcf.ui.words import coloured_words
 
 PLACEHOLDER = ('<div class="score-card score-empty"><p>Start the <b>microphone</b> (and the camera) above: the '
                'running score appears here about a second after you start talking.</p></div>')
@@ -44,6 +46,10 @@ def panel_html(update: LiveUpdate | str, window_s: float, history_s: float) -> s
     if update.words is None:
         words = ('<span class="none">(speech recognition is off on this server: the score rests on the voice and '
                  'the face)</span>')
+    elif update.attributions is not None and update.attributions.words:
+        words = (f'<span id="live-words-text">{coloured_words(update.attributions)}</span>'
+                 '<br><small class="live-words-legend">blue: pushed the score up · orange: pushed it down, compared '
+                 'with the same voice and face and no words</small>')
     elif update.words:
         words = f'<span id="live-words-text">{html.escape(update.words)}</span>'
     else:

@@ -45,16 +45,24 @@ def word_colour(attribution: float, scale: float) -> str:
     return _mix(UP if attribution >= 0 else DOWN, min(1.0, abs(attribution) / scale) if scale > 0 else 0.0)
 
 
+def coloured_words(attributions: WordAttributions) -> str:
+    """The words as spans coloured by their attributions (full colour at the largest |attribution|), each
+    value in its tooltip: the word card's text and live mode's words heard."""
+    words = attributions.words
+    scale = max((abs(w.attribution) for w in words), default=0.0)
+    return "".join((" " if w.spaced and i else "")
+                   + f'<span class="word" style="background:{word_colour(w.attribution, scale)};color:{TEXT_COLOUR}'
+                   f'{"" if w.spaced else TIGHT}" title="{w.attribution:+.3f}">{html.escape(w.word)}</span>'
+                   for i, w in enumerate(words))
+
+
 def words_html(attributions: WordAttributions) -> str:
     words = attributions.words
     if not words:
         return '<div id="word-attributions" class="words-card"><p>No words to attribute: the transcript is empty.</p></div>'
     remainder = attributions.remainder
     scale = max(abs(w.attribution) for w in words)
-    spans = "".join((" " if w.spaced and i else "")
-                    + f'<span class="word" style="background:{word_colour(w.attribution, scale)};color:{TEXT_COLOUR}'
-                    f'{"" if w.spaced else TIGHT}" title="{w.attribution:+.3f}">{html.escape(w.word)}</span>'
-                    for i, w in enumerate(words))
+    spans = coloured_words(attributions)
     if abs(remainder) >= SHOWN_REMAINDER:
         spans += (f' <span class="words-remainder" style="border:1px dashed {TEXT_COLOUR};padding:0 4px;'
                   f'border-radius:4px" title="{remainder:+.3f}">in no word: {remainder:+.2f}</span>')
