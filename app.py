@@ -11,7 +11,12 @@ import os
 import time
 from pathlib import Path
 
+from mclmcf.serving.memory import limit_malloc_arenas, release_freed_memory
+
 HERE = Path(__file__).resolve().parent
+# before any thread allocates: glibc's default, a heap per thread up to 8 per core, each keeping its freed pages,
+# left the soak's RSS higher and rising (docs/demo.md, memory budget); MALLOC_ARENA_MAX, glibc's own setting, wins
+limit_malloc_arenas(int(os.environ.get("MALLOC_ARENA_MAX", 2)))
 if __name__ == "__main__":   # the imports below take seconds: say so, and keep saying so until the server is up
     from mclmcf.serving.startup import Heartbeat
     HEARTBEAT = Heartbeat("MCL-MCF demo: starting (1/4 importing libraries) ...", "1/4 importing libraries")
@@ -22,7 +27,6 @@ import transformers
 from mclmcf.serving import live
 from mclmcf.serving.live_sessions import LiveSessions
 from mclmcf.serving.console import filter_native_stderr, one_line, setup_logging
-from mclmcf.serving.memory import release_freed_memory
 from mclmcf.serving.messages import user_message
 from mclmcf.serving.pipeline import FPS_RANGE, MAX_FILE_BYTES
 from mclmcf.serving.prediction import Prediction

@@ -1,7 +1,7 @@
 """What grows in the server's memory, by kind of request: Python objects (tracemalloc) or native memory, and how
 much of it glibc gives back when asked (malloc_trim).
 
-    python benchmarks/bench_memory_growth.py [--requests 30]
+    python benchmarks/bench_memory_growth.py [--requests 30] [--kinds good,malformed,junk weights,probes]
 
 Runs the app in this process (app.build_demo on the bundled default weights, served on a loopback port with the
 public server's settings) and drives it from a second process (gradio_client, as bench_soak does), one kind of
@@ -9,7 +9,8 @@ request after another: the good requests of bench_soak, the malformed corpus (te
 Hub repo ids, and the attack probes (soak_probes.py). After each phase it collects garbage and reads RSS, the
 bytes tracemalloc sees Python holding (with the ten places that grew most), and RSS again after malloc_trim(0).
 RSS that grows while the traced bytes do not is native memory (PyTorch, NumPy, the decoders); RSS that
-malloc_trim gives back was freed but kept by the allocator. Prints one table, writes results/memory_growth.json.
+malloc_trim gives back was freed but kept by the allocator. A kind named again in --kinds runs again: whether
+its growth levels off. Prints one table, writes results/memory_growth.json.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def settle() -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=30, help="requests per kind")
+    ap.add_argument("--kinds", default=",".join(KINDS), help=f"phases in turn, of: {', '.join(KINDS)}")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     import app
@@ -93,7 +95,7 @@ def main() -> None:
         release_freed_memory()
         rss, traced = settle()
         before = tracemalloc.take_snapshot()
-        for kind in KINDS:
+        for kind in args.kinds.split(","):
             t0 = time.perf_counter()
             out = subprocess.run([sys.executable, "-c", driver, url, kind, str(args.requests), tmp],
                                  capture_output=True, text=True, cwd=ROOT)
@@ -119,7 +121,8 @@ def main() -> None:
     for phase in phases:
         print(f"  {phase['kind']}: most Python growth at", "; ".join(f"{where} {mib:+.2f} MiB"
                                                               for where, mib in phase["top_python_growth_mib"][:3]))
-    write_json("memory_growth", dict(machine=info, requests_per_kind=args.requests, phases=phases, table=table))
+    name = "memory_growth" + ("" if args.kinds == ",".join(KINDS) else "_" + args.kinds.replace(",", "_").replace(" ", "-"))
+    write_json(name, dict(machine=info, requests_per_kind=args.requests, kinds=args.kinds, phases=phases, table=table))
     os._exit(0)   # the server's threads would keep the process alive
 
 

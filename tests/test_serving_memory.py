@@ -29,3 +29,41 @@ def test_freed_heap_memory_is_returned_to_the_system():
     out = subprocess.run([sys.executable, "-c", FREED_AND_KEPT], capture_output=True, text=True, check=True)
     freed, released = map(float, out.stdout.split())
     assert freed - released > 150, (freed, released)
+
+
+ARENAS_AFTER_THREADS = """
+import ctypes, sys, tempfile, threading
+from mclmcf.serving.memory import limit_malloc_arenas
+
+if sys.argv[1] != "default":
+    limit_malloc_arenas(int(sys.argv[1]))
+held, start = [], threading.Barrier(8)
+
+def allocate():
+    start.wait()
+    held.append([bytearray(4096) for _ in range(100)])   # malloc'd blocks, from this thread's heap
+
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+with tempfile.NamedTemporaryFile("r", suffix=".xml") as report:
+    stream = libc.fopen(report.name.encode(), b"w")
+    libc.malloc_info(0, ctypes.c_void_p(stream))
+    libc.fclose(ctypes.c_void_p(stream))
+    print(report.read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt and malloc_info")
+def test_threads_share_the_limited_malloc_arenas():
+    """Eight threads allocating get heaps of their own by default (up to 8 per core), at most the limit after it."""
+    def heaps(limit: str) -> int:
+        out = subprocess.run([sys.executable, "-c", ARENAS_AFTER_THREADS, limit], capture_output=True, text=True,
+                             check=True)
+        return int(out.stdout)
+    assert heaps("default") > 2
+    assert heaps("2") <= 2

@@ -1,11 +1,13 @@
-"""Hand the memory a request freed back to the system.
+"""Keep the server's native memory from growing: hand freed memory back, and let threads share malloc's heaps.
 
-What the server grows by under many requests is not live objects: benchmarks/bench_memory_growth.py (30 requests
-of each kind on the default weights) saw 1.4 MiB more Python objects and 285 MiB more RSS after 30 good requests,
-of which glibc's ``malloc_trim(0)`` gave 200 MiB back; 180 MiB after the malformed corpus, 83 of them given back.
-The rest of the freed memory stays in the C allocator's free lists (the decoders', NumPy's and PyTorch's buffers
-are freed, but glibc keeps their pages for reuse). ``release_freed_memory`` asks it to return them after each
-request. Elsewhere than glibc (macOS, musl) it does nothing.
+What the server grows by under many requests is not live objects but freed native memory the C allocator keeps
+(the decoders', NumPy's and PyTorch's buffers): bench_memory_growth.py saw +1.4 MiB of Python objects beside
++285 MiB of RSS after 30 good requests, of which glibc's ``malloc_trim(0)`` gave 200 MiB back.
+``release_freed_memory`` asks it to return them after each request. What trimming cannot return is the freed
+space between live blocks of each heap; glibc gives each new thread a heap of its own (up to 8 per core), and the
+server's worker threads come and go. In a 6-minute soak (4 clients, 2 cores) RSS rose 1592 -> 1719 MiB with
+glibc's default and 1589 -> 1633 MiB with two heaps (``limit_malloc_arenas(2)``, app.py), at the same request
+rate. Elsewhere than glibc (macOS, musl) both do nothing.
 """
 
 from __future__ import annotations
@@ -14,12 +16,21 @@ import ctypes
 import ctypes.util
 
 try:
-    _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    _malloc_trim, _mallopt = _libc.malloc_trim, _libc.mallopt
 except (OSError, AttributeError):   # not glibc
-    _malloc_trim = None
+    _malloc_trim = _mallopt = None
+M_ARENA_MAX = -8   # glibc's mallopt parameter (malloc.h)
 
 
 def release_freed_memory() -> None:
     """Return the C heap's free pages to the system (a few ms; safe while other threads allocate)."""
     if _malloc_trim is not None:
         _malloc_trim(0)
+
+
+def limit_malloc_arenas(arenas: int) -> None:
+    """Let glibc's malloc keep at most ``arenas`` heaps. By default it gives each new thread a heap of its own, up to
+    8 per core, and each keeps its own freed pages. Applies to threads that first allocate after the call."""
+    if _mallopt is not None:
+        _mallopt(M_ARENA_MAX, arenas)
