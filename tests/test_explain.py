@@ -13,8 +13,8 @@ import pytest
 
 from mclmcf.ui import words as explain_viz
 from mclmcf.ui.style import CSS
-from mclmcf.serving.explain import (METHODS, WordAttribution, WordAttributions, attribute_words, default_method,
-                                    word_spans)
+from mclmcf.serving.explain import (MEAN_POOLED_MAX_WORDS, METHODS, WordAttribution, WordAttributions,
+                                    attribute_words, default_method, word_spans)
 from mclmcf.serving.scoring import audio_visual_vectors, score_texts
 from mclmcf.serving.voice import summarise_voice
 from mclmcf.serving.pipeline import SentimentPipeline
@@ -72,26 +72,26 @@ def units(text: str) -> list[str]:
 
 
 # ---- what the colours must show (issue 38), written before their output was looked at ---------------------
-# shapley meets them; token_states, still the default (benchmarks/explain_choice_rule.md, 2026-12-07: no method
-# passed the rule), does not: its strongest colour falls on "." or "it" in these sentences.
+# on the default method (hierarchical since explain_choice_rule.md's second round); token_states, the default
+# before, does not meet them: its strongest colour falls on "." or "it" in these sentences.
 
 @pytest.mark.parametrize("text, word, sign", [("I loved it.", "loved", 1), ("What a dull film.", "dull", -1)])
 def test_the_sentiment_word_gets_the_strongest_colour(demo, clip, text, word, sign):
-    result = attribute(demo, clip, text, "shapley")
+    result = attribute(demo, clip, text)
     strongest = max(result.words, key=lambda w: abs(w.attribution))
     assert strongest.word == word and sign * strongest.attribution > 0, result.words
     assert abs(result.remainder) < COMPLETENESS_TOLERANCE
 
 
 def test_not_bad_taken_together_is_positive(demo, clip):
-    values = by_word(attribute(demo, clip, "The acting was not bad at all.", "shapley"))
+    values = by_word(attribute(demo, clip, "The acting was not bad at all."))
     assert values["not"] + values["bad"] > 0, values
 
 
 @pytest.mark.parametrize("text, good, bad", MIXED)
 def test_mixed_sentences_put_the_positive_word_above_every_neutral_word_and_the_negative_below(
         demo, clip, text, good, bad):
-    result = attribute(demo, clip, text, "shapley")
+    result = attribute(demo, clip, text)
     values = by_word(result)
     neutral = {w.word: w.attribution for w in result.words if w.word.lower() not in {good, bad, *NOT_NEUTRAL}}
     assert values[good] > max(neutral.values()) and values[bad] < min(neutral.values()), values
@@ -154,7 +154,8 @@ def test_api_result_has_words_and_voice(loaded, make_clip):
 # ---- the methods on the default, mean-pooled MPNet weights ----------------------------------------------
 
 def test_the_default_method_follows_the_pooling(demo, loaded):
-    assert default_method(demo.model) == "token_states" and demo.model.config.text_pooling == "mean"
+    assert default_method(demo.model) == "hierarchical" and demo.model.config.text_pooling == "mean"
+    assert default_method(demo.model, MEAN_POOLED_MAX_WORDS + 1) == "token_states"      # its cost does not grow
     assert default_method(loaded.model) == "embedding" and loaded.model.config.text_pooling == "cls"
     audio, vision = neutral(loaded.model)
     for method in ("token_states", "propagation"):

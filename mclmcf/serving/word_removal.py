@@ -70,6 +70,8 @@ def hierarchical(score, words: list[str]) -> tuple[np.ndarray, float, float]:
 
     scored([(0, 0), (0, n)])
     nothing = value[(0, 0)]
+    if n == 0:
+        return np.zeros(0), nothing, nothing
     given, level = {(0, n): value[(0, n)] - nothing}, [(0, n)] if n > 1 else []
     while level:
         options = {(lo, hi): cuts(words, lo, hi) for lo, hi in level}
