@@ -5,9 +5,9 @@ What the server grows by under many requests is not live objects but freed nativ
 +285 MiB of RSS after 30 good requests, of which glibc's ``malloc_trim(0)`` gave 200 MiB back.
 ``release_freed_memory`` asks it to return them after each request. What trimming cannot return is the freed
 space between live blocks of each heap; glibc gives each new thread a heap of its own (up to 8 per core), and the
-server's worker threads come and go. In a 6-minute soak (4 clients, 2 cores) RSS rose 1592 -> 1719 MiB with
-glibc's default and 1589 -> 1633 MiB with two heaps (``limit_malloc_arenas(2)``, app.py), at the same request
-rate. Elsewhere than glibc (macOS, musl) both do nothing.
+server's worker threads come and go. In soaks side by side (4 clients, 2 cores) RSS rose 1592 -> 1719 MiB in
+6 minutes with glibc's default and 1589 -> 1633 MiB with two heaps (``limit_malloc_arenas(2)``, app.py); after
+10 minutes 1716 against 1677 MiB, both still rising slowly (docs/demo.md, memory budget). Elsewhere than glibc (macOS, musl) both do nothing.
 """
 
 from __future__ import annotations
