@@ -74,6 +74,9 @@ LIVE_FRAME_EVERY_S = 0.25  # webcam frames sent per second: 4 (the face rows are
 # webcam streams at once (each holds at most one frame of <= server.MAX_IMAGE_PIXELS): room for the live session's
 # camera beside the cameras of tabs waiting for the slot
 LIVE_FRAME_STREAMS = 8
+# Gradio keeps, per visitor session, a copy of every component's config (89 KiB for this page) for its 10,000 most
+# recent sessions: up to 870 MiB, the soak's slow RSS rise; the last 1,000 sessions keep it under 90 MiB
+SESSIONS_KEPT = 1000
 
 
 def parse_args() -> argparse.Namespace:
@@ -275,7 +278,7 @@ def serve(demo: gr.Blocks, host: str, port: int, **launch_kwargs) -> None:
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64, **server.QUEUE_SETTINGS)
     log.info("4/4 starting the web server on http://%s:%d", host, port)
     demo.launch(server_name=host, server_port=port, theme=gr.themes.Soft(primary_hue="indigo"), css=CSS,
-                head=CLIP_PLAYER_HEAD,
+                head=CLIP_PLAYER_HEAD, state_session_capacity=SESSIONS_KEPT,
                 **server.launch_settings(MAX_FILE_BYTES), **launch_kwargs)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -67,3 +68,23 @@ def test_threads_share_the_limited_malloc_arenas():
         return int(out.stdout)
     assert heaps("default") > 2
     assert heaps("2") <= 2
+
+
+def test_server_keeps_a_bounded_number_of_sessions():
+    """Each visitor session holds a copy of the page's component configs; the server keeps the last SESSIONS_KEPT."""
+    import gradio as gr
+
+    import app
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with gr.Blocks() as demo:
+        gr.Textbox()
+    app.serve(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    try:
+        for i in range(app.SESSIONS_KEPT + 3):
+            demo.state_holder[f"visitor-{i}"]
+        assert len(demo.state_holder.session_data) == app.SESSIONS_KEPT
+        assert "visitor-0" not in demo.state_holder and f"visitor-{app.SESSIONS_KEPT + 2}" in demo.state_holder
+    finally:
+        demo.close()
