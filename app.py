@@ -15,7 +15,7 @@ from mclmcf.serving.memory import limit_malloc_arenas, release_freed_memory
 
 HERE = Path(__file__).resolve().parent
 # before any thread allocates: glibc's default, a heap per thread up to 8 per core, each keeping its freed pages,
-# left the soak's RSS higher and rising (docs/demo.md, memory budget); MALLOC_ARENA_MAX, glibc's own setting, wins
+# kept the soak's RSS ~40-60 MiB higher (docs/demo.md, memory budget); MALLOC_ARENA_MAX, glibc's own setting, wins
 limit_malloc_arenas(int(os.environ.get("MALLOC_ARENA_MAX", 2)))
 if __name__ == "__main__":   # the imports below take seconds: say so, and keep saying so until the server is up
     from mclmcf.serving.startup import Heartbeat
