@@ -91,16 +91,20 @@ def test_score_texts_batches_many_texts_as_one_by_one(loaded, make_clip):
 
 
 class EncoderRows:
-    """Counts the rows (windows) and token positions that go through the text encoder."""
+    """Counts the windows and the token positions that go through the text encoder. Windows are packed end to end
+    into rows with a block-diagonal mask (scoring._encode_windows): a position is a token that attends to itself
+    (a row's padded tail does not), and a window starts where a token does not attend to the one before it."""
 
     def __init__(self, model):
         self.rows = self.positions = 0
         self.handle = model.text_encoder.register_forward_pre_hook(self.count, with_kwargs=True)
 
     def count(self, module, args, kwargs):
-        shape = kwargs["input_ids"].shape
-        self.rows += shape[0]
-        self.positions += shape[0] * shape[1]
+        mask = kwargs["attention_mask"][:, 0] == 0                          # (rows, width, width): may attend
+        real = mask.diagonal(dim1=1, dim2=2)                                # (rows, width)
+        follows = torch.nn.functional.pad(mask.diagonal(offset=-1, dim1=1, dim2=2), (1, 0))
+        self.rows += int((real & ~follows).sum())
+        self.positions += int(real.sum())
 
     def __enter__(self):
         return self

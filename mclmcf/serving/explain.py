@@ -278,7 +278,7 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
         shares, score, nothing = _to_words(spans, win, values), win.weights @ scores, win.weights @ baselines
     else:
         score_subsets = subset_scorer(model, tokenizer, text, spans, h_av, max_length, tokenizer_lock)
-        shares, score, nothing = (hierarchical(score_subsets, words) if method == "hierarchical"
+        shares, score, nothing = (hierarchical(score_subsets, len(words)) if method == "hierarchical"
                                   else shapley(score_subsets, len(words), steps) if method == "shapley"
                                   else leave_one_out(score_subsets, len(words)))
     return WordAttributions([WordAttribution(w, float(a), sp) for w, a, sp in zip(words, shares, spaced)],

@@ -2,9 +2,10 @@
 the word colours.
 
 A text is cut into consecutive encoder windows of at most ``max_length`` tokens (preprocessing.text.tokenize_windows;
-serving passes the weights' ``config.max_text_len``). Each window goes through the text encoder once, padded only to
-the longest window of its batch (the attention mask keeps padding out of every token's state and out of the pooled
-vector, so the text vector is the one a window padded to ``max_length`` gives, to float rounding). The windows'
+serving passes the weights' ``config.max_text_len``). Each window goes through the text encoder once, packed end to
+end with the other windows of the call into rows of PACKED_TOKENS tokens, each window attending only to itself and
+counting its positions from its own start (a block-diagonal mask), so that the text vector is the one a window
+padded to ``max_length`` gives, to float rounding, and no padding goes through the encoder but the rows' tails. The windows'
 text vectors h_t are then scored with a clip's acoustic and visual vectors by the fusion and the head
 (``MCLMCF.score_from_vectors``), which costs far less than the encoder, so one h_t serves several clips (the
 voice and face ablations); a text's score is its windows' scores weighted by preprocessing.text.window_weights.
@@ -44,7 +45,7 @@ from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows, window_weig
 
 from mclmcf.model import MCLMCF
 
-SCORE_BATCH = 64   # encoder windows per forward: a batch of similar lengths, sorted, so padding stays small
+PACKED_TOKENS = 256   # tokens per packed row of the encoder's batch (the windows of many texts end to end)
 
 _empty_vectors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> {max_length: (1, Dt)}
 _empty_lock = threading.Lock()
@@ -83,23 +84,47 @@ def _device(model: torch.nn.Module) -> torch.device:
 
 
 def _encode_windows(model: MCLMCF, rows: list[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
-    """Text vectors (N, Dt) of unpadded windows (ids, token types), sorted by length into batches of SCORE_BATCH,
-    each padded to its longest window; returned in the given order."""
+    """Text vectors (N, Dt) of unpadded windows (ids, token types), in the given order. The windows are packed end
+    to end into rows of up to PACKED_TOKENS tokens (a longer window has a row of its own), each window attending
+    only to itself (a block-diagonal mask) with its own position ids, so no padding goes through the encoder but
+    the rows' tails; each window is then pooled over its own tokens."""
     dev = _device(model)
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-    out = [None] * len(rows)
-    for start in range(0, len(order), SCORE_BATCH):
-        chunk = order[start:start + SCORE_BATCH]
-        width = len(rows[chunk[-1]][0])
-        ids = np.zeros((len(chunk), width), np.int64)
-        types, mask = np.zeros_like(ids), np.zeros_like(ids)
-        for r, i in enumerate(chunk):
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+    packed: list[list[int]] = []                  # windows per row, first fit by decreasing length
+    room: list[int] = []
+    for i in order:
+        n = len(rows[i][0])
+        row = next((r for r, free in enumerate(room) if free >= n), None)
+        if row is None:
+            packed.append([]), room.append(max(PACKED_TOKENS, n))
+            row = len(packed) - 1
+        packed[row].append(i)
+        room[row] -= n
+    width = max(sum(len(rows[i][0]) for i in row) for row in packed)
+    ids = np.zeros((len(packed), width), np.int64)
+    types, positions = np.zeros_like(ids), np.zeros_like(ids)
+    segment = np.full((len(packed), width), -1)
+    first_position = getattr(model.text_encoder.embeddings, "padding_idx", -1) + 1   # MPNet/RoBERTa count from 2
+    where = {}
+    for r, row in enumerate(packed):
+        start = 0
+        for i in row:
             n = len(rows[i][0])
-            ids[r, :n], types[r, :n], mask[r, :n] = rows[i][0], rows[i][1], 1
-        ids_t, mask_t, types_t = (torch.as_tensor(x, device=dev) for x in (ids, mask, types))
-        vectors = model.encode_text(mask_t, ids_t, types_t)
-        for r, i in enumerate(chunk):
-            out[i] = vectors[r]
+            ids[r, start:start + n], types[r, start:start + n] = rows[i]
+            positions[r, start:start + n] = first_position + np.arange(n)
+            segment[r, start:start + n] = i
+            where[i] = (r, start, n)
+            start += n
+    same = torch.as_tensor((segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0), device=dev)
+    blocked = torch.finfo(torch.float32).min
+    mask = torch.where(same, 0.0, blocked)[:, None].to(next(model.parameters()).dtype)  # (rows, 1, width, width)
+    kwargs = {"token_type_ids": torch.as_tensor(types, device=dev)} if model._takes_token_types else {}
+    states = model.text_encoder(input_ids=torch.as_tensor(ids, device=dev), attention_mask=mask,
+                                position_ids=torch.as_tensor(positions, device=dev), **kwargs).last_hidden_state
+    out = []
+    for i in range(len(rows)):
+        r, start, n = where[i]
+        out.append(model.pool_text(states[r:r + 1, start:start + n], torch.ones(1, n, device=dev))[0])
     return torch.stack(out)
 
 
@@ -121,8 +146,8 @@ def empty_text_vector(model: MCLMCF, tokenizer, max_length: int = DEFAULT_MAX_LE
 @torch.no_grad()
 def text_vectors(model: MCLMCF, tokenizer, texts: list[str], max_length: int = DEFAULT_MAX_LENGTH,
                  tokenizer_lock=contextlib.nullcontext()) -> TextVectors:
-    """Every text's windows' vectors in one batched pass of the encoder (SCORE_BATCH windows per forward, each
-    batch padded to its longest window): repeated texts encoded once, the empty one from the cache."""
+    """Every text's windows' vectors in one batched pass of the encoder (windows packed end to end into rows,
+    no padding between them): repeated texts encoded once, the empty one from the cache."""
     unique = list(dict.fromkeys(texts))
     windows: dict[str, tuple[list, np.ndarray]] = {}      # text -> ([(ids, types) per window], window weights)
     with tokenizer_lock:
