@@ -66,7 +66,7 @@ STEPS = {"shapley": 2, "propagation": 16, "token_states": 16, "embedding": 32}
 EMBEDDING_MAX_STEPS = 64
 CONVERGED = 0.05           # |convergence delta| the embedding path aims for, score units
 MEAN_POOLED_DEFAULT = "hierarchical"   # explain_choice_rule.md, second round (2026-12-07)
-MEAN_POOLED_MAX_WORDS = 60    # words up to which MEAN_POOLED_DEFAULT is used (about 2 s on 2 idle cores); beyond, token_states
+MEAN_POOLED_MAX_WORDS = 60    # words up to which MEAN_POOLED_DEFAULT is used (about 2 s); beyond, token_states
 # what each method's baseline score is the score of, in a visitor's words (the page says it beside the words)
 BASELINES = {**{m: "the same clip with an empty transcript" for m in METHODS},
              "embedding": "the same clip with every word replaced by the [PAD] token"}

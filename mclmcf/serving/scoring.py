@@ -5,8 +5,8 @@ A text is cut into consecutive encoder windows of at most ``max_length`` tokens 
 serving passes the weights' ``config.max_text_len``). Each window goes through the text encoder once, packed end to
 end with the other windows of the call into rows of PACKED_TOKENS tokens, each window attending only to itself and
 counting its positions from its own start (a block-diagonal mask), so that the text vector is the one a window
-padded to ``max_length`` gives, to float rounding, and no padding goes through the encoder but the rows' tails. The windows'
-text vectors h_t are then scored with a clip's acoustic and visual vectors by the fusion and the head
+padded to ``max_length`` gives, to float rounding, and no padding goes through the encoder but the rows' tails. The
+windows' text vectors h_t are then scored with a clip's acoustic and visual vectors by the fusion and the head
 (``MCLMCF.score_from_vectors``), which costs far less than the encoder, so one h_t serves several clips (the
 voice and face ablations); a text's score is its windows' scores weighted by preprocessing.text.window_weights.
 A text given several times is encoded once, and the empty transcript's vector (the text ablation of every request)

@@ -8,8 +8,8 @@ fixed (``subset_scorer``). The empty mask is the empty transcript, the baseline 
   hierarchical   The transcript is split in two, each part in two again, down to single words. A span S is cut
                  where its two parts A and B interact least as the model scores them, |v(S) - v(A) - v(B) + v()|
                  with v the score of a span's words alone, between two cuts at its middle (``cuts``), so that
-                 "not bad" stays together when cutting it apart would change what its parts mean. A and B then play the
-                 two-player game of S on its own: A gets its Shapley value (v(A) - v() + v(S) - v(B)) / 2, B
+                 "not bad" stays together when cutting it apart would change what its parts mean. A and B then
+                 play the two-player game of S on its own: A gets its Shapley value (v(A) - v() + v(S) - v(B)) / 2, B
                  likewise, and the two add up to v(S) - v(). What S was given from above differs from
                  v(S) - v() by what S does with the words around it; A and B share that difference evenly. Every
                  word ends with a share, and the shares add up exactly to F(x) - F(x'). About 2.5n transcripts
@@ -56,13 +56,11 @@ def hierarchical(score, n: int) -> tuple[np.ndarray, float, float]:
     """Each of the n words' shares (module docstring), F(x) and F(x'). The tree is built a level at a time, each
     level's candidate parts scored in one batch."""
     value: dict[tuple[int, int], float] = {}
+    index = np.arange(n)
 
     def scored(spans):
         new = [s for s in dict.fromkeys(spans) if s not in value]
-        masks = [np.arange(n) >= lo for lo, _ in new]
-        for mask, (_, hi) in zip(masks, new):
-            mask[hi:] = False
-        value.update(zip(new, score(masks) if new else []))
+        value.update(zip(new, score([(index >= lo) & (index < hi) for lo, hi in new]) if new else []))
 
     scored([(0, 0), (0, n)])
     nothing = value[(0, 0)]
