@@ -9,7 +9,7 @@ hyphens ("don't", "self-indulgent"), or a run of punctuation, which is its own u
 it touches. A word's sub-word tokens are summed into it through the tokenizer's character offsets.
 
   hierarchical   Shapley values down a binary split of the transcript, each span's two parts scored on their
-                 own (mclmcf.serving.word_removal): the words add up exactly, at 2n - 1 mostly short transcripts.
+                 own (mclmcf.serving.word_removal): the words add up exactly, at about 2.5n mostly short transcripts.
   shapley        Shapley values of the words (Shapley 1953) for the game "score of the transcript holding only
                  these words, in order": a word's mean marginal contribution over random orders of adding
                  the words to the empty transcript. Sampled with ``steps`` antithetic pairs of permutations

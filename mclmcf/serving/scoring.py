@@ -96,7 +96,8 @@ def _encode_windows(model: MCLMCF, rows: list[tuple[np.ndarray, np.ndarray]]) ->
         n = len(rows[i][0])
         row = next((r for r, free in enumerate(room) if free >= n), None)
         if row is None:
-            packed.append([]), room.append(max(PACKED_TOKENS, n))
+            packed.append([])
+            room.append(max(PACKED_TOKENS, n))
             row = len(packed) - 1
         packed[row].append(i)
         room[row] -= n
@@ -238,12 +239,12 @@ def score_word_subsets(model: MCLMCF, tokenizer, units: WordTokens, masks: list[
     (repeated masks encoded once, the empty one from the cache)."""
     keys = [m.tobytes() for m in masks]
     first = {k: m for k, m in zip(keys, masks)}
-    rows, owner, weights, empty = [], [], [], []
+    rows, owner, weights, empty = [], [], [], None       # empty: the index of the empty mask (one at most)
     room = max_length - 2
-    for i, (key, mask) in enumerate(first.items()):
+    for i, mask in enumerate(first.values()):
         content = np.concatenate([units.ids[j] for j in np.flatnonzero(mask)] or [np.zeros(0, np.int64)])
         if not len(content):
-            empty.append(i)
+            empty = i
             continue
         pieces = [content[s:s + room] for s in range(0, len(content), room)]
         rows += [(np.concatenate([[units.cls_id], piece, [units.sep_id]]), np.zeros(len(piece) + 2, np.int64))
@@ -251,9 +252,9 @@ def score_word_subsets(model: MCLMCF, tokenizer, units: WordTokens, masks: list[
         owner += [i] * len(pieces)
         weights += [len(piece) / len(content) for piece in pieces]
     vectors = [_encode_windows(model, rows)] if rows else []
-    if empty:
+    if empty is not None:
         vectors.append(empty_text_vector(model, tokenizer, max_length, tokenizer_lock))
-        owner.append(empty[0])
+        owner.append(empty)
         weights.append(1.0)
     per_window = TextVectors(torch.cat(vectors), np.array(owner), np.array(weights))
     scores = per_window.combine(score_vectors(model, per_window.vectors, h_av))
