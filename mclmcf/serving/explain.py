@@ -9,7 +9,9 @@ hyphens ("don't", "self-indulgent"), or a run of punctuation, which is its own u
 it touches. A word's sub-word tokens are summed into it through the tokenizer's character offsets.
 
   hierarchical   Shapley values down a binary split of the transcript, each span's two parts scored on their
-                 own (mclmcf.serving.word_removal): the words add up exactly, at about 2.5n mostly short transcripts.
+                 own (mclmcf.serving.word_removal): the words add up exactly. About 4n mostly short transcripts,
+                 in one encoder pass, through a bf16 copy of the encoder where the CPU has bf16
+                 (scoring.parts_encoder); F(x) and F(x') themselves are the fp32 ones.
   shapley        Shapley values of the words (Shapley 1953) for the game "score of the transcript holding only
                  these words, in order": a word's mean marginal contribution over random orders of adding
                  the words to the empty transcript. Sampled with ``steps`` antithetic pairs of permutations
@@ -57,7 +59,7 @@ from captum.attr import IntegratedGradients
 from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows, window_weights
 
 from mclmcf.model import MCLMCF
-from mclmcf.serving.scoring import audio_visual_vectors
+from mclmcf.serving.scoring import audio_visual_vectors, parts_encoder, score_texts
 from mclmcf.serving.word_removal import hierarchical, leave_one_out, shapley, subset_scorer
 
 METHODS = ("hierarchical", "shapley", "propagation", "token_states", "embedding", "leave_one_out")
@@ -259,10 +261,11 @@ def _to_words(spans: list[tuple[int, int]], win: Windows, token_values: np.ndarr
 
 def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, vision: np.ndarray,
                     method: str | None = None, steps: int | None = None, max_length: int = DEFAULT_MAX_LENGTH,
-                    tokenizer_lock=contextlib.nullcontext()) -> WordAttributions:
+                    tokenizer_lock=contextlib.nullcontext(), exact: tuple[float, float] | None = None) -> WordAttributions:
     """The score over the transcript's words (``word_spans``) by ``method`` (one of METHODS; default:
     ``default_method`` for this many words); ``steps``: STEPS[method] by default. ``audio`` and ``vision``: the clip's
-    (frames, features) arrays, held fixed."""
+    (frames, features) arrays, held fixed. ``exact``: F(x) and F(x') where the caller has them (the page's request
+    scores both); ``hierarchical`` scores its parts with scoring.parts_encoder and splits exactly these."""
     spans = word_spans(text)
     method = method or default_method(model, len(spans))
     if method not in METHODS:
@@ -277,9 +280,14 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
         values, scores, baselines = TOKEN_METHODS[method](model, win, empty, h_av, steps)
         shares, score, nothing = _to_words(spans, win, values), win.weights @ scores, win.weights @ baselines
     else:
-        score_subsets = subset_scorer(model, tokenizer, text, spans, h_av, max_length, tokenizer_lock)
-        shares, score, nothing = (hierarchical(score_subsets, len(words)) if method == "hierarchical"
-                                  else shapley(score_subsets, len(words), steps) if method == "shapley"
-                                  else leave_one_out(score_subsets, len(words)))
+        if method == "hierarchical":
+            exact = exact or tuple(score_texts(model, tokenizer, [text, ""], h_av, max_length, tokenizer_lock))
+            score_parts = subset_scorer(model, tokenizer, text, spans, h_av, max_length, tokenizer_lock,
+                                        parts_encoder(model))
+            shares, score, nothing = hierarchical(score_parts, len(words), exact)
+        else:
+            score_subsets = subset_scorer(model, tokenizer, text, spans, h_av, max_length, tokenizer_lock)
+            shares, score, nothing = (shapley(score_subsets, len(words), steps) if method == "shapley"
+                                      else leave_one_out(score_subsets, len(words)))
     return WordAttributions([WordAttribution(w, float(a), sp) for w, a, sp in zip(words, shares, spaced)],
                             float(score), float(nothing), method)

@@ -261,7 +261,7 @@ class SentimentPipeline:
                 timeline = self._timeline(text, words, clip, window_s)
         if explain:
             with _timed(timings, "explain"):
-                attributions = self.explain_words(text, clip.audio, clip.vision)
+                attributions = self.explain_words(text, clip.audio, clip.vision, exact=(score, ablated[0]))
         timings["total"] = time.perf_counter() - t_start
 
         sentiment_class, polarity = sentiment_labels(score, self.label_range)
@@ -301,11 +301,13 @@ class SentimentPipeline:
             notices.append(f"A face was found in only {clip.face_fraction:.0%} of the sampled frames.")
         return notices
 
-    def explain_words(self, text: str, audio: np.ndarray, vision: np.ndarray) -> WordAttributions:
+    def explain_words(self, text: str, audio: np.ndarray, vision: np.ndarray,
+                      exact: tuple[float, float] | None = None) -> WordAttributions:
         """The score of (text, acoustic features, face features) over the text's words, by the weights' default
-        method (mclmcf.serving.explain): the page, the API and live mode."""
+        method (mclmcf.serving.explain): the page, the API and live mode. ``exact``: the item's score and its score
+        with an empty transcript, where the caller has them."""
         return attribute_words(self.weights.model, self.weights.tokenizer, text, audio, vision,
-                               max_length=self.text_window, tokenizer_lock=self._tokenizer_lock)
+                               max_length=self.text_window, tokenizer_lock=self._tokenizer_lock, exact=exact)
 
     def score(self, text: str, audio: np.ndarray, vision: np.ndarray) -> float:
         """The score of one (transcript, acoustic features, face features) item, nothing else (live mode)."""

@@ -12,8 +12,9 @@ fixed (``subset_scorer``). The empty mask is the empty transcript, the baseline 
                  play the two-player game of S on its own: A gets its Shapley value (v(A) - v() + v(S) - v(B)) / 2, B
                  likewise, and the two add up to v(S) - v(). What S was given from above differs from
                  v(S) - v() by what S does with the words around it; A and B share that difference evenly. Every
-                 word ends with a share, and the shares add up exactly to F(x) - F(x'). About 2.5n transcripts
-                 are scored, most of them short (a span's words alone), so the cost grows as n log n tokens.
+                 word ends with a share, and the shares add up exactly to F(x) - F(x'). Every span the tree
+                 could reach is scored, in one batch: about 4n transcripts, most of them short (a span's words
+                 alone), so the cost grows as n log n tokens.
                  Explaining down a hierarchy of the input's parts is Owen's idea (1977), used by shap's Partition
                  explainer; cutting where the parts interact least is HEDGE's (Chen et al., ACL 2020); scoring
                  each span on its own, without the words around it, is this project's choice, for cost.
@@ -29,14 +30,17 @@ import numpy as np
 
 from mclmcf.serving.scoring import score_texts, score_word_subsets, word_tokens
 
+BATCH_WORDS = 300   # words of the tree's candidate parts scored per encoder call at most (hierarchical; measured)
+
 
 def subset_scorer(model, tokenizer, text: str, spans: list[tuple[int, int]], h_av: dict, max_length: int,
-                  tokenizer_lock=contextlib.nullcontext()):
+                  tokenizer_lock=contextlib.nullcontext(), encoder=None):
     """``score(masks)`` for the transcript ``text`` and its words ``spans``: from the transcript's own token
-    ids where the tokenizer allows (scoring.word_tokens), else by tokenizing each subset's text."""
+    ids where the tokenizer allows (scoring.word_tokens), through ``encoder`` (scoring.parts_encoder; default: the
+    model's text encoder), else by tokenizing each subset's text (the model's text encoder)."""
     units = word_tokens(tokenizer, text, spans, tokenizer_lock)
     if units is not None:
-        return lambda masks: score_word_subsets(model, tokenizer, units, masks, h_av, max_length, tokenizer_lock)
+        return lambda masks: score_word_subsets(model, units, masks, h_av, max_length, encoder)
     words = [text[a:b] for a, b in spans]
 
     def score(masks):
@@ -52,9 +56,28 @@ def cuts(lo: int, hi: int) -> list[int]:
     return [i for i in (middle - 1, middle) if lo < i < hi]
 
 
-def hierarchical(score, n: int) -> tuple[np.ndarray, float, float]:
-    """Each of the n words' shares (module docstring), F(x) and F(x'). The tree is built a level at a time, each
-    level's candidate parts scored in one batch."""
+def next_parts(level: list[tuple[int, int]], cap: int) -> list[tuple[int, int]]:
+    """The parts the levels below the spans ``level`` could have, whichever cuts they take: the next level's, and
+    deeper levels' while all of them together hold at most ``cap`` words."""
+    parts: dict[tuple[int, int], None] = {}
+    while level:
+        new = [part for lo, hi in level for c in cuts(lo, hi) for part in ((lo, c), (c, hi))]
+        new = [s for s in dict.fromkeys(new) if s not in parts]
+        if parts and sum(hi - lo for lo, hi in [*parts, *new]) > cap:
+            break
+        parts.update(dict.fromkeys(new))
+        level = [s for s in new if s[1] - s[0] > 1]
+    return list(parts)
+
+
+def hierarchical(score, n: int, exact: tuple[float, float] | None = None) -> tuple[np.ndarray, float, float]:
+    """Each of the n words' shares (module docstring), F(x) and F(x'). The tree is walked a level at a time; when a
+    level's parts are not scored yet, they are scored in one batch with the parts the levels below could have, as
+    many levels as fit in BATCH_WORDS words: each encoder call streams all of the encoder's weights, a fixed cost
+    worth about a hundred tokens, so the small parts deep in the tree are scored together, while at the top, where
+    a level's unused candidates would cost more than a call, a level at a time. ``exact``: F(x) and F(x') from the
+    model the page scores with, where ``score`` is a cheaper copy (scoring.parts_encoder): the shares then add up to
+    those, what the copy's root differs by being shared like any context difference."""
     value: dict[tuple[int, int], float] = {}
     index = np.arange(n)
 
@@ -62,28 +85,29 @@ def hierarchical(score, n: int) -> tuple[np.ndarray, float, float]:
         new = [s for s in dict.fromkeys(spans) if s not in value]
         value.update(zip(new, score([(index >= lo) & (index < hi) for lo, hi in new]) if new else []))
 
-    scored([(0, 0), (0, n)])
+    level = [(0, n)] if n > 1 else []
+    scored([(0, 0), (0, n), *next_parts(level, BATCH_WORDS)])
     nothing = value[(0, 0)]
-    if n == 0:
-        return np.zeros(0), nothing, nothing
-    given, level = {(0, n): value[(0, n)] - nothing}, [(0, n)] if n > 1 else []
+    full, baseline = exact if exact is not None else (value[(0, n)], nothing)
+    given = {(0, n): full - baseline} if n else {}
     while level:
-        options = {(lo, hi): cuts(lo, hi) for lo, hi in level}
-        scored([part for (lo, hi), at in options.items() for c in at for part in ((lo, c), (c, hi))])
-        level = []
-        for (lo, hi), at in options.items():
+        if any(part not in value for part in next_parts(level, 0)):
+            scored(next_parts(level, BATCH_WORDS))
+        next_level = []
+        for lo, hi in level:
             whole = value[(lo, hi)] - nothing
-            parts = {c: (value[(lo, c)] - nothing, value[(c, hi)] - nothing) for c in at}
-            c = min(at, key=lambda c: abs(whole - sum(parts[c])))       # the parts that interact least
+            parts = {c: (value[(lo, c)] - nothing, value[(c, hi)] - nothing) for c in cuts(lo, hi)}
+            c = min(parts, key=lambda c: abs(whole - sum(parts[c])))       # the parts that interact least
             a, b = parts[c]
             context = (given.pop((lo, hi)) - whole) / 2
             given[(lo, c)] = (a + whole - b) / 2 + context
             given[(c, hi)] = (b + whole - a) / 2 + context
-            level += [s for s in ((lo, c), (c, hi)) if s[1] - s[0] > 1]
+            next_level += [s for s in ((lo, c), (c, hi)) if s[1] - s[0] > 1]
+        level = next_level
     shares = np.zeros(n)
     for (lo, _), share in given.items():
         shares[lo] = share
-    return shares, value[(0, n)], nothing
+    return shares, full, baseline
 
 
 def shapley(score, n: int, pairs: int) -> tuple[np.ndarray, float, float]:
