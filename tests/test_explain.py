@@ -120,6 +120,28 @@ def test_attributions_explain_the_pipelines_score_also_over_several_windows(demo
     assert len(values) == 6 and all(wonderful > awful for awful, wonderful in firsts), values
 
 
+def test_a_request_with_token_states_colours_runs_the_encoder_once(demo, make_clip):
+    """Past MEAN_POOLED_MAX_WORDS the colours are token_states, which reads the last-layer states of the request's
+    own encoder pass (#39: one pass of the text encoder per request): the same colours as computed on their own."""
+    pipeline = SentimentPipeline(demo)
+    video = make_clip("talk.mp4")
+    text = " ".join(t for t, _, _ in MIXED * 4)
+    assert len(units(text)) > MEAN_POOLED_MAX_WORDS
+    pipeline.predict(video, "warm up")                                  # the clip's features, the empty vector
+    calls = []
+    hook = demo.model.text_encoder.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        pred = pipeline.predict(video, text)
+    finally:
+        hook.remove()
+    assert pred.attributions.method == "token_states" and len(calls) == 1
+    alone = attribute_words(demo.model, demo.tokenizer, text, pred.clip.audio, pred.clip.vision,
+                            max_length=pipeline.text_window)
+    np.testing.assert_allclose([w.attribution for w in pred.attributions.words],
+                               [w.attribution for w in alone.words], atol=1e-5)
+    assert pred.attributions.score == pytest.approx(pred.score, abs=1e-5)
+
+
 def test_word_pieces_are_merged_into_words_and_punctuation_stands_apart(demo, clip):
     text = "Unbelievably   overwrought, self-indulgent nonsense!! Don't."
     assert len(demo.tokenizer.tokenize(text)) > len(units(text))          # word pieces

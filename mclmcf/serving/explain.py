@@ -59,7 +59,7 @@ from captum.attr import IntegratedGradients
 from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows, window_weights
 
 from mclmcf.model import MCLMCF
-from mclmcf.serving.scoring import audio_visual_vectors, parts_encoder, score_texts
+from mclmcf.serving.scoring import audio_visual_vectors, empty_text_vector, parts_encoder, score_texts
 from mclmcf.serving.word_removal import hierarchical, leave_one_out, shapley, subset_scorer
 
 METHODS = ("hierarchical", "shapley", "propagation", "token_states", "embedding", "leave_one_out")
@@ -114,6 +114,15 @@ class WordAttributions:
 
 
 @dataclass
+class Scored:
+    """What the page's request already has for a transcript and its clip, so the word colours do not compute it
+    again (SentimentPipeline.predict)."""
+    score: float                       # F(x), fp32
+    baseline_score: float              # F(x'): the same clip with an empty transcript
+    states: list[torch.Tensor]         # each encoder window's last-layer token states (tokens, Dt), in order
+
+
+@dataclass
 class Windows:
     """A transcript as the score reads it: encoder windows (tokenize_windows), padding beyond the longest
     window dropped (the mask keeps it out of every token's state)."""
@@ -143,17 +152,20 @@ def _with_av(text_vector: torch.Tensor, h_av: dict) -> dict:
     return {"t": text_vector, **{m: x.expand(len(text_vector), -1) for m, x in h_av.items()}}
 
 
-# ---- the gradient methods: (model, windows, empty transcript's windows, h_av, steps) -> per token, per window --
+# ---- the gradient methods: (model, windows, the empty transcript's text vector p0 (1, Dt), h_av, steps, the
+# windows' last-layer states if known) -> per token, per window ------------------------------------------------
 
-def _pooled_gradient(model: MCLMCF, win: Windows, empty: Windows, h_av: dict, steps: int):
-    """The last-layer states s (W, width, Dt), the head's path-averaged gradient g (W, Dt) from the empty
-    transcript's pooled vector p0 to each window's p (Gauss-Legendre), F(x) (W,) and F(x') (W,)."""
+def _pooled_gradient(model: MCLMCF, win: Windows, p0: torch.Tensor, h_av: dict, steps: int, known=None):
+    """The last-layer states s (W, width, Dt) (``known``: each window's, unpadded, from the request's pass), the
+    head's path-averaged gradient g (W, Dt) from the empty transcript's pooled vector p0 to each window's p
+    (Gauss-Legendre), F(x) (W,) and F(x') (W,)."""
     if model.config.text_pooling != "mean":
         raise ValueError("this attribution splits a mean-pooled text vector over its tokens; these weights "
                          f"pool with {model.config.text_pooling!r}: use method='embedding'")
     with torch.no_grad():
-        states = model.text_token_states(win.mask, win.ids, win.types)
-        p, p0 = model.pool_text(states, win.mask), model.encode_text(empty.mask, empty.ids, empty.types)
+        states = (model.text_token_states(win.mask, win.ids, win.types) if known is None else
+                  torch.nn.utils.rnn.pad_sequence(known, batch_first=True)[:, :win.mask.shape[1]])
+        p = model.pool_text(states, win.mask)
     nodes, weights = np.polynomial.legendre.leggauss(steps)
     alphas = torch.as_tensor((nodes + 1) / 2, dtype=p.dtype)[:, None, None]
     path = (p0 + alphas * (p - p0)).reshape(-1, p.shape[-1]).requires_grad_()        # (steps * W, Dt)
@@ -164,8 +176,8 @@ def _pooled_gradient(model: MCLMCF, win: Windows, empty: Windows, h_av: dict, st
     return states, p0, g, ends[:-1], np.full(len(p), ends[-1])
 
 
-def _token_states(model: MCLMCF, win: Windows, empty: Windows, h_av: dict, steps: int):
-    states, p0, g, score, baseline = _pooled_gradient(model, win, empty, h_av, steps)
+def _token_states(model: MCLMCF, win: Windows, p0: torch.Tensor, h_av: dict, steps: int, known=None):
+    states, p0, g, score, baseline = _pooled_gradient(model, win, p0, h_av, steps, known)
     n = win.mask.sum(1, keepdim=True).to(states.dtype)
     per_token = torch.einsum("wtd,wd->wt", states - p0[:, None], g) / n * win.mask
     return _spread_special(per_token.float().cpu().numpy(), win), score, baseline
@@ -207,8 +219,8 @@ def _linear_backward(encoder: torch.nn.Module):
             h.remove()
 
 
-def _propagation(model: MCLMCF, win: Windows, empty: Windows, h_av: dict, steps: int):
-    _, _, g, score, baseline = _pooled_gradient(model, win, empty, h_av, steps)
+def _propagation(model: MCLMCF, win: Windows, p0: torch.Tensor, h_av: dict, steps: int, known=None):
+    _, _, g, score, baseline = _pooled_gradient(model, win, p0, h_av, steps, known)
     inputs = []           # the first layer's input: word + position embeddings, normalised
     hook = model.text_encoder.embeddings.register_forward_hook(
         lambda _, __, out: inputs.append(out.detach().requires_grad_()) or inputs[-1])
@@ -229,7 +241,7 @@ def _embedding_score(model: MCLMCF, h_av: dict):
     return f
 
 
-def _embedding(model: MCLMCF, win: Windows, empty: Windows, h_av: dict, steps: int):
+def _embedding(model: MCLMCF, win: Windows, p0: torch.Tensor, h_av: dict, steps: int, known=None):
     embed = model.text_encoder.get_input_embeddings()
     with torch.no_grad():
         x = embed(win.ids)
@@ -261,11 +273,12 @@ def _to_words(spans: list[tuple[int, int]], win: Windows, token_values: np.ndarr
 
 def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, vision: np.ndarray,
                     method: str | None = None, steps: int | None = None, max_length: int = DEFAULT_MAX_LENGTH,
-                    tokenizer_lock=contextlib.nullcontext(), exact: tuple[float, float] | None = None) -> WordAttributions:
+                    tokenizer_lock=contextlib.nullcontext(), scored: Scored | None = None) -> WordAttributions:
     """The score over the transcript's words (``word_spans``) by ``method`` (one of METHODS; default:
     ``default_method`` for this many words); ``steps``: STEPS[method] by default. ``audio`` and ``vision``: the clip's
-    (frames, features) arrays, held fixed. ``exact``: F(x) and F(x') where the caller has them (the page's request
-    scores both); ``hierarchical`` scores its parts with scoring.parts_encoder and splits exactly these."""
+    (frames, features) arrays, held fixed. ``scored``: what the caller's request already has (``Scored``):
+    ``hierarchical`` splits exactly its F(x) - F(x') (its parts scored with scoring.parts_encoder), token_states
+    reads its windows' states instead of running the encoder again."""
     spans = word_spans(text)
     method = method or default_method(model, len(spans))
     if method not in METHODS:
@@ -276,12 +289,14 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
     h_av = audio_visual_vectors(model, audio, vision)
     if method in TOKEN_METHODS:
         win = tokenized(model, tokenizer, text, max_length, tokenizer_lock)
-        empty = tokenized(model, tokenizer, "", max_length, tokenizer_lock)
-        values, scores, baselines = TOKEN_METHODS[method](model, win, empty, h_av, steps)
+        p0 = empty_text_vector(model, tokenizer, max_length, tokenizer_lock)
+        known = scored.states if scored is not None and method == "token_states" else None
+        values, scores, baselines = TOKEN_METHODS[method](model, win, p0, h_av, steps, known)
         shares, score, nothing = _to_words(spans, win, values), win.weights @ scores, win.weights @ baselines
     else:
         if method == "hierarchical":
-            exact = exact or tuple(score_texts(model, tokenizer, [text, ""], h_av, max_length, tokenizer_lock))
+            exact = ((scored.score, scored.baseline_score) if scored is not None
+                     else tuple(score_texts(model, tokenizer, [text, ""], h_av, max_length, tokenizer_lock)))
             score_parts = subset_scorer(model, tokenizer, text, spans, h_av, max_length, tokenizer_lock,
                                         parts_encoder(model))
             shares, score, nothing = hierarchical(score_parts, len(words), exact)

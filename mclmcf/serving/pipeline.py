@@ -52,7 +52,7 @@ from preprocessing.text import count_windows
 from preprocessing.words import TimedWord, align_words, words_in_span
 
 from mclmcf.serving.cache import LRUCache
-from mclmcf.serving.explain import WordAttributions, attribute_words
+from mclmcf.serving.explain import Scored, WordAttributions, attribute_words
 from mclmcf.serving.messages import megabytes, sentiment_labels, shown, size_over
 from mclmcf.serving.prediction import Prediction, Segment
 from mclmcf.serving.scoring import audio_visual_batch, score_items, score_vectors, text_vectors
@@ -254,14 +254,15 @@ class SentimentPipeline:
         wants_timeline = bool(window_s) and clip.duration_s >= 2 * window_s
         text, source, words, text_notices = self._transcript(typed, clip, wants_timeline, timings)
         with _timed(timings, "model"):
-            (score, *ablated), full, windows = self._score_with_ablations(text, clip)
+            (score, *ablated), full, states = self._score_with_ablations(text, clip)
+            windows = len(states)
         timeline = attributions = None
         if wants_timeline:
             with _timed(timings, "timeline"):
                 timeline = self._timeline(text, words, clip, window_s)
         if explain:
             with _timed(timings, "explain"):
-                attributions = self.explain_words(text, clip.audio, clip.vision, exact=(score, ablated[0]))
+                attributions = self.explain_words(text, clip.audio, clip.vision, Scored(score, ablated[0], states))
         timings["total"] = time.perf_counter() - t_start
 
         sentiment_class, polarity = sentiment_labels(score, self.label_range)
@@ -302,12 +303,12 @@ class SentimentPipeline:
         return notices
 
     def explain_words(self, text: str, audio: np.ndarray, vision: np.ndarray,
-                      exact: tuple[float, float] | None = None) -> WordAttributions:
+                      scored: Scored | None = None) -> WordAttributions:
         """The score of (text, acoustic features, face features) over the text's words, by the weights' default
-        method (mclmcf.serving.explain): the page, the API and live mode. ``exact``: the item's score and its score
-        with an empty transcript, where the caller has them."""
+        method (mclmcf.serving.explain): the page, the API and live mode. ``scored``: what the caller's request
+        already computed for this item."""
         return attribute_words(self.weights.model, self.weights.tokenizer, text, audio, vision,
-                               max_length=self.text_window, tokenizer_lock=self._tokenizer_lock, exact=exact)
+                               max_length=self.text_window, tokenizer_lock=self._tokenizer_lock, scored=scored)
 
     def score(self, text: str, audio: np.ndarray, vision: np.ndarray) -> float:
         """The score of one (transcript, acoustic features, face features) item, nothing else (live mode)."""
@@ -319,12 +320,14 @@ class SentimentPipeline:
 
     @torch.no_grad()
     def _score_with_ablations(self, text: str, clip: ClipFeatures):
-        """([score, score with text, audio, vision neutralised], output with the TCF maps, text windows). The
+        """([score, score with text, audio, vision neutralised], output with the TCF maps, the transcript's windows'
+        last-layer token states). The
         transcript's windows pass the encoder once; their vectors are scored with the clip's voice and face, with a
         neutral voice and with a neutral face, and the empty transcript's (cached) vector with the clip's, all in one
         head pass. The maps come from a forward of the first window's vector with the clip's voice and face."""
         model = self.weights.model
-        vectors = text_vectors(model, self.weights.tokenizer, [text, ""], self.text_window, self._tokenizer_lock)
+        vectors = text_vectors(model, self.weights.tokenizer, [text, ""], self.text_window, self._tokenizer_lock,
+                               keep_states=True)
         windows = vectors.windows(0)
         h_text, h_empty = vectors.vectors[:windows], vectors.vectors[windows:]
         av = audio_visual_batch(model, [(clip.audio, clip.vision), (neutral_frames(model.audio_norm, len(clip.audio)),
@@ -342,7 +345,7 @@ class SentimentPipeline:
         full = model(None, None, torch.as_tensor(clip.audio[None], device=h_text.device), la,
                      torch.as_tensor(clip.vision[None], device=h_text.device), lv, text_vector=h_text[:1],
                      return_maps=True)
-        return [score, nothing, neutral_voice, neutral_face], full, windows
+        return [score, nothing, neutral_voice, neutral_face], full, vectors.states[:windows]
 
     def _timeline(self, text: str, words: list[TimedWord] | None, clip: ClipFeatures, window_s: float) -> list[Segment]:
         spans = timeline_windows(clip.duration_s, window_s)

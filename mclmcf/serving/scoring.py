@@ -66,6 +66,8 @@ class TextVectors:
     vectors: torch.Tensor      # (W, Dt)
     owner: np.ndarray          # (W,) the index of the text each window belongs to
     weights: np.ndarray        # (W,) each window's share of its text's score (window_weights; a text's sum to 1)
+    states: list | None = None  # where asked (keep_states): each window's last-layer token states (tokens, Dt),
+                                # None for the empty transcript's cached vector
 
     @property
     def n_texts(self) -> int:
@@ -117,11 +119,17 @@ def parts_encoder(model: MCLMCF) -> torch.nn.Module:
 
 def _encode_windows(model: MCLMCF, rows: list[tuple[np.ndarray, np.ndarray]],
                     encoder: torch.nn.Module | None = None) -> torch.Tensor:
+    """Text vectors (N, Dt) of unpadded windows (ids, token types), in the given order (``_encode_window_states``)."""
+    return _encode_window_states(model, rows, encoder)[0]
+
+
+def _encode_window_states(model: MCLMCF, rows: list[tuple[np.ndarray, np.ndarray]],
+                          encoder: torch.nn.Module | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Text vectors (N, Dt) of unpadded windows (ids, token types), in the given order, through ``encoder`` (the
-    model's text encoder by default). The windows are packed end to end into rows of up to PACKED_TOKENS tokens (a
-    longer window has a row of its own), each window attending only to itself (a block-diagonal mask) with its own
-    position ids, so no padding goes through the encoder but the rows' tails; each window is then pooled over its
-    own tokens, in fp32."""
+    model's text encoder by default), and each window's last-layer token states (its tokens, Dt). The windows are
+    packed end to end into rows of up to PACKED_TOKENS tokens (a longer window has a row of its own), each window
+    attending only to itself (a block-diagonal mask) with its own position ids, so no padding goes through the
+    encoder but the rows' tails; each window is then pooled over its own tokens, in fp32."""
     encoder = encoder or model.text_encoder
     dev = _device(model)
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
@@ -158,11 +166,8 @@ def _encode_windows(model: MCLMCF, rows: list[tuple[np.ndarray, np.ndarray]],
     kwargs = {"token_type_ids": torch.as_tensor(types, device=dev)} if model._takes_token_types else {}
     states = encoder(input_ids=torch.as_tensor(ids, device=dev), attention_mask=mask,
                      position_ids=torch.as_tensor(positions, device=dev), **kwargs).last_hidden_state.float()
-    out = []
-    for i in range(len(rows)):
-        r, start, n = where[i]
-        out.append(model.pool_text(states[r:r + 1, start:start + n], torch.ones(1, n, device=dev))[0])
-    return torch.stack(out)
+    per_window = [states[r, start:start + n] for r, start, n in (where[i] for i in range(len(rows)))]
+    return torch.stack([model.pool_text(s[None], torch.ones(1, len(s), device=dev))[0] for s in per_window]), per_window
 
 
 @torch.no_grad()
@@ -182,9 +187,10 @@ def empty_text_vector(model: MCLMCF, tokenizer, max_length: int = DEFAULT_MAX_LE
 
 @torch.no_grad()
 def text_vectors(model: MCLMCF, tokenizer, texts: list[str], max_length: int = DEFAULT_MAX_LENGTH,
-                 tokenizer_lock=contextlib.nullcontext()) -> TextVectors:
+                 tokenizer_lock=contextlib.nullcontext(), keep_states: bool = False) -> TextVectors:
     """Every text's windows' vectors in one batched pass of the encoder (windows packed end to end into rows,
-    no padding between them): repeated texts encoded once, the empty one from the cache."""
+    no padding between them): repeated texts encoded once, the empty one from the cache. ``keep_states``: also the
+    windows' last-layer token states (the word colours' token_states reads them)."""
     unique = list(dict.fromkeys(texts))
     windows: dict[str, tuple[list, np.ndarray]] = {}      # text -> ([(ids, types) per window], window weights)
     with tokenizer_lock:
@@ -196,19 +202,20 @@ def text_vectors(model: MCLMCF, tokenizer, texts: list[str], max_length: int = D
                                   zip(enc["input_ids"], enc["token_type_ids"], lengths)],
                                  window_weights(enc["attention_mask"]))
     rows = [row for text in unique if text for row in windows[text][0]]
-    encoded = _encode_windows(model, rows) if rows else None
+    encoded, states = _encode_window_states(model, rows) if rows else (None, [])
     empty = empty_text_vector(model, tokenizer, max_length, tokenizer_lock) if "" in unique else None
-    per_text, start = {}, 0
+    per_text, start = {}, 0            # text -> (vectors, window weights, states)
     for text in unique:
         if text:
             n = len(windows[text][0])
-            per_text[text] = (encoded[start:start + n], windows[text][1])
+            per_text[text] = (encoded[start:start + n], windows[text][1], states[start:start + n])
             start += n
         else:
-            per_text[text] = (empty, np.ones(1))
+            per_text[text] = (empty, np.ones(1), [None])
     return TextVectors(torch.cat([per_text[t][0] for t in texts]),
                        np.concatenate([np.full(len(per_text[t][1]), i) for i, t in enumerate(texts)]),
-                       np.concatenate([per_text[t][1] for t in texts]))
+                       np.concatenate([per_text[t][1] for t in texts]),
+                       [s for t in texts for s in per_text[t][2]] if keep_states else None)
 
 
 @torch.no_grad()
