@@ -3,7 +3,9 @@
     python benchmarks/bench_request.py [--base d0af692] [--reps 5] [--rounds 2] [--vader-sdist PATH] [--quick]
 
 Request: SentimentPipeline.predict on examples/positive.mp4 (6 s, 10 face frames a second) with its features
-cached and a typed 36-word transcript, with word colours (explain=True, as the page asks) and without. Each code
+cached and a typed 36-word transcript, with word colours (explain=True, as the page asks) and without; this tree
+also with the base's colour method, token_states (explain.MEAN_POOLED_DEFAULT set in its worker), so that the two
+code versions are compared with the same colours as well as with each one's own. Each code
 version runs in a subprocess of its own: the base commit (``git archive`` into a temporary folder, so the
 repository's worktrees are left alone) and this working tree, each with its own checkpoints/ (the same weights
 file; this tree's config.json may record more). A worker loads the weights (timed), answers one untimed request
@@ -40,6 +42,9 @@ TRANSCRIPT = ("I went to see this film last night with a few friends, and the st
 SPLIT_AT = 50      # serving's window length before #39
 
 
+SAME_COLOURS = "colours, token_states"    # this tree's row with the base's colour method
+
+
 def worker(root: Path, reps: int) -> dict:
     """Run in a subprocess whose sys.path starts at ``root``: that tree's code answers the requests."""
     import torch
@@ -60,16 +65,25 @@ def worker(root: Path, reps: int) -> dict:
         positions.append(shape[0] * shape[1])
 
     weights.model.text_encoder.register_forward_pre_hook(count, with_kwargs=True)
+    from mclmcf.serving import explain as explain_module
+    kinds = {"no colours": False, "colours": True}
+    if hasattr(explain_module, "MEAN_POOLED_DEFAULT"):      # a tree whose own default is not token_states
+        kinds[SAME_COLOURS] = True
+    default = getattr(explain_module, "MEAN_POOLED_DEFAULT", None)
     rows = {}
-    for explain in (False, True):
+    for kind, explain in kinds.items():
+        if default is not None:
+            explain_module.MEAN_POOLED_DEFAULT = "token_states" if kind == SAME_COLOURS else default
+        pipe.predict(clip, TRANSCRIPT, explain=explain)          # a method's first call (its caches) untimed
         runs = []
         for _ in range(reps):
             positions.clear()
             t0 = time.perf_counter()
             pred = pipe.predict(clip, TRANSCRIPT, explain=explain)
             runs.append(dict(request_s=time.perf_counter() - t0, model_s=pred.timings["model"],
-                             explain_s=pred.timings.get("explain", 0.0), encoder_positions=sum(positions)))
-        rows["colours" if explain else "no colours"] = dict(runs=runs, features_cached=pred.features_cached)
+                             explain_s=pred.timings.get("explain", 0.0), encoder_positions=sum(positions),
+                             method=pred.attributions.method if pred.attributions else None))
+        rows[kind] = dict(runs=runs, features_cached=pred.features_cached)
     return dict(load_s=load_s, first_request_s=first.timings["total"], torch_threads=torch.get_num_threads(),
                 score=pred.score, contributions=pred.contributions, text_windows=pred.text_windows,
                 words=len(TRANSCRIPT.split()), requests=rows)
@@ -149,9 +163,9 @@ def main(argv: list[str] | None = None) -> dict:
                 results[name].append(run_worker(tree, args.reps))
     rows, table = [], []
     for name, rounds in results.items():
-        for kind in ("no colours", "colours"):
+        for kind in rounds[-1]["requests"]:
             runs = [r for result in rounds for r in result["requests"][kind]["runs"]]
-            row = dict(code=name, word_colours=kind == "colours", requests=len(runs),
+            row = dict(code=name, word_colours=runs[-1]["method"] or "off", requests=len(runs),
                        request_s=statistics.median(r["request_s"] for r in runs),
                        fastest_request_s=min(r["request_s"] for r in runs),
                        encoder_positions=runs[-1]["encoder_positions"],
@@ -159,15 +173,18 @@ def main(argv: list[str] | None = None) -> dict:
                        explain_s=statistics.median(r["explain_s"] for r in runs),
                        load_s=statistics.median(r["load_s"] for r in rounds), score=rounds[-1]["score"])
             rows.append(row)
-            table.append([name, "on" if row["word_colours"] else "off", row["request_s"], row["fastest_request_s"],
+            table.append([name, row["word_colours"], row["request_s"], row["fastest_request_s"],
                           row["encoder_positions"], row["model_s"], row["explain_s"], row["load_s"], row["score"]])
     base, new = (results[name][-1] for name in trees)
     differences = [abs(new["score"] - base["score"])] + [abs(new["contributions"][m] - base["contributions"][m])
                                                          for m in base["contributions"]]
     text = print_table(["code", "word colours", "request s", "fastest s", "encoder positions", "model stage s",
                         "colours s", "load s", "score"], table)
-    ratio = {f"{kind}, {stat}": rows[2 + i][stat] / rows[i][stat] for stat in ("request_s", "fastest_request_s")
-             for i, kind in enumerate(("no colours", "colours"))}
+    base_rows = {r["word_colours"]: r for r in rows if r["code"] != "this tree"}   # off, token_states
+    ratio = {f"{r['word_colours']} / base {base['word_colours']}, {stat}": r[stat] / base[stat]
+             for r in rows if r["code"] == "this tree"
+             for base in [base_rows["off" if r["word_colours"] == "off" else "token_states"]]
+             for stat in ("request_s", "fastest_request_s")}
     print("this tree / base request time: " + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items())
           + f"; largest score difference {max(differences):.2e}")
     payload = dict(machine=info, clip=CLIP, transcript=TRANSCRIPT, reps=args.reps, rounds=args.rounds, rows=rows,
