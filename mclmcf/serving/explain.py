@@ -9,9 +9,9 @@ hyphens ("don't", "self-indulgent"), or a run of punctuation, which is its own u
 it touches. A word's sub-word tokens are summed into it through the tokenizer's character offsets.
 
   hierarchical   Shapley values down a binary split of the transcript, each span's two parts scored on their
-                 own (mclmcf.serving.word_removal): the words add up exactly. About 4n mostly short transcripts,
-                 in one encoder pass, through a bf16 copy of the encoder where the CPU has bf16
-                 (scoring.parts_encoder); F(x) and F(x') themselves are the fp32 ones.
+                 own (mclmcf.serving.word_removal): the words add up exactly. About 3n mostly short transcripts,
+                 a few levels of the tree per encoder call, through a bf16 copy of the encoder where the CPU has
+                 bf16 (scoring.parts_encoder); F(x) and F(x') themselves are the fp32 ones.
   shapley        Shapley values of the words (Shapley 1953) for the game "score of the transcript holding only
                  these words, in order": a word's mean marginal contribution over random orders of adding
                  the words to the empty transcript. Sampled with ``steps`` antithetic pairs of permutations

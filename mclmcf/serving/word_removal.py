@@ -12,9 +12,10 @@ fixed (``subset_scorer``). The empty mask is the empty transcript, the baseline 
                  play the two-player game of S on its own: A gets its Shapley value (v(A) - v() + v(S) - v(B)) / 2, B
                  likewise, and the two add up to v(S) - v(). What S was given from above differs from
                  v(S) - v() by what S does with the words around it; A and B share that difference evenly. Every
-                 word ends with a share, and the shares add up exactly to F(x) - F(x'). Every span the tree
-                 could reach is scored, in one batch: about 4n transcripts, most of them short (a span's words
-                 alone), so the cost grows as n log n tokens.
+                 word ends with a share, and the shares add up exactly to F(x) - F(x'). The parts are scored
+                 a few levels of the tree per encoder call, with the other cut's parts too (``BATCH_WORDS``):
+                 about 3n transcripts (30 words: 100 in 2 calls), most of them short (a span's words alone), so
+                 the cost grows as n log n tokens.
                  Explaining down a hierarchy of the input's parts is Owen's idea (1977), used by shap's Partition
                  explainer; cutting where the parts interact least is HEDGE's (Chen et al., ACL 2020); scoring
                  each span on its own, without the words around it, is this project's choice, for cost.
