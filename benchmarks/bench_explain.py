@@ -6,10 +6,7 @@
 
 Weights: each of --weights in turn (default: checkpoints/, the demo's weights). Voice and face: the
 training means (the neutral input the page's ablations use), held fixed. Methods: every one in
-mclmcf.serving.explain.METHODS that applies to the weights (token_states needs mean pooling), and
-"hierarchical, fp32 parts": hierarchical with its parts through the fp32 encoder, as on a CPU without bf16 (the
-same as "hierarchical" there); faithfulness then also gives the largest |share difference| between the two over
-the sentences (bf16_parts_max_share_shift).
+mclmcf.serving.explain.METHODS that applies to the weights (token_states needs mean pooling).
 
   timing        attribute_words() on transcripts of 30, 60 and 120 words (1, 2 and 3 encoder windows):
                 median wall time of --reps calls after one warm-up per method, with the 1-minute load
@@ -68,7 +65,6 @@ DRAWN, REPORT = 140, 80            # sentences drawn; the first REPORT are repor
 STRONG = 1.5                       # |valence| of a lexicon word that counts as a sentiment word
 CONTRAST = {"but", "although", "though", "however", "yet"}
 DEFAULT_WEIGHTS = [str(ROOT / "checkpoints")]
-FP32_PARTS = "hierarchical, fp32 parts"   # hierarchical with its parts through the fp32 encoder
 
 
 def transcript(n_words: int) -> str:
@@ -121,40 +117,25 @@ def neutral_clip(model):
 
 
 def methods_for(model, wanted) -> list[str]:
-    """The methods to compare, the default first; ``hierarchical`` also as FP32_PARTS (its parts scored by the
-    fp32 encoder, as on a CPU without bf16: explain_choice_rule.md, third round)."""
     from mclmcf.serving.explain import METHODS, default_method
     mean_only = {"token_states", "propagation"}
     usable = [m for m in METHODS if m not in mean_only or model.config.text_pooling == "mean"]
-    usable += [FP32_PARTS] if "hierarchical" in usable else []
     first = default_method(model)       # the default first: --quick's tests read the first row
     return sorted((m for m in usable if not wanted or m in wanted), key=lambda m: m != first)
 
 
-def attribute(weights, text: str, audio, vision, method: str):
-    """explain.attribute_words, FP32_PARTS being ``hierarchical`` with scoring.native_bf16 answering False."""
-    from mclmcf.serving import scoring
-    from mclmcf.serving.explain import attribute_words
-    if method != FP32_PARTS:
-        return attribute_words(weights.model, weights.tokenizer, text, audio, vision, method=method)
-    native, scoring.native_bf16 = scoring.native_bf16, lambda device: False
-    try:
-        return attribute_words(weights.model, weights.tokenizer, text, audio, vision, method="hierarchical")
-    finally:
-        scoring.native_bf16 = native
-
-
 def timing(weights, label, methods, audio, vision, lengths, reps) -> list[dict]:
+    from mclmcf.serving.explain import attribute_words
     rows = []
     for method in methods:
-        attribute(weights, transcript(lengths[0]), audio, vision, method)  # warm-up
+        attribute_words(weights.model, weights.tokenizer, transcript(lengths[0]), audio, vision, method=method)  # warm-up
         for n in lengths:
             text = transcript(n)
             load = os.getloadavg()[0]
             walls, cpus = [], []
             for _ in range(reps):
                 start, cpu = time.perf_counter(), time.process_time()
-                result = attribute(weights, text, audio, vision, method)
+                result = attribute_words(weights.model, weights.tokenizer, text, audio, vision, method=method)
                 walls.append(time.perf_counter() - start)
                 cpus.append(time.process_time() - cpu)
             rows.append(dict(weights=label, method=method, words=n, wall_median_s=statistics.median(walls),
@@ -175,6 +156,7 @@ def deletion_texts(words: list[str], ranked: list[int], k: int) -> tuple[str, st
 def faithfulness(weights, label, methods, audio, vision, sentences, draws, stop_at: float | None = None) -> dict:
     """Plausibility, completeness and deletion (module docstring) of each method on ``sentences`` [(id, text)],
     in order; ``stop_at`` (time.time()): no sentence is started after it, and the result covers those done."""
+    from mclmcf.serving.explain import attribute_words
     from mclmcf.serving.scoring import audio_visual_vectors, score_texts
     model, tokenizer = weights.model, weights.tokenizer
     h_av = audio_visual_vectors(model, audio, vision)
@@ -184,14 +166,14 @@ def faithfulness(weights, label, methods, audio, vision, sentences, draws, stop_
     chance = []
     comp = {m: {f: [] for f in FRACTIONS} for m in [*methods, "random"]}
     suff = {m: {f: [] for f in FRACTIONS} for m in [*methods, "random"]}
-    full, shifts = [], []
+    full = []
     for number, (_, text) in enumerate(sentences):
         if stop_at and time.time() > stop_at:
             sentences = sentences[:number]
             break
         orders = {}
         for method in methods:
-            result = attribute(weights, text, audio, vision, method)
+            result = attribute_words(model, tokenizer, text, audio, vision, method=method)
             words = [w.word for w in result.words]
             values = np.array([w.attribution for w in result.words])
             errors[method].append(abs(result.remainder))
@@ -199,8 +181,6 @@ def faithfulness(weights, label, methods, audio, vision, sentences, draws, stop_
             plausible[method].append(bool(strong_words([words[top]], valence)[0] * values[top] > 0))
             punctuation[method].append(not any(c.isalnum() for c in words[top]))
             orders[method] = values
-        if {"hierarchical", FP32_PARTS} <= set(orders):
-            shifts.append(float(np.abs(orders["hierarchical"] - orders[FP32_PARTS]).max()))
         strong = strong_words(words, valence)
         chance.append(float(np.mean(np.array(strong) != 0)))
         orders["random"] = [list(rng.permutation(len(words))) for _ in range(draws)]
@@ -239,8 +219,7 @@ def faithfulness(weights, label, methods, audio, vision, sentences, draws, stop_
                        beats_random=all(row[f"comprehensiveness_{f:.0%}"] > np.mean(comp["random"][f])
                                         for f in FRACTIONS))
         rows.append(row)
-    return dict(rows=rows, move_to_empty_mean=float(np.mean(full)), sentences=[i for i, _ in sentences],
-                bf16_parts_max_share_shift=max(shifts) if shifts else None)
+    return dict(rows=rows, move_to_empty_mean=float(np.mean(full)), sentences=[i for i, _ in sentences])
 
 
 def draw_curves(faith: dict, path: Path) -> None:
@@ -248,7 +227,7 @@ def draw_curves(faith: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from mclmcf.serving.explain import METHODS
-    colours = {**{m: f"C{i}" for i, m in enumerate([*METHODS, FP32_PARTS])}, "random": "grey"}
+    colours = {**{m: f"C{i}" for i, m in enumerate(METHODS)}, "random": "grey"}
     labels = list(faith)
     fig, axes = plt.subplots(len(labels), 2, figsize=(11, 3.8 * len(labels)), squeeze=False)
     xs = [0.0, *FRACTIONS, 1.0]
@@ -341,10 +320,6 @@ def main() -> None:
                          r.get("median_abs_error")]
                         + [r[f"comprehensiveness_{f:.0%}"] for f in FRACTIONS] + [r["comprehensiveness_mean"]]
                         + [r[f"sufficiency_{f:.0%}"] for f in FRACTIONS] + [r["sufficiency_mean"]] for r in rows]))
-        for label, result in faith.items():
-            if result.get("bf16_parts_max_share_shift") is not None:
-                print(f"{label}: hierarchical's shares, bf16 parts against fp32 parts: largest |difference| "
-                      f"{result['bf16_parts_max_share_shift']:.4f}")
         if not args.quick:
             draw_curves(faith, RESULTS / "explain_deletion.png")
     write_json(name, out)

@@ -253,28 +253,3 @@ def test_a_tokenizer_that_cuts_by_context_falls_back_to_tokenizing_each_subset(l
     want = score_texts(model, tokenizer, [text, subset_text(words, masks[1])], h_av, 64)
     np.testing.assert_allclose(got, want, atol=1e-6)
 
-
-@pytest.mark.skipif(not has_weights(DEFAULT_DIR), reason="the bundled weights are not installed")
-def test_the_bf16_parts_encoder_packs_many_short_windows_without_a_nan(monkeypatch):
-    """Many short windows packed into rows with padded tails, through the bf16 copy of the encoder
-    (scoring.parts_encoder, forced here so the test runs on any CPU): every score is finite and within 0.05 of the
-    fp32 encoder's. A tail attends to nothing: with float32's lowest value as the mask (-inf in bf16) it turned
-    NaN in MPNet's attention and spread to every window of its row. (The bundled MPNet: BERT's SDPA attention
-    gives a row that attends to nothing zeros instead.)"""
-    from mclmcf.serving import scoring
-    from mclmcf.serving.explain import word_spans
-    weights = load_weights(str(DEFAULT_DIR))
-    model, tokenizer = weights.model, weights.tokenizer
-    h_av = audio_visual_vectors(model, neutral(model.audio_norm, 30), neutral(model.vision_norm, 8))
-    text = "the plot was dull and far too long but the cast was wonderful and I loved every minute of it"
-    spans = word_spans(text)
-    units = scoring.word_tokens(tokenizer, text, spans)
-    rng = np.random.default_rng(1)
-    masks = [rng.random(len(spans)) < p for p in np.linspace(0.05, 0.6, 40)]
-    monkeypatch.setattr(scoring, "native_bf16", lambda device: True)
-    encoder = scoring.parts_encoder(model)
-    assert encoder.dtype == torch.bfloat16 and model.text_encoder.dtype == torch.float32
-    fast = scoring.score_word_subsets(model, units, masks, h_av, 64, encoder)
-    precise = scoring.score_word_subsets(model, units, masks, h_av, 64)
-    assert np.isfinite(fast).all()
-    np.testing.assert_allclose(fast, precise, atol=0.05)

@@ -10,8 +10,7 @@ it touches. A word's sub-word tokens are summed into it through the tokenizer's 
 
   hierarchical   Shapley values down a binary split of the transcript, each span's two parts scored on their
                  own (mclmcf.serving.word_removal): the words add up exactly. About 3n mostly short transcripts,
-                 a few levels of the tree per encoder call, through a bf16 copy of the encoder where the CPU has
-                 bf16 (scoring.parts_encoder); F(x) and F(x') themselves are the fp32 ones.
+                 a few levels of the tree per encoder call.
   shapley        Shapley values of the words (Shapley 1953) for the game "score of the transcript holding only
                  these words, in order": a word's mean marginal contribution over random orders of adding
                  the words to the empty transcript. Sampled with ``steps`` antithetic pairs of permutations
@@ -59,7 +58,7 @@ from captum.attr import IntegratedGradients
 from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows, window_weights
 
 from mclmcf.model import MCLMCF
-from mclmcf.serving.scoring import audio_visual_vectors, empty_text_vector, parts_encoder, score_texts
+from mclmcf.serving.scoring import audio_visual_vectors, empty_text_vector
 from mclmcf.serving.word_removal import hierarchical, leave_one_out, shapley, subset_scorer
 
 METHODS = ("hierarchical", "shapley", "propagation", "token_states", "embedding", "leave_one_out")
@@ -111,15 +110,6 @@ class WordAttributions:
     @property
     def completeness_error(self) -> float:
         return self.remainder
-
-
-@dataclass
-class Scored:
-    """What the page's request already has for a transcript and its clip, so the word colours do not compute it
-    again (SentimentPipeline.predict)."""
-    score: float                       # F(x), fp32
-    baseline_score: float              # F(x'): the same clip with an empty transcript
-    states: list[torch.Tensor]         # each encoder window's last-layer token states (tokens, Dt), in order
 
 
 @dataclass
@@ -273,12 +263,12 @@ def _to_words(spans: list[tuple[int, int]], win: Windows, token_values: np.ndarr
 
 def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, vision: np.ndarray,
                     method: str | None = None, steps: int | None = None, max_length: int = DEFAULT_MAX_LENGTH,
-                    tokenizer_lock=contextlib.nullcontext(), scored: Scored | None = None) -> WordAttributions:
+                    tokenizer_lock=contextlib.nullcontext(), states: list[torch.Tensor] | None = None) -> WordAttributions:
     """The score over the transcript's words (``word_spans``) by ``method`` (one of METHODS; default:
     ``default_method`` for this many words); ``steps``: STEPS[method] by default. ``audio`` and ``vision``: the clip's
-    (frames, features) arrays, held fixed. ``scored``: what the caller's request already has (``Scored``):
-    ``hierarchical`` splits exactly its F(x) - F(x') (its parts scored with scoring.parts_encoder), token_states
-    reads its windows' states instead of running the encoder again."""
+    (frames, features) arrays, held fixed. ``states``: each encoder window's last-layer token states (tokens, Dt),
+    where the caller's request has them (scoring.text_vectors' keep_states): token_states reads them instead of
+    running the encoder again."""
     spans = word_spans(text)
     method = method or default_method(model, len(spans))
     if method not in METHODS:
@@ -290,19 +280,13 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
     if method in TOKEN_METHODS:
         win = tokenized(model, tokenizer, text, max_length, tokenizer_lock)
         p0 = empty_text_vector(model, tokenizer, max_length, tokenizer_lock)
-        known = scored.states if scored is not None and method == "token_states" else None
+        known = states if method == "token_states" else None
         values, scores, baselines = TOKEN_METHODS[method](model, win, p0, h_av, steps, known)
         shares, score, nothing = _to_words(spans, win, values), win.weights @ scores, win.weights @ baselines
     else:
-        if method == "hierarchical":
-            exact = ((scored.score, scored.baseline_score) if scored is not None
-                     else tuple(score_texts(model, tokenizer, [text, ""], h_av, max_length, tokenizer_lock)))
-            score_parts = subset_scorer(model, tokenizer, text, spans, h_av, max_length, tokenizer_lock,
-                                        parts_encoder(model))
-            shares, score, nothing = hierarchical(score_parts, len(words), exact)
-        else:
-            score_subsets = subset_scorer(model, tokenizer, text, spans, h_av, max_length, tokenizer_lock)
-            shares, score, nothing = (shapley(score_subsets, len(words), steps) if method == "shapley"
-                                      else leave_one_out(score_subsets, len(words)))
+        score_subsets = subset_scorer(model, tokenizer, text, spans, h_av, max_length, tokenizer_lock)
+        shares, score, nothing = (hierarchical(score_subsets, len(words)) if method == "hierarchical"
+                                  else shapley(score_subsets, len(words), steps) if method == "shapley"
+                                  else leave_one_out(score_subsets, len(words)))
     return WordAttributions([WordAttribution(w, float(a), sp) for w, a, sp in zip(words, shares, spaced)],
                             float(score), float(nothing), method)

@@ -52,7 +52,7 @@ from preprocessing.text import count_windows
 from preprocessing.words import TimedWord, align_words, words_in_span
 
 from mclmcf.serving.cache import LRUCache
-from mclmcf.serving.explain import Scored, WordAttributions, attribute_words
+from mclmcf.serving.explain import WordAttributions, attribute_words
 from mclmcf.serving.messages import megabytes, sentiment_labels, shown, size_over
 from mclmcf.serving.prediction import Prediction, Segment
 from mclmcf.serving.scoring import audio_visual_batch, score_items, score_vectors, text_vectors
@@ -262,7 +262,7 @@ class SentimentPipeline:
                 timeline = self._timeline(text, words, clip, window_s)
         if explain:
             with _timed(timings, "explain"):
-                attributions = self.explain_words(text, clip.audio, clip.vision, Scored(score, ablated[0], states))
+                attributions = self.explain_words(text, clip.audio, clip.vision, states)
         timings["total"] = time.perf_counter() - t_start
 
         sentiment_class, polarity = sentiment_labels(score, self.label_range)
@@ -303,12 +303,12 @@ class SentimentPipeline:
         return notices
 
     def explain_words(self, text: str, audio: np.ndarray, vision: np.ndarray,
-                      scored: Scored | None = None) -> WordAttributions:
+                      states: list[torch.Tensor] | None = None) -> WordAttributions:
         """The score of (text, acoustic features, face features) over the text's words, by the weights' default
-        method (mclmcf.serving.explain): the page, the API and live mode. ``scored``: what the caller's request
-        already computed for this item."""
+        method (mclmcf.serving.explain): the page, the API and live mode. ``states``: the text's encoder windows'
+        last-layer token states, where the request has them."""
         return attribute_words(self.weights.model, self.weights.tokenizer, text, audio, vision,
-                               max_length=self.text_window, tokenizer_lock=self._tokenizer_lock, scored=scored)
+                               max_length=self.text_window, tokenizer_lock=self._tokenizer_lock, states=states)
 
     def score(self, text: str, audio: np.ndarray, vision: np.ndarray) -> float:
         """The score of one (transcript, acoustic features, face features) item, nothing else (live mode)."""

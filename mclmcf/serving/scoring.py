@@ -21,23 +21,18 @@ tokenizer, which is not thread-safe):
     scores = score_items(model, tokenizer, [(text, audio, vision), ...], ...)      # each text with its own clip
     vectors.combine(score_vectors(model, vectors.vectors, h_av))                   # the same as score_texts
     units = word_tokens(tokenizer, text, spans, tokenizer_lock)           # the words' token ids, or None
-    scores = score_word_subsets(model, units, masks, h_av, max_length, encoder)  # (len(masks),)
-    encoder = parts_encoder(model)          # the encoder score_word_subsets may use: bf16 where the CPU has it
+    scores = score_word_subsets(model, units, masks, h_av, max_length)    # (len(masks),)
 
 The word colours score hundreds of transcripts that keep some of the words (``score_word_subsets``). With a
 tokenizer that cuts at whitespace and punctuation (WordPiece: a word's tokens do not depend on its neighbours),
 a subset's windows are built from the transcript's own token ids, no tokenizer call per subset; ``word_tokens``
 checks that property on the transcript itself and returns None where it does not hold (then the subsets are
-joined with spaces and tokenized, ``score_texts``). Those transcripts may go through ``parts_encoder``: on a CPU
-that computes bf16 natively (AMX or AVX512-BF16) a bf16 copy of the text encoder, made once per loaded model, which
-streams half the weights per call and multiplies about 3.5 times faster (its scores differ from fp32 by a few
-hundredths: explain_choice_rule.md, third round); the page's own scores always come from the fp32 encoder.
+joined with spaces and tokenized, ``score_texts``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import threading
 import weakref
 from dataclasses import dataclass
@@ -56,8 +51,6 @@ PACKED_TOKENS = 64
 
 _empty_vectors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> {max_length: (1, Dt)}
 _empty_lock = threading.Lock()
-_parts_encoders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its parts_encoder
-_parts_lock = threading.Lock()
 
 
 @dataclass
@@ -94,43 +87,19 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` is a CPU that computes bf16 natively (AMX tiles or AVX512-BF16), where a bf16 Linear
-    runs several times faster than fp32; elsewhere bf16 is emulated (CPUs) or fp32 is fast enough (CUDA)."""
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return device.type == "cpu" and any(getattr(torch.cpu, check, lambda: False)() for check in checks)
-
-
-def parts_encoder(model: MCLMCF) -> torch.nn.Module:
-    """The text encoder the word colours' masked transcripts go through: where ``native_bf16``, a bf16 copy of
-    the model's (made once per loaded model, without a transient fp32 copy; about 0.2 GiB for MPNet-base), else
-    the model's own."""
-    if not native_bf16(_device(model)):
-        return model.text_encoder
-    with _parts_lock:
-        if model not in _parts_encoders:
-            encoder = model.text_encoder
-            as_bf16 = {id(t): (torch.nn.Parameter(t.detach().to(torch.bfloat16), requires_grad=False)
-                               if isinstance(t, torch.nn.Parameter) else t.to(torch.bfloat16))
-                       for t in [*encoder.parameters(), *encoder.buffers()] if t.is_floating_point()}
-            _parts_encoders[model] = copy.deepcopy(encoder, memo=as_bf16).eval()
-        return _parts_encoders[model]
-
-
-def _encode_windows(model: MCLMCF, rows: list[tuple[np.ndarray, np.ndarray]],
-                    encoder: torch.nn.Module | None = None) -> torch.Tensor:
+def _encode_windows(model: MCLMCF, rows: list[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
     """Text vectors (N, Dt) of unpadded windows (ids, token types), in the given order (``_encode_window_states``)."""
-    return _encode_window_states(model, rows, encoder)[0]
+    return _encode_window_states(model, rows)[0]
 
 
-def _encode_window_states(model: MCLMCF, rows: list[tuple[np.ndarray, np.ndarray]],
-                          encoder: torch.nn.Module | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Text vectors (N, Dt) of unpadded windows (ids, token types), in the given order, through ``encoder`` (the
-    model's text encoder by default), and each window's last-layer token states (its tokens, Dt). The windows are
-    packed end to end into rows of up to PACKED_TOKENS tokens (a longer window has a row of its own), each window
-    attending only to itself (a block-diagonal mask) with its own position ids, so no padding goes through the
-    encoder but the rows' tails; each window is then pooled over its own tokens, in fp32."""
-    encoder = encoder or model.text_encoder
+def _encode_window_states(model: MCLMCF, rows: list[tuple[np.ndarray, np.ndarray]]
+                          ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Text vectors (N, Dt) of unpadded windows (ids, token types), in the given order, and each window's last-layer
+    token states (its tokens, Dt). The windows are packed end to end into rows of up to PACKED_TOKENS tokens (a
+    longer window has a row of its own), each window attending only to itself (a block-diagonal mask) with its own
+    position ids, so no padding goes through the encoder but the rows' tails; each window is then pooled over its
+    own tokens."""
+    encoder = model.text_encoder
     dev = _device(model)
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
     packed: list[list[int]] = []                  # windows per row, first fit by decreasing length
@@ -160,12 +129,12 @@ def _encode_window_states(model: MCLMCF, rows: list[tuple[np.ndarray, np.ndarray
             where[i] = (r, start, n)
             start += n
     same = torch.as_tensor((segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0), device=dev)
-    # the encoder's own dtype's lowest value: float32's would be -inf in bf16, and a row's padded tail, which
-    # attends to nothing, would turn NaN and spread through the next layer's attention (0 x NaN)
+    # the encoder dtype's lowest value: float32's is -inf in half precision, where a row's padded tail, which attends
+    # to nothing, would turn NaN and spread through the next layer's attention (0 x NaN)
     mask = torch.where(same, 0.0, torch.finfo(encoder.dtype).min)[:, None].to(encoder.dtype)  # (rows, 1, width, width)
     kwargs = {"token_type_ids": torch.as_tensor(types, device=dev)} if model._takes_token_types else {}
     states = encoder(input_ids=torch.as_tensor(ids, device=dev), attention_mask=mask,
-                     position_ids=torch.as_tensor(positions, device=dev), **kwargs).last_hidden_state.float()
+                     position_ids=torch.as_tensor(positions, device=dev), **kwargs).last_hidden_state
     per_window = [states[r, start:start + n] for r, start, n in (where[i] for i in range(len(rows)))]
     return torch.stack([model.pool_text(s[None], torch.ones(1, len(s), device=dev))[0] for s in per_window]), per_window
 
@@ -276,10 +245,10 @@ def word_tokens(tokenizer, text: str, spans: list[tuple[int, int]],
 
 @torch.no_grad()
 def score_word_subsets(model: MCLMCF, units: WordTokens, masks: list[np.ndarray], h_av: dict,
-                       max_length: int = DEFAULT_MAX_LENGTH, encoder: torch.nn.Module | None = None) -> np.ndarray:
+                       max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
     """Scores (len(masks),) of the transcripts that keep the words where a boolean mask (words,) is True, each
     cut into windows as tokenize_windows cuts the kept words joined by spaces (the empty one: [CLS] [SEP]), in one
-    batched pass of ``encoder`` (the model's text encoder by default; repeated masks encoded once)."""
+    batched encoder pass (repeated masks encoded once)."""
     keys = [m.tobytes() for m in masks]
     first = {k: m for k, m in zip(keys, masks)}
     rows, owner, weights = [], [], []
@@ -291,7 +260,7 @@ def score_word_subsets(model: MCLMCF, units: WordTokens, masks: list[np.ndarray]
                  for piece in pieces]
         owner += [i] * len(pieces)
         weights += [len(piece) / len(content) if len(content) else 1.0 for piece in pieces]
-    per_window = TextVectors(_encode_windows(model, rows, encoder), np.array(owner), np.array(weights))
+    per_window = TextVectors(_encode_windows(model, rows), np.array(owner), np.array(weights))
     scores = per_window.combine(score_vectors(model, per_window.vectors, h_av))
     index = {key: i for i, key in enumerate(first)}
     return scores[[index[k] for k in keys]]

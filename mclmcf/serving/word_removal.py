@@ -35,13 +35,12 @@ BATCH_WORDS = 300   # words of the tree's candidate parts scored per encoder cal
 
 
 def subset_scorer(model, tokenizer, text: str, spans: list[tuple[int, int]], h_av: dict, max_length: int,
-                  tokenizer_lock=contextlib.nullcontext(), encoder=None):
+                  tokenizer_lock=contextlib.nullcontext()):
     """``score(masks)`` for the transcript ``text`` and its words ``spans``: from the transcript's own token
-    ids where the tokenizer allows (scoring.word_tokens), through ``encoder`` (scoring.parts_encoder; default: the
-    model's text encoder), else by tokenizing each subset's text (the model's text encoder)."""
+    ids where the tokenizer allows (scoring.word_tokens), else by tokenizing each subset's text."""
     units = word_tokens(tokenizer, text, spans, tokenizer_lock)
     if units is not None:
-        return lambda masks: score_word_subsets(model, units, masks, h_av, max_length, encoder)
+        return lambda masks: score_word_subsets(model, units, masks, h_av, max_length)
     words = [text[a:b] for a, b in spans]
 
     def score(masks):
@@ -71,14 +70,12 @@ def next_parts(level: list[tuple[int, int]], cap: int) -> list[tuple[int, int]]:
     return list(parts)
 
 
-def hierarchical(score, n: int, exact: tuple[float, float] | None = None) -> tuple[np.ndarray, float, float]:
+def hierarchical(score, n: int) -> tuple[np.ndarray, float, float]:
     """Each of the n words' shares (module docstring), F(x) and F(x'). The tree is walked a level at a time; when a
     level's parts are not scored yet, they are scored in one batch with the parts the levels below could have, as
     many levels as fit in BATCH_WORDS words: each encoder call streams all of the encoder's weights, a fixed cost
-    worth about a hundred tokens, so the small parts deep in the tree are scored together, while at the top, where
-    a level's unused candidates would cost more than a call, a level at a time. ``exact``: F(x) and F(x') from the
-    model the page scores with, where ``score`` is a cheaper copy (scoring.parts_encoder): the shares then add up to
-    those, what the copy's root differs by being shared like any context difference."""
+    worth tens of tokens, so the small parts deep in the tree are scored together, while at the top, where a
+    level's unused candidates would cost more than a call, a level at a time."""
     value: dict[tuple[int, int], float] = {}
     index = np.arange(n)
 
@@ -89,8 +86,7 @@ def hierarchical(score, n: int, exact: tuple[float, float] | None = None) -> tup
     level = [(0, n)] if n > 1 else []
     scored([(0, 0), (0, n), *next_parts(level, BATCH_WORDS)])
     nothing = value[(0, 0)]
-    full, baseline = exact if exact is not None else (value[(0, n)], nothing)
-    given = {(0, n): full - baseline} if n else {}
+    given = {(0, n): value[(0, n)] - nothing} if n else {}
     while level:
         if any(part not in value for part in next_parts(level, 0)):
             scored(next_parts(level, BATCH_WORDS))
@@ -108,7 +104,7 @@ def hierarchical(score, n: int, exact: tuple[float, float] | None = None) -> tup
     shares = np.zeros(n)
     for (lo, _), share in given.items():
         shares[lo] = share
-    return shares, full, baseline
+    return shares, value[(0, n)], nothing
 
 
 def shapley(score, n: int, pairs: int) -> tuple[np.ndarray, float, float]:
