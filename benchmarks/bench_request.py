@@ -66,14 +66,14 @@ def worker(root: Path, reps: int) -> dict:
 
     weights.model.text_encoder.register_forward_pre_hook(count, with_kwargs=True)
     from mclmcf.serving import explain as explain_module
+    default = getattr(explain_module, "MEAN_POOLED_DEFAULT", "token_states")
     kinds = {"no colours": False, "colours": True}
-    if hasattr(explain_module, "MEAN_POOLED_DEFAULT"):      # a tree whose own default is not token_states
+    if default != "token_states":                           # a tree whose own colours are not the base's
         kinds[SAME_COLOURS] = True
-    default = getattr(explain_module, "MEAN_POOLED_DEFAULT", None)
     rows = {}
     for kind, explain in kinds.items():
-        if default is not None:
-            explain_module.MEAN_POOLED_DEFAULT = "token_states" if kind == SAME_COLOURS else default
+        if kind == SAME_COLOURS:
+            explain_module.MEAN_POOLED_DEFAULT = "token_states"
         pipe.predict(clip, TRANSCRIPT, explain=explain)          # a method's first call (its caches) untimed
         runs = []
         for _ in range(reps):
