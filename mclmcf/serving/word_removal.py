@@ -31,7 +31,7 @@ import numpy as np
 
 from mclmcf.serving.scoring import score_texts, score_word_subsets, word_tokens
 
-BATCH_WORDS = 300   # words of the tree's candidate parts scored per encoder call at most (hierarchical; measured)
+BATCH_WORDS = 300   # words of the tree's candidate parts per encoder call at most (hierarchical; 0-300 within noise in fp32)
 
 
 def subset_scorer(model, tokenizer, text: str, spans: list[tuple[int, int]], h_av: dict, max_length: int,
