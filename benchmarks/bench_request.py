@@ -181,10 +181,12 @@ def main(argv: list[str] | None = None) -> dict:
     text = print_table(["code", "word colours", "request s", "fastest s", "encoder positions", "model stage s",
                         "colours s", "load s", "score"], table)
     base_rows = {r["word_colours"]: r for r in rows if r["code"] != "this tree"}   # off, token_states
-    ratio = {f"{r['word_colours']} / base {base['word_colours']}, {stat}": r[stat] / base[stat]
-             for r in rows if r["code"] == "this tree"
-             for base in [base_rows["off" if r["word_colours"] == "off" else "token_states"]]
-             for stat in ("request_s", "fastest_request_s")}
+    ratio = {}
+    for row in rows:
+        if row["code"] == "this tree":          # each row against the base's row without colours or with its own
+            base = base_rows["off" if row["word_colours"] == "off" else "token_states"]
+            for stat in ("request_s", "fastest_request_s"):
+                ratio[f"{row['word_colours']} / base {base['word_colours']}, {stat}"] = row[stat] / base[stat]
     print("this tree / base request time: " + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items())
           + f"; largest score difference {max(differences):.2e}")
     payload = dict(machine=info, clip=CLIP, transcript=TRANSCRIPT, reps=args.reps, rounds=args.rounds, rows=rows,

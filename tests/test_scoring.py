@@ -252,4 +252,3 @@ def test_a_tokenizer_that_cuts_by_context_falls_back_to_tokenizing_each_subset(l
         got = subset_scorer(model, tokenizer, text, spans, h_av, 64)(masks)
     want = score_texts(model, tokenizer, [text, subset_text(words, masks[1])], h_av, 64)
     np.testing.assert_allclose(got, want, atol=1e-6)
-

@@ -267,8 +267,8 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
     """The score over the transcript's words (``word_spans``) by ``method`` (one of METHODS; default:
     ``default_method`` for this many words); ``steps``: STEPS[method] by default. ``audio`` and ``vision``: the clip's
     (frames, features) arrays, held fixed. ``states``: each encoder window's last-layer token states (tokens, Dt),
-    where the caller's request has them (scoring.text_vectors' keep_states): token_states reads them instead of
-    running the encoder again."""
+    where the caller's request has them (scoring.text_vectors' keep_states): the methods that split the pooled
+    vector (token_states, propagation) read them instead of running the encoder again for it."""
     spans = word_spans(text)
     method = method or default_method(model, len(spans))
     if method not in METHODS:
@@ -280,8 +280,7 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
     if method in TOKEN_METHODS:
         win = tokenized(model, tokenizer, text, max_length, tokenizer_lock)
         p0 = empty_text_vector(model, tokenizer, max_length, tokenizer_lock)
-        known = states if method == "token_states" else None
-        values, scores, baselines = TOKEN_METHODS[method](model, win, p0, h_av, steps, known)
+        values, scores, baselines = TOKEN_METHODS[method](model, win, p0, h_av, steps, states)
         shares, score, nothing = _to_words(spans, win, values), win.weights @ scores, win.weights @ baselines
     else:
         score_subsets = subset_scorer(model, tokenizer, text, spans, h_av, max_length, tokenizer_lock)
