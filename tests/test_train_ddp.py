@@ -47,6 +47,7 @@ def worker(rank: int, world: int, tmp: str) -> None:
     if rank == 0:
         save_file({"loss": (loss / world).reshape(1), **{f"grad.{n}": g for n, g in grads(model).items()}},
                   f"{tmp}/ddp.safetensors")
+    dist.barrier()              # as the trainer ends: no rank tears the group down while the other still uses it
     dist.destroy_process_group()
 
 
@@ -54,7 +55,7 @@ def test_two_processes_equal_one_with_combined_batch(tmp_path):
     from safetensors.torch import load_file
     here = Path(__file__).parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}   # a worker that aborts prints where it was
     proc = subprocess.run([sys.executable, __file__, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = load_file(str(tmp_path / "ddp.safetensors"))
