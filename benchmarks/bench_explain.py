@@ -9,9 +9,10 @@ training means (the neutral input the page's ablations use), held fixed. Methods
 mclmcf.serving.explain.METHODS that applies to the weights (token_states needs mean pooling).
 
   timing        attribute_words() on transcripts of 30, 60 and 120 words (1, 2 and 3 encoder windows):
-                median wall time of --reps calls after one warm-up per method, with the 1-minute load
-                average just before the calls (os.getloadavg(): the 2 cores may be shared, so read the load
-                beside it) and the process's CPU time (all threads), which sharing inflates far less
+                median wall time of --reps calls after one warm-up per method (the reps go round the
+                methods in turn), with the 1-minute load average just before the calls (os.getloadavg():
+                the 2 cores may be shared, so read the load beside it) and the process's CPU time (all
+                threads), which sharing inflates far less
   faithfulness  on --sentences snippets of the validation split of the training domains (movie, tweets, NYT;
                 preprocessing.rated_snippets, Hutto & Gilbert 2014, from the vaderSentiment 3.3.2 sdist:
                 never trained on; never Amazon), drawn with seed 0 among those of 6 to 20 words that hold a
@@ -125,24 +126,29 @@ def methods_for(model, wanted) -> list[str]:
 
 
 def timing(weights, label, methods, audio, vision, lengths, reps) -> list[dict]:
+    """Each method's wall and CPU time per length; the reps go round the methods in turn, so a slow minute of a
+    shared machine falls on all of them."""
     from mclmcf.serving.explain import attribute_words
     rows = []
     for method in methods:
         attribute_words(weights.model, weights.tokenizer, transcript(lengths[0]), audio, vision, method=method)  # warm-up
-        for n in lengths:
-            text = transcript(n)
-            load = os.getloadavg()[0]
-            walls, cpus = [], []
-            for _ in range(reps):
+    for n in lengths:
+        text = transcript(n)
+        load = os.getloadavg()[0]
+        walls, cpus, results = ({m: [] for m in methods} for _ in range(3))
+        for _ in range(reps):
+            for method in methods:
                 start, cpu = time.perf_counter(), time.process_time()
-                result = attribute_words(weights.model, weights.tokenizer, text, audio, vision, method=method)
-                walls.append(time.perf_counter() - start)
-                cpus.append(time.process_time() - cpu)
-            rows.append(dict(weights=label, method=method, words=n, wall_median_s=statistics.median(walls),
-                             wall_min_s=min(walls), cpu_median_s=statistics.median(cpus), load_1min=load,
-                             load_1min_after=os.getloadavg()[0], completeness_error=result.remainder))
-            print(f"  {label} {method}: {n} words {rows[-1]['wall_median_s']:.2f} s, CPU {rows[-1]['cpu_median_s']:.2f} s "
-                  f"(load {load:.1f})", flush=True)
+                results[method] = attribute_words(weights.model, weights.tokenizer, text, audio, vision, method=method)
+                walls[method].append(time.perf_counter() - start)
+                cpus[method].append(time.process_time() - cpu)
+        for method in methods:
+            rows.append(dict(weights=label, method=method, words=n, wall_median_s=statistics.median(walls[method]),
+                             wall_min_s=min(walls[method]), cpu_median_s=statistics.median(cpus[method]),
+                             load_1min=load, load_1min_after=os.getloadavg()[0],
+                             completeness_error=results[method].remainder))
+            print(f"  {label} {method}: {n} words {rows[-1]['wall_median_s']:.2f} s, "
+                  f"CPU {rows[-1]['cpu_median_s']:.2f} s (load {load:.1f})", flush=True)
     return rows
 
 

@@ -236,32 +236,26 @@ def test_hierarchical_cuts_a_span_where_its_parts_interact_least():
     assert cuts(0, 6) == [2, 3] and cuts(3, 6) == [4, 5] and cuts(0, 3) == [1, 2] and cuts(0, 2) == [1]
 
 
-def test_hierarchical_gives_the_same_shares_however_its_parts_are_batched(monkeypatch):
-    """The parts are scored in batches of up to BATCH_WORDS words (one encoder call each): a level at a time, a
-    few levels at once, or the whole tree in one call give the same shares, which add up, and no part is scored
-    twice."""
-    from mclmcf.serving import word_removal
+def test_hierarchical_scores_words_and_pairs_then_the_tree_in_two_calls():
+    """Every word and neighbouring pair in the first call, the tree's longer parts in the second, no transcript
+    twice; the shares add up; without interactions every word gets exactly its own value, whatever the tree."""
+    from mclmcf.serving.word_removal import hierarchical
     rng = np.random.default_rng(0)
     own, pair = rng.normal(size=23), rng.normal(size=22)
     calls = []
 
-    def score(masks):     # any game: each word's own value plus interactions of neighbours
+    def score(masks):     # each word's own value plus interactions of neighbours
         calls.append([m.tobytes() for m in masks])
         return np.array([own[m].sum() + (pair * (m[:-1] & m[1:])).sum() for m in masks])
 
-    results = {}
-    for batch_words in (0, 120, 10_000):
-        monkeypatch.setattr(word_removal, "BATCH_WORDS", batch_words)
-        calls.clear()
-        results[batch_words] = word_removal.hierarchical(score, 23)
-        asked = [key for call in calls for key in call]
-        assert len(asked) == len(set(asked)), "a part was scored twice"
-        results[batch_words] += (len(calls),)
-    (shares, full, nothing, one_level), (_, _, _, some), (whole_tree, _, _, one_call) = results.values()
-    assert one_level == 5 and one_call == 1 and one_call < some < one_level   # 23 words: parts of 12, 6, 3, 2 and 1 word
-    np.testing.assert_allclose(whole_tree, shares, atol=1e-12)
-    np.testing.assert_allclose(results[120][0], shares, atol=1e-12)
+    shares, full, nothing = hierarchical(score, 23)
+    asked = [key for call in calls for key in call]
+    assert len(calls) == 2 and len(asked) == len(set(asked)), "a transcript was scored twice"
+    assert len(calls[0]) == 2 + 23 + 22 and all(np.frombuffer(k, bool).sum() > 2 for k in calls[1])
     assert shares.sum() == pytest.approx(full - nothing, abs=1e-12)
+    pair[:] = 0
+    calls.clear()
+    np.testing.assert_allclose(hierarchical(score, 23)[0], own, atol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["token_states", "embedding", "propagation"])
@@ -298,7 +292,7 @@ def test_leave_one_out_is_the_score_difference_it_claims(demo):
     for i, w in enumerate(result.words):
         without = " ".join(words[:i] + words[i + 1:])
         assert w.attribution == pytest.approx(result.score - pipeline.score(without, audio, vision), abs=1e-4)
-    assert set(METHODS) == {"hierarchical", "shapley", "propagation", "token_states", "embedding", "leave_one_out"}
+    assert set(METHODS) == {"hierarchical", "hierarchical_spans", "shapley", "propagation", "token_states", "embedding", "leave_one_out"}
 
 
 # ---- the voice ---------------------------------------------------------------------------------

@@ -59,9 +59,9 @@ from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows, window_weig
 
 from mclmcf.model import MCLMCF
 from mclmcf.serving.scoring import audio_visual_vectors, empty_text_vector
-from mclmcf.serving.word_removal import hierarchical, leave_one_out, shapley, subset_scorer
+from mclmcf.serving.word_removal import hierarchical, hierarchical_spans, leave_one_out, shapley, subset_scorer
 
-METHODS = ("hierarchical", "shapley", "propagation", "token_states", "embedding", "leave_one_out")
+METHODS = ("hierarchical", "hierarchical_spans", "shapley", "propagation", "token_states", "embedding", "leave_one_out")
 # quadrature points of the gradient methods; shapley: antithetic permutation pairs
 STEPS = {"shapley": 2, "propagation": 16, "token_states": 16, "embedding": 32}
 EMBEDDING_MAX_STEPS = 64
@@ -285,6 +285,7 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
     else:
         score_subsets = subset_scorer(model, tokenizer, text, spans, h_av, max_length, tokenizer_lock)
         shares, score, nothing = (hierarchical(score_subsets, len(words)) if method == "hierarchical"
+                                  else hierarchical_spans(score_subsets, len(words)) if method == "hierarchical_spans"
                                   else shapley(score_subsets, len(words), steps) if method == "shapley"
                                   else leave_one_out(score_subsets, len(words)))
     return WordAttributions([WordAttribution(w, float(a), sp) for w, a, sp in zip(words, shares, spaced)],

@@ -6,19 +6,21 @@ the scores of the transcripts that keep those words, in order, joined by spaces,
 fixed (``subset_scorer``). The empty mask is the empty transcript, the baseline the page shows.
 
   hierarchical   The transcript is split in two, each part in two again, down to single words. A span S is cut
-                 where its two parts A and B interact least as the model scores them, |v(S) - v(A) - v(B) + v()|
-                 with v the score of a span's words alone, between two cuts at its middle (``cuts``), so that
-                 "not bad" stays together when cutting it apart would change what its parts mean. A and B then
-                 play the two-player game of S on its own: A gets its Shapley value (v(A) - v() + v(S) - v(B)) / 2, B
-                 likewise, and the two add up to v(S) - v(). What S was given from above differs from
-                 v(S) - v() by what S does with the words around it; A and B share that difference evenly. Every
-                 word ends with a share, and the shares add up exactly to F(x) - F(x'). The parts are scored
-                 a few levels of the tree per encoder call, with the other cut's parts too (``BATCH_WORDS``):
-                 about 3n transcripts (30 words: 100 in 2 calls), most of them short (a span's words alone), so
-                 the cost grows as n log n tokens.
+                 at one of the two cuts at its middle (``cuts``): the one whose two neighbouring words interact
+                 least as the model scores them, |v(w w') - v(w) - v(w') + v()| with v the score of some words
+                 alone, so that "not bad" stays together when cutting it apart would change what its words mean.
+                 Its two parts A and B then play the two-player game of S on its own: A gets its Shapley value
+                 (v(A) - v() + v(S) - v(B)) / 2, B likewise, and the two add up to v(S) - v(). What S was given
+                 from above differs from v(S) - v() by what S does with the words around it; A and B share that
+                 difference evenly. Every word ends with a share, and the shares add up exactly to F(x) - F(x').
+                 Two encoder calls: every word alone and every neighbouring pair (the whole tree follows from
+                 them), then the tree's longer parts; 30 words: about 75 transcripts, most of them one or two words.
                  Explaining down a hierarchy of the input's parts is Owen's idea (1977), used by shap's Partition
                  explainer; cutting where the parts interact least is HEDGE's (Chen et al., ACL 2020); scoring
-                 each span on its own, without the words around it, is this project's choice, for cost.
+                 each span on its own, without the words around it, and choosing the cut by the two words either
+                 side of it are this project's choices, for cost (benchmarks/explain_choice_rule.md, fourth round).
+  hierarchical_spans  The same, the cut chosen by how its two whole parts interact, |v(S) - v(A) - v(B) + v()|
+                 (the third round's method, kept for the fourth round's comparison run).
   shapley        Shapley values by antithetic permutation sampling (explain's docstring).
   leave_one_out  word i gets F(x) - F(x without word i): a reference, not a decomposition.
 """
@@ -31,7 +33,7 @@ import numpy as np
 
 from mclmcf.serving.scoring import score_texts, score_word_subsets, word_tokens
 
-BATCH_WORDS = 300   # words of the tree's candidate parts per encoder call at most (hierarchical; 0-300 within noise in fp32)
+BATCH_WORDS = 300   # words of the tree's candidate parts per encoder call at most (hierarchical_spans)
 
 
 def subset_scorer(model, tokenizer, text: str, spans: list[tuple[int, int]], h_av: dict, max_length: int,
@@ -70,8 +72,47 @@ def next_parts(level: list[tuple[int, int]], cap: int) -> list[tuple[int, int]]:
     return list(parts)
 
 
+def split_tree(n: int, across: dict[int, float]) -> dict[tuple[int, int], int]:
+    """The tree over n words: each span of two or more words -> where it is cut, parents before children. A span
+    takes the cut (of ``cuts``) with the smallest |across[c]|, the interaction of the words c - 1 and c."""
+    tree: dict[tuple[int, int], int] = {}
+    level = [(0, n)] if n > 1 else []
+    while level:
+        for lo, hi in level:
+            tree[(lo, hi)] = min(cuts(lo, hi), key=lambda c: abs(across[c]))
+        level = [part for lo, hi in level for part in ((lo, tree[(lo, hi)]), (tree[(lo, hi)], hi)) if part[1] - part[0] > 1]
+    return tree
+
+
 def hierarchical(score, n: int) -> tuple[np.ndarray, float, float]:
-    """Each of the n words' shares (module docstring), F(x) and F(x'). The tree is walked a level at a time; when a
+    """Each of the n words' shares (module docstring), F(x) and F(x'): every word and neighbouring pair in one
+    call, the tree from their interactions, its longer parts in a second call, the shares down the tree."""
+    value: dict[tuple[int, int], float] = {}
+    index = np.arange(n)
+
+    def scored(spans):
+        new = [s for s in dict.fromkeys(spans) if s not in value]
+        value.update(zip(new, score([(index >= lo) & (index < hi) for lo, hi in new]) if new else []))
+
+    scored([(0, 0), (0, n), *((i, i + 1) for i in range(n)), *((i, i + 2) for i in range(n - 1))])
+    nothing = value[(0, 0)]
+    across = {c: value[(c - 1, c + 1)] - value[(c - 1, c)] - value[(c, c + 1)] + nothing for c in range(1, n)}
+    tree = split_tree(n, across)
+    scored([part for (lo, hi), c in tree.items() for part in ((lo, c), (c, hi))])
+    given = {(0, n): value[(0, n)] - nothing} if n else {}
+    for (lo, hi), c in tree.items():
+        whole, a, b = (value[span] - nothing for span in ((lo, hi), (lo, c), (c, hi)))
+        context = (given.pop((lo, hi)) - whole) / 2
+        given[(lo, c)] = (a + whole - b) / 2 + context
+        given[(c, hi)] = (b + whole - a) / 2 + context
+    shares = np.zeros(n)
+    for (lo, _), share in given.items():
+        shares[lo] = share
+    return shares, value[(0, n)], nothing
+
+
+def hierarchical_spans(score, n: int) -> tuple[np.ndarray, float, float]:
+    """hierarchical_spans' shares (module docstring), F(x) and F(x'). The tree is walked a level at a time; when a
     level's parts are not scored yet, they are scored in one batch with the parts the levels below could have, as
     many levels as fit in BATCH_WORDS words: each encoder call streams all of the encoder's weights, a fixed cost
     worth tens of tokens, so the small parts deep in the tree are scored together, while at the top, where a
