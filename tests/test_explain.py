@@ -221,6 +221,24 @@ def test_hierarchical_shares_are_the_two_player_shapley_values_and_add_up_over_w
     assert abs(result.remainder) < 1e-4 and len(result.words) == len(units(long))
 
 
+def test_a_request_hands_its_score_to_the_word_removal_methods(demo, monkeypatch):
+    """The page's request has the transcript's score already: the words split that score, and the transcript that
+    keeps every word is not scored again."""
+    from mclmcf.serving import word_removal
+    audio, vision = neutral(demo.model)
+    h_av = audio_visual_vectors(demo.model, audio, vision)
+    text = "A truly awful film."
+    full, nothing = score_texts(demo.model, demo.tokenizer, [text, ""], h_av)
+    asked = []
+    encode = word_removal.score_word_subsets
+    monkeypatch.setattr(word_removal, "score_word_subsets",
+                        lambda model, units, masks, *rest: asked.extend(masks) or encode(model, units, masks, *rest))
+    result = attribute_words(demo.model, demo.tokenizer, text, audio, vision, method="hierarchical", score=full)
+    assert asked and not any(mask.all() for mask in asked)
+    assert result.score == full and result.baseline_score == pytest.approx(nothing, abs=1e-5)
+    assert sum(w.attribution for w in result.words) == pytest.approx(full - result.baseline_score, abs=1e-9)
+
+
 def test_hierarchical_cuts_a_span_where_its_parts_interact_least():
     """With a game whose only interaction joins words 1 and 2, every cut keeps them together, and their
     shares are the pair's value split evenly; the other words get their own values; the whole adds up."""
@@ -292,7 +310,7 @@ def test_leave_one_out_is_the_score_difference_it_claims(demo):
     for i, w in enumerate(result.words):
         without = " ".join(words[:i] + words[i + 1:])
         assert w.attribution == pytest.approx(result.score - pipeline.score(without, audio, vision), abs=1e-4)
-    assert set(METHODS) == {"hierarchical", "hierarchical_spans", "shapley", "propagation", "token_states", "embedding", "leave_one_out"}
+    assert set(METHODS) == {"hierarchical", "shapley", "propagation", "token_states", "embedding", "leave_one_out"}
 
 
 # ---- the voice ---------------------------------------------------------------------------------

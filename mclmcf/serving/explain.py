@@ -9,8 +9,8 @@ hyphens ("don't", "self-indulgent"), or a run of punctuation, which is its own u
 it touches. A word's sub-word tokens are summed into it through the tokenizer's character offsets.
 
   hierarchical   Shapley values down a binary split of the transcript, each span's two parts scored on their
-                 own (mclmcf.serving.word_removal): the words add up exactly. About 3n mostly short transcripts,
-                 a few levels of the tree per encoder call.
+                 own, each cut where the two words either side of it interact least (mclmcf.serving.word_removal):
+                 the words add up exactly. About 2.5n mostly one- or two-word transcripts in two encoder calls.
   shapley        Shapley values of the words (Shapley 1953) for the game "score of the transcript holding only
                  these words, in order": a word's mean marginal contribution over random orders of adding
                  the words to the empty transcript. Sampled with ``steps`` antithetic pairs of permutations
@@ -59,15 +59,15 @@ from preprocessing.text import DEFAULT_MAX_LENGTH, tokenize_windows, window_weig
 
 from mclmcf.model import MCLMCF
 from mclmcf.serving.scoring import audio_visual_vectors, empty_text_vector
-from mclmcf.serving.word_removal import hierarchical, hierarchical_spans, leave_one_out, shapley, subset_scorer
+from mclmcf.serving.word_removal import hierarchical, leave_one_out, shapley, subset_scorer
 
-METHODS = ("hierarchical", "hierarchical_spans", "shapley", "propagation", "token_states", "embedding", "leave_one_out")
+METHODS = ("hierarchical", "shapley", "propagation", "token_states", "embedding", "leave_one_out")
 # quadrature points of the gradient methods; shapley: antithetic permutation pairs
 STEPS = {"shapley": 2, "propagation": 16, "token_states": 16, "embedding": 32}
 EMBEDDING_MAX_STEPS = 64
 CONVERGED = 0.05           # |convergence delta| the embedding path aims for, score units
-MEAN_POOLED_DEFAULT = "hierarchical"   # explain_choice_rule.md, second round (2026-12-07)
-MEAN_POOLED_MAX_WORDS = 60    # words up to which MEAN_POOLED_DEFAULT is used (about 2 s); beyond, token_states
+MEAN_POOLED_DEFAULT = "hierarchical"   # explain_choice_rule.md, second and fourth rounds (2026-12-07)
+MEAN_POOLED_MAX_WORDS = 120   # words up to which MEAN_POOLED_DEFAULT is used (about 2 s on 2 cores); beyond, token_states
 # what each method's baseline score is the score of, in a visitor's words (the page says it beside the words)
 BASELINES = {**{m: "the same clip with an empty transcript" for m in METHODS},
              "embedding": "the same clip with every word replaced by the [PAD] token"}
@@ -263,12 +263,15 @@ def _to_words(spans: list[tuple[int, int]], win: Windows, token_values: np.ndarr
 
 def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, vision: np.ndarray,
                     method: str | None = None, steps: int | None = None, max_length: int = DEFAULT_MAX_LENGTH,
-                    tokenizer_lock=contextlib.nullcontext(), states: list[torch.Tensor] | None = None) -> WordAttributions:
+                    tokenizer_lock=contextlib.nullcontext(), states: list[torch.Tensor] | None = None,
+                    score: float | None = None) -> WordAttributions:
     """The score over the transcript's words (``word_spans``) by ``method`` (one of METHODS; default:
     ``default_method`` for this many words); ``steps``: STEPS[method] by default. ``audio`` and ``vision``: the clip's
     (frames, features) arrays, held fixed. ``states``: each encoder window's last-layer token states (tokens, Dt),
     where the caller's request has them (scoring.text_vectors' keep_states): the methods that split the pooled
-    vector (token_states, propagation) read them instead of running the encoder again for it."""
+    vector (token_states, propagation) read them instead of running the encoder again for it. ``score``: the
+    transcript's score with this clip, where the caller's request has it: the word-removal methods take it as F(x)
+    instead of scoring the whole transcript again."""
     spans = word_spans(text)
     method = method or default_method(model, len(spans))
     if method not in METHODS:
@@ -283,9 +286,8 @@ def attribute_words(model: MCLMCF, tokenizer, text: str, audio: np.ndarray, visi
         values, scores, baselines = TOKEN_METHODS[method](model, win, p0, h_av, steps, states)
         shares, score, nothing = _to_words(spans, win, values), win.weights @ scores, win.weights @ baselines
     else:
-        score_subsets = subset_scorer(model, tokenizer, text, spans, h_av, max_length, tokenizer_lock)
+        score_subsets = subset_scorer(model, tokenizer, text, spans, h_av, max_length, tokenizer_lock, score)
         shares, score, nothing = (hierarchical(score_subsets, len(words)) if method == "hierarchical"
-                                  else hierarchical_spans(score_subsets, len(words)) if method == "hierarchical_spans"
                                   else shapley(score_subsets, len(words), steps) if method == "shapley"
                                   else leave_one_out(score_subsets, len(words)))
     return WordAttributions([WordAttribution(w, float(a), sp) for w, a, sp in zip(words, shares, spaced)],

@@ -262,7 +262,7 @@ class SentimentPipeline:
                 timeline = self._timeline(text, words, clip, window_s)
         if explain:
             with _timed(timings, "explain"):
-                attributions = self.explain_words(text, clip.audio, clip.vision, states)
+                attributions = self.explain_words(text, clip.audio, clip.vision, states, score)
         timings["total"] = time.perf_counter() - t_start
 
         sentiment_class, polarity = sentiment_labels(score, self.label_range)
@@ -303,12 +303,13 @@ class SentimentPipeline:
         return notices
 
     def explain_words(self, text: str, audio: np.ndarray, vision: np.ndarray,
-                      states: list[torch.Tensor] | None = None) -> WordAttributions:
+                      states: list[torch.Tensor] | None = None, score: float | None = None) -> WordAttributions:
         """The score of (text, acoustic features, face features) over the text's words, by the weights' default
-        method (mclmcf.serving.explain): the page, the API and live mode. ``states``: the text's encoder windows'
-        last-layer token states, where the request has them."""
+        method (mclmcf.serving.explain): the page, the API and live mode. ``states`` (the text's encoder windows'
+        last-layer token states) and ``score`` (the item's score): where the request has them."""
         return attribute_words(self.weights.model, self.weights.tokenizer, text, audio, vision,
-                               max_length=self.text_window, tokenizer_lock=self._tokenizer_lock, states=states)
+                               max_length=self.text_window, tokenizer_lock=self._tokenizer_lock, states=states,
+                               score=score)
 
     def score(self, text: str, audio: np.ndarray, vision: np.ndarray) -> float:
         """The score of one (transcript, acoustic features, face features) item, nothing else (live mode)."""

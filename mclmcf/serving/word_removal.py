@@ -19,8 +19,6 @@ fixed (``subset_scorer``). The empty mask is the empty transcript, the baseline 
                  explainer; cutting where the parts interact least is HEDGE's (Chen et al., ACL 2020); scoring
                  each span on its own, without the words around it, and choosing the cut by the two words either
                  side of it are this project's choices, for cost (benchmarks/explain_choice_rule.md, fourth round).
-  hierarchical_spans  The same, the cut chosen by how its two whole parts interact, |v(S) - v(A) - v(B) + v()|
-                 (the third round's method, kept for the fourth round's comparison run).
   shapley        Shapley values by antithetic permutation sampling (explain's docstring).
   leave_one_out  word i gets F(x) - F(x without word i): a reference, not a decomposition.
 """
@@ -33,21 +31,29 @@ import numpy as np
 
 from mclmcf.serving.scoring import score_texts, score_word_subsets, word_tokens
 
-BATCH_WORDS = 300   # words of the tree's candidate parts per encoder call at most (hierarchical_spans)
-
 
 def subset_scorer(model, tokenizer, text: str, spans: list[tuple[int, int]], h_av: dict, max_length: int,
-                  tokenizer_lock=contextlib.nullcontext()):
+                  tokenizer_lock=contextlib.nullcontext(), whole: float | None = None):
     """``score(masks)`` for the transcript ``text`` and its words ``spans``: from the transcript's own token
-    ids where the tokenizer allows (scoring.word_tokens), else by tokenizing each subset's text."""
+    ids where the tokenizer allows (scoring.word_tokens), else by tokenizing each subset's text. ``whole``: the
+    transcript's own score where the caller has it (the page's request), given for the mask that keeps every word
+    instead of scoring the transcript again."""
     units = word_tokens(tokenizer, text, spans, tokenizer_lock)
-    if units is not None:
-        return lambda masks: score_word_subsets(model, units, masks, h_av, max_length)
     words = [text[a:b] for a, b in spans]
 
-    def score(masks):
+    def encoded(masks):
+        if units is not None:
+            return score_word_subsets(model, units, masks, h_av, max_length)
         texts = [text if m.all() else " ".join(w for w, keep in zip(words, m) if keep) for m in masks]
         return score_texts(model, tokenizer, texts, h_av, max_length, tokenizer_lock)
+
+    if whole is None:
+        return encoded
+
+    def score(masks):
+        rest = [m for m in masks if not m.all()]
+        values = iter(encoded(rest) if rest else [])
+        return np.array([whole if m.all() else next(values) for m in masks])
     return score
 
 
@@ -56,20 +62,6 @@ def cuts(lo: int, hi: int) -> list[int]:
     cuts are enough to keep any two neighbouring words together ("not bad"), as only one of the two separates them."""
     middle = lo + (hi - lo + 1) // 2
     return [i for i in (middle - 1, middle) if lo < i < hi]
-
-
-def next_parts(level: list[tuple[int, int]], cap: int) -> list[tuple[int, int]]:
-    """The parts the levels below the spans ``level`` could have, whichever cuts they take: the next level's, and
-    deeper levels' while all of them together hold at most ``cap`` words."""
-    parts: dict[tuple[int, int], None] = {}
-    while level:
-        new = [part for lo, hi in level for c in cuts(lo, hi) for part in ((lo, c), (c, hi))]
-        new = [s for s in dict.fromkeys(new) if s not in parts]
-        if parts and sum(hi - lo for lo, hi in [*parts, *new]) > cap:
-            break
-        parts.update(dict.fromkeys(new))
-        level = [s for s in new if s[1] - s[0] > 1]
-    return list(parts)
 
 
 def split_tree(n: int, across: dict[int, float]) -> dict[tuple[int, int], int]:
@@ -105,43 +97,6 @@ def hierarchical(score, n: int) -> tuple[np.ndarray, float, float]:
         context = (given.pop((lo, hi)) - whole) / 2
         given[(lo, c)] = (a + whole - b) / 2 + context
         given[(c, hi)] = (b + whole - a) / 2 + context
-    shares = np.zeros(n)
-    for (lo, _), share in given.items():
-        shares[lo] = share
-    return shares, value[(0, n)], nothing
-
-
-def hierarchical_spans(score, n: int) -> tuple[np.ndarray, float, float]:
-    """hierarchical_spans' shares (module docstring), F(x) and F(x'). The tree is walked a level at a time; when a
-    level's parts are not scored yet, they are scored in one batch with the parts the levels below could have, as
-    many levels as fit in BATCH_WORDS words: each encoder call streams all of the encoder's weights, a fixed cost
-    worth tens of tokens, so the small parts deep in the tree are scored together, while at the top, where a
-    level's unused candidates would cost more than a call, a level at a time."""
-    value: dict[tuple[int, int], float] = {}
-    index = np.arange(n)
-
-    def scored(spans):
-        new = [s for s in dict.fromkeys(spans) if s not in value]
-        value.update(zip(new, score([(index >= lo) & (index < hi) for lo, hi in new]) if new else []))
-
-    level = [(0, n)] if n > 1 else []
-    scored([(0, 0), (0, n), *next_parts(level, BATCH_WORDS)])
-    nothing = value[(0, 0)]
-    given = {(0, n): value[(0, n)] - nothing} if n else {}
-    while level:
-        if any(part not in value for part in next_parts(level, 0)):
-            scored(next_parts(level, BATCH_WORDS))
-        next_level = []
-        for lo, hi in level:
-            whole = value[(lo, hi)] - nothing
-            parts = {c: (value[(lo, c)] - nothing, value[(c, hi)] - nothing) for c in cuts(lo, hi)}
-            c = min(parts, key=lambda c: abs(whole - sum(parts[c])))       # the parts that interact least
-            a, b = parts[c]
-            context = (given.pop((lo, hi)) - whole) / 2
-            given[(lo, c)] = (a + whole - b) / 2 + context
-            given[(c, hi)] = (b + whole - a) / 2 + context
-            next_level += [s for s in ((lo, c), (c, hi)) if s[1] - s[0] > 1]
-        level = next_level
     shares = np.zeros(n)
     for (lo, _), share in given.items():
         shares[lo] = share

@@ -22,7 +22,6 @@ UP, DOWN = "#5aa0dc", "#eb8a5c"        # full colours at the largest |attributio
 SHOWN_REMAINDER = 0.005    # |score units| of the remainder from which the page shows it as its own item
 LOOSE_SUM = 0.1            # |remainder| above which the page says the colours are only approximate
 METHOD_LABELS = {"hierarchical": "the transcript halved and halved again, each part scored on its own",
-                 "hierarchical_spans": "the transcript halved and halved again, each part scored on its own",
                  "shapley": "each word's average effect over many orders of adding the words",
                  "propagation": "gradient x input through the text encoder",
                  "token_states": "Integrated Gradients over the text encoder's output",
