@@ -146,6 +146,10 @@ def live_tab_contents(registry: PipelineRegistry, tab: gr.Tab, demo: gr.Blocks) 
     def scored(window):   # on ZeroGPU a GPU is attached once per score, not for every audio chunk
         return live.score_window(registry.get(), window)
 
+    @gpu
+    def coloured(window, result):
+        return live.colour_words(registry.get(), window, result)
+
     def on_audio(chunk, window_s, request: gr.Request):
         if chunk is None:
             return gr.skip()
@@ -153,7 +157,7 @@ def live_tab_contents(registry: PipelineRegistry, tab: gr.Tab, demo: gr.Blocks) 
             session = sessions.acquire(request.session_hash, registry.get())
             if session is None:
                 return live_viz.busy_html(LIVE_SESSIONS)
-            update = session.stream_audio(*chunk, scored, window_s)
+            update = session.stream_audio(*chunk, scored, window_s, coloured)
         except ValueError as err:
             return live_viz.ended_html(str(refusal_logged(err)))
         return gr.skip() if update is None else live_viz.panel_html(update, window_s, sessions.config.history_s)

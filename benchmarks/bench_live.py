@@ -14,7 +14,9 @@ Latency of a phrase = wall time at which the handler returned the first update w
 phrase's end (known from the generated audio), minus the moment that end was "spoken" (start + its offset
 in the clip). It holds waiting for the next chunk, for the running score to finish, the pause detection
 (0.3 s of quiet) and the score itself (speech recognition, acoustic features, model); not the network
-(localhost HTTP is a few ms; on Spaces add the visitor's round trip). Rows: Gradio's 0.1 s chunks; 0.02 s
+(localhost HTTP is a few ms; on Spaces add the visitor's round trip). The words' colours follow the score as a
+second update of the same point (mclmcf.serving.live.colour_words), as in the app: "coloured" is the same
+latency to the first update that has heard the phrase with its words coloured. Rows: Gradio's 0.1 s chunks; 0.02 s
 chunks, the audio frames a WebRTC transport (FastRTC) would deliver: what a faster transport could gain at
 most; and two sessions streaming at once (what MCLMCF_LIVE_SESSIONS=2 would allow), sharing the cores.
 FastRTC itself is not measured: its releases require gradio<6 and this project pins gradio 6.31 (benchmarks/README.md,
@@ -57,7 +59,7 @@ def recorded_clip(n_phrases: int) -> tuple[np.ndarray, list[dict]]:
 
 def stream(pipeline, wave: np.ndarray, frames: list[np.ndarray], chunk_s: float) -> list[dict]:
     """Play ``wave`` and ``frames`` (looped) into a LiveSession in real time; every update the handler returned."""
-    from mclmcf.serving.live import LiveSession, score_window
+    from mclmcf.serving.live import LiveSession, colour_words, score_window
     session = LiveSession(pipeline)
     done = threading.Event()
     start = time.perf_counter()
@@ -76,10 +78,11 @@ def stream(pipeline, wave: np.ndarray, frames: list[np.ndarray], chunk_s: float)
         time.sleep(max(0.0, start + step * chunk_s - time.perf_counter()))
         recorded = min(len(wave), int((time.perf_counter() - start) * SR))   # all audio up to now goes out
         chunk, sent = wave[sent:recorded], recorded
-        update = session.stream_audio(SR, (chunk * 32767).astype(np.int16), lambda w: score_window(pipeline, w))
+        update = session.stream_audio(SR, (chunk * 32767).astype(np.int16), lambda w: score_window(pipeline, w),
+                                      colourer=lambda w, result: colour_words(pipeline, w, result))
         if update is not None and not isinstance(update, str):
             updates.append(dict(at_s=time.perf_counter() - start, end_s=update.end_s, score=update.score,
-                                words=update.words, timings=update.timings))
+                                words=update.words, timings=update.timings, coloured=update.attributions is not None))
     done.set()
     filming.join()
     while session.scoring:                                         # native threads must not outlive the interpreter
@@ -88,11 +91,15 @@ def stream(pipeline, wave: np.ndarray, frames: list[np.ndarray], chunk_s: float)
 
 
 def phrase_latencies(phrases: list[dict], updates: list[dict]) -> list[dict]:
+    """Per phrase: the first update that has heard its end (the score), and the first such with its words coloured."""
     rows = []
     for p in phrases:
         # the resampler holds ~20 ms back: a window ending that close to the phrase's end has heard it
-        first = next((u for u in updates if u["end_s"] >= p["end_s"] - 0.03), None)
+        heard = [u for u in updates if u["end_s"] >= p["end_s"] - 0.03]
+        first = heard[0] if heard else None
+        coloured = next((u for u in heard if u["coloured"]), None)
         rows.append(dict(**p, latency_s=None if first is None else round(first["at_s"] - p["end_s"], 3),
+                         coloured_s=None if coloured is None else round(coloured["at_s"] - p["end_s"], 3),
                          score=None if first is None else round(first["score"], 3),
                          words=None if first is None else first["words"]))
     return rows
@@ -127,23 +134,27 @@ def main() -> None:
         rows = [r for updates in streams for r in phrase_latencies(phrases, updates)]
         updates = [u for s in streams for u in s]
         lat = np.array([r["latency_s"] for r in rows if r["latency_s"] is not None])
+        coloured = np.array([r["coloured_s"] for r in rows if r["coloured_s"] is not None])
         agree = np.mean([r["score"] is not None and np.sign(r["score"]) == r["polarity"] for r in rows])
-        gaps = np.concatenate([np.diff([u["at_s"] for u in s]) for s in streams])
+        gaps = np.concatenate([np.diff([u["at_s"] for i, u in enumerate(s) if i == 0 or u["end_s"] != s[i - 1]["end_s"]])
+                               for s in streams])                  # between scores: a coloured update is the same point
         asr = np.median([u["timings"]["asr"] for u in updates])
         name = (f"Gradio stream events, {chunk_s:g} s chunks" if chunk_s >= 0.1 else
                 f"{chunk_s:g} s chunks (WebRTC-like; FastRTC not installable)")
         if sessions > 1:
             name += f", {sessions} sessions at once"
         table_rows.append([name, len(rows), float(np.median(lat)), float(np.quantile(lat, 0.9)), float(lat.max()),
-                           GOAL_S, f"{agree:.0%}", float(np.median(gaps)), float(asr)])
+                           GOAL_S, f"{agree:.0%}", float(np.median(gaps)), float(asr),
+                           float(np.median(coloured)) if len(coloured) else None])
         results.append(dict(chunk_s=chunk_s, sessions=sessions, phrases=rows, updates=len(updates),
                             median_s=float(np.median(lat)), p90_s=float(np.quantile(lat, 0.9)), max_s=float(lat.max()),
+                            coloured_median_s=float(np.median(coloured)) if len(coloured) else None,
                             sign_agreement=float(agree), update_interval_median_s=float(np.median(gaps)),
                             asr_median_s=float(asr)))
     print(f"\nLive mode: end of a spoken phrase -> updated score ({args.phrases} phrases, 4 s window, demo weights, "
           f"Whisper tiny.en); {machine_line(info)}")
     table = print_table(["streaming path", "phrases", "median s", "p90 s", "max s", "goal s", "sign right",
-                         "update every s", "asr s"], table_rows)
+                         "update every s", "asr s", "coloured: median s"], table_rows)
     met = all(r["max_s"] <= GOAL_S for r in results if r["sessions"] == 1)
     print(f"goal: <= {GOAL_S:g} s from the end of a phrase to the updated score (one session, max): "
           f"{'met' if met else 'NOT met'}")

@@ -80,6 +80,7 @@ def test_run_all_quick_writes_every_result():
     phrases = live["results"][0]["phrases"]
     assert live["goal_s"] == 1.5 and len(phrases) == 2 and all(p["latency_s"] > 0 for p in phrases)
     assert [p["polarity"] for p in phrases] == [1, -1] and "| streaming path" in live["table"]
+    assert all(p["coloured_s"] >= p["latency_s"] for p in phrases if p["coloured_s"] is not None)  # colours follow
     for text in (proc.stdout, train["table"]):
         assert "| configuration" in text
 

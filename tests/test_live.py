@@ -5,7 +5,9 @@ fake camera and microphone."""
 from __future__ import annotations
 
 import re
+import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from mclmcf.serving.explain import WordAttribution, WordAttributions, default_method, word_spans
 from mclmcf.ui import words
 
-from mclmcf.serving.live import LiveConfig, LiveInputError, LiveSession, score_window
+from mclmcf.serving.live import LiveConfig, LiveInputError, LiveSession, WindowScore, colour_words, score_window
 from mclmcf.serving.live_sessions import LiveSessionEnded, LiveSessions
 from test_app import ARTIFACTS, browser_test, chromium, full_page_screenshot, launch_app, wait_for
 
@@ -45,9 +47,9 @@ def feed(session: LiveSession, wave: np.ndarray, chunk_s: float = 0.1) -> None:
 
 
 def score_now(session: LiveSession, pipeline):
-    """What start_scoring's thread does, in this thread."""
+    """What start_scoring's thread does, in this thread: the score, then its words coloured."""
     window = session.window()
-    return session.record(window, score_window(pipeline, window))
+    return session.record(window, colour_words(pipeline, window, score_window(pipeline, window)))
 
 
 def held_bytes(session: LiveSession) -> int:
@@ -183,6 +185,33 @@ def test_background_scoring_reports_each_result_once_and_failures_as_text(mute_p
     assert session.start_scoring(broken)
     message = wait_for(session.take_update, timeout=60, what="the failure")
     assert isinstance(message, str) and "failed" in message and "boom" not in message
+
+
+def test_the_score_is_shown_first_and_its_coloured_words_follow_unless_a_new_score_is_due(mute_pipeline):
+    """The score's update does not wait for the colours; the colours come as a second update of the same point.
+    When audio enough for the next score arrived while scoring (a phrase ended), that score goes first."""
+    session = LiveSession(mute_pipeline)
+    feed(session, np.zeros(SR, np.float32))
+    release, coloured = threading.Event(), WordAttributions([WordAttribution("good", 0.5, True)], 1.0, 0.5)
+
+    def colourer(window, result):
+        assert release.wait(60)
+        return replace(result, attributions=coloured, timings={**result.timings, "colours": 0.0})
+    assert session.start_scoring(lambda window: WindowScore(1.0, "good", {"model": 0.0}), colourer=colourer)
+    first = wait_for(session.take_update, timeout=60, what="the score")
+    assert first.score == 1.0 and first.attributions is None and session.scoring
+    release.set()
+    second = wait_for(session.take_update, timeout=60, what="the coloured words")
+    assert second.attributions is coloured and "colours" in second.timings
+    assert second.history == first.history and len(second.history) == 1 and second.end_s == first.end_s
+
+    def scorer_while_a_phrase_ends(window):
+        feed(session, np.zeros(int(1.2 * SR), np.float32))       # a score is due again before the colours
+        return WindowScore(-1.0, "bad", {"model": 0.0})
+    assert session.start_scoring(scorer_while_a_phrase_ends, colourer=colourer)
+    assert wait_for(session.take_update, timeout=60, what="the score").attributions is None
+    wait_for(lambda: not session.scoring, timeout=60, what="the scoring thread's end")
+    assert session.take_update() is None
 
 
 def test_sessions_are_capped_released_and_idle_ones_give_way(mute_pipeline):

@@ -2,9 +2,11 @@
 
     session = LiveSessions(max_sessions=1).acquire("tab-id", pipeline)   # mclmcf.serving.live_sessions; None: busy
     session.add_frame(rgb)                               # webcam: face features of each new frame, at once
-    update = session.stream_audio(48_000, samples, lambda window: score_window(pipeline, window))
+    update = session.stream_audio(48_000, samples, lambda window: score_window(pipeline, window),
+                                  colourer=lambda window, result: colour_words(pipeline, window, result))
     # a microphone chunk (int16 or float, mono or stereo); when a score is due it starts on a thread of
-    # its own, and update is the newest finished one (once), else None
+    # its own, and update is the newest finished one (once), else None: the score first, then the same
+    # point with the words heard coloured
 
 Each score reads the last ``window_s`` seconds (default 4): their audio through the pipeline's acoustic
 features (preprocessing.audio) and its speech recogniser (word timestamps), and the face rows of the
@@ -20,8 +22,10 @@ the same memory after one minute as after ten. A chunk must declare a sample rat
 most ``MAX_CHUNK_S`` of audio (``LiveInputError`` otherwise: a 20 KB chunk declaring 1 Hz would resample to
 hundreds of MB). Which tabs may hold a session at once: ``LiveSessions`` (mclmcf.serving.live_sessions).
 
-``score_window`` is a pure function of a ``LiveWindow`` (no session state), so on ZeroGPU it can run
-in the GPU worker (``spaces.GPU``) and only its result comes back to the session.
+``score_window`` and ``colour_words`` are pure functions of a ``LiveWindow`` (no session state), so on ZeroGPU
+they can run in the GPU worker (``spaces.GPU``) and only their results come back to the session. The score is
+shown as soon as it is ready; the words' colours (the page's method, about as long again as the model's score)
+follow as a second update of the same point.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import soxr
@@ -99,8 +103,9 @@ class LiveWindow:
 class WindowScore:
     score: float
     words: str | None             # what speech recognition heard in the window; None: no recogniser
-    timings: dict[str, float]     # seconds: asr, audio, model (the score with its word colours)
-    attributions: WordAttributions | None = None   # the score over the words heard (None: no words)
+    timings: dict[str, float]     # seconds: asr, audio, model (the score); colours, once coloured
+    audio: np.ndarray | None = None   # the window's acoustic features, which the colours hold fixed
+    attributions: WordAttributions | None = None   # the score over the words heard (colour_words; None: not yet)
 
 
 @dataclass
@@ -120,7 +125,8 @@ class LiveUpdate:
 
 
 def score_window(pipeline: SentimentPipeline, window: LiveWindow) -> WindowScore:
-    """Recognise the window's speech, compute its acoustic features and score it with its face rows."""
+    """Recognise the window's speech, compute its acoustic features and score it with its face rows (the words'
+    colours are a second step, ``colour_words``, so that the score is shown without waiting for them)."""
     spec = pipeline.weights.spec
     t0 = time.perf_counter()
     heard = pipeline.asr.transcribe(window.waveform, spec.sample_rate) if pipeline.asr else None
@@ -128,11 +134,18 @@ def score_window(pipeline: SentimentPipeline, window: LiveWindow) -> WindowScore
     audio = audio_features(window.waveform, spec)
     t2 = time.perf_counter()
     words = heard.text if heard else None
-    # the words' colours score the whole transcript too (their F(x)): that is the window's score
-    attributions = pipeline.explain_words(words, audio, window.vision) if words else None
-    score = attributions.score if attributions else pipeline.score("", audio, window.vision)
-    return WindowScore(score, words, {"asr": t1 - t0, "audio": t2 - t1, "model": time.perf_counter() - t2},
-                       attributions)
+    score = pipeline.score(words or "", audio, window.vision)
+    return WindowScore(score, words, {"asr": t1 - t0, "audio": t2 - t1, "model": time.perf_counter() - t2}, audio)
+
+
+def colour_words(pipeline: SentimentPipeline, window: LiveWindow, result: WindowScore) -> WindowScore:
+    """``result`` with the words it heard coloured by the page's method (their shares of its score)."""
+    if not result.words:
+        return result
+    start = time.perf_counter()
+    attributions = pipeline.explain_words(result.words, result.audio, window.vision, score=result.score)
+    return replace(result, attributions=attributions,
+                   timings={**result.timings, "colours": time.perf_counter() - start})
 
 
 class LiveSession:
@@ -238,37 +251,48 @@ class LiveSession:
             return self._vision_mean.copy(), 0.0
         return rows[fresh], float(has_face[fresh].mean())
 
-    def start_scoring(self, scorer, window_s: float | None = None) -> bool:
+    def start_scoring(self, scorer, window_s: float | None = None, colourer=None) -> bool:
         """Score the current window on a thread of its own, unless a score is still running; whether it started.
         The stream handler must not wait for it: Gradio keeps only the newest chunk of a busy stream
-        handler, so the audio sent meanwhile would be lost. ``scorer(window) -> WindowScore``."""
+        handler, so the audio sent meanwhile would be lost. ``scorer(window) -> WindowScore``; ``colourer(window,
+        result) -> WindowScore`` (colour_words), if given, runs after the score is shown and its update follows,
+        unless a new score is already due then (a phrase has ended: its score goes first, coloured in turn)."""
         with self._lock:
             if self._scoring:
                 return False
             self._scoring = True
         window = self.window(window_s)
 
+        def publish(update):
+            with self._lock:
+                self._update = update
+
         def run():
             try:
-                update = self.record(window, scorer(window))
+                result = scorer(window)
+                update = self.record(window, result)
+                publish(update)
+                if colourer is not None and result.words and not self.due():
+                    coloured = colourer(window, result)
+                    publish(replace(update, attributions=coloured.attributions, timings=coloured.timings))
             except Exception:
                 log.exception("live scoring failed")
-                update = "Scoring this window failed (logged on the server); the next one tries again."
+                publish("Scoring this window failed (logged on the server); the next one tries again.")
             with self._lock:
-                self._update, self._scoring = update, False
+                self._scoring = False
 
         # the request's context goes along: spaces.GPU (ZeroGPU) reads the visitor's request from it. Not a
         # daemon: an exiting interpreter waits for the score (< 2 s) instead of aborting in the native code it runs
         threading.Thread(target=contextvars.copy_context().run, args=(run,)).start()
         return True
 
-    def stream_audio(self, sample_rate: int, samples: np.ndarray, scorer, window_s: float | None = None
-                     ) -> LiveUpdate | str | None:
+    def stream_audio(self, sample_rate: int, samples: np.ndarray, scorer, window_s: float | None = None,
+                     colourer=None) -> LiveUpdate | str | None:
         """What the microphone's stream handler does with each chunk: take it in, start a score when one is
-        due, and hand back the newest finished one (None: nothing new to show)."""
+        due (``start_scoring``), and hand back the newest finished one (None: nothing new to show)."""
         self.add_audio(sample_rate, samples)
         if self.due():
-            self.start_scoring(scorer, window_s)
+            self.start_scoring(scorer, window_s, colourer)
         return self.take_update()
 
     @property
