@@ -196,13 +196,13 @@ def test_the_score_is_shown_first_and_its_coloured_words_follow_unless_a_new_sco
 
     def colourer(window, result):
         assert release.wait(60)
-        return replace(result, attributions=coloured, timings={**result.timings, "colours": 0.0})
+        return replace(result, attributions=coloured, timings={**result.timings, "explain": 0.0})
     assert session.start_scoring(lambda window: WindowScore(1.0, "good", {"model": 0.0}), colourer=colourer)
     first = wait_for(session.take_update, timeout=60, what="the score")
     assert first.score == 1.0 and first.attributions is None and session.scoring
     release.set()
     second = wait_for(session.take_update, timeout=60, what="the coloured words")
-    assert second.attributions is coloured and "colours" in second.timings
+    assert second.attributions is coloured and "explain" in second.timings
     assert second.history == first.history and len(second.history) == 1 and second.end_s == first.end_s
 
     def scorer_while_a_phrase_ends(window):

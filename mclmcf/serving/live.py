@@ -103,7 +103,7 @@ class LiveWindow:
 class WindowScore:
     score: float
     words: str | None             # what speech recognition heard in the window; None: no recogniser
-    timings: dict[str, float]     # seconds: asr, audio, model (the score); colours, once coloured
+    timings: dict[str, float]     # seconds: asr, audio, model (the score); explain, once coloured
     audio: np.ndarray | None = None   # the window's acoustic features, which the colours hold fixed
     attributions: WordAttributions | None = None   # the score over the words heard (colour_words; None: not yet)
 
@@ -145,7 +145,7 @@ def colour_words(pipeline: SentimentPipeline, window: LiveWindow, result: Window
     start = time.perf_counter()
     attributions = pipeline.explain_words(result.words, result.audio, window.vision, score=result.score)
     return replace(result, attributions=attributions,
-                   timings={**result.timings, "colours": time.perf_counter() - start})
+                   timings={**result.timings, "explain": time.perf_counter() - start})
 
 
 class LiveSession:

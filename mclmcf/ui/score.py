@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 POLARITY_COLOURS = {"negative": "#d9485f", "neutral": "#8a8f98", "positive": "#2f9e6e"}
-STAGE_NAMES = {"audio": "acoustic"}      # the stage that computes the acoustic features, named as the page names them
+STAGE_NAMES = {"audio": "acoustic", "explain": "word colours"}   # stages named as the page names them
 
 
 def gauge_html(value_id: str, score: float, sentiment_class: str, polarity: str, label_range: float,
