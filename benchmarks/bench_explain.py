@@ -135,7 +135,8 @@ def timing(weights, label, methods, audio, vision, lengths, reps) -> list[dict]:
     for n in lengths:
         text = transcript(n)
         load = os.getloadavg()[0]
-        walls, cpus, results = ({m: [] for m in methods} for _ in range(3))
+        walls, cpus = ({m: [] for m in methods} for _ in range(2))
+        results = {}                       # method -> its last WordAttributions
         for _ in range(reps):
             for method in methods:
                 start, cpu = time.perf_counter(), time.process_time()
